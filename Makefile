@@ -1,0 +1,43 @@
+# Two commands matter to users: `make demo` and `make test` (see README.md).
+# Each area of the project adds its own targets in mk/<area>.mk and the Debian
+# packages it needs in scripts/deps.d/<area>.txt.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+BUILD := $(CURDIR)/build
+export GOFLAGS ?= -buildvcs=false
+CMDS := $(notdir $(wildcard cmd/*))
+
+# Fragments append to these.
+TEST_EXTRA :=
+BENCH_TARGETS :=
+include $(sort $(wildcard mk/*.mk))
+
+.PHONY: all deps build test gotest bench bench-quick demo clean fmt vet
+all: build
+
+deps:
+	scripts/deps.sh
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+# The Go suites (unit and integration, with the race detector), then the
+# suites that need more than `go test` (VM boots, namespaces, ...).
+gotest: deps build vet
+	UPGRADE_BIN=$(BIN) $(GO) test -race -count=1 -timeout 25m ./...
+
+test: gotest $(TEST_EXTRA)
+	@echo "make test: all suites passed"
+
+bench: deps build $(BENCH_TARGETS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN) $(BUILD)

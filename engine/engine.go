@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"laptop.org/upgrade/clone"
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/manifest"
+	"laptop.org/upgrade/slotfs"
+	"laptop.org/upgrade/verify"
+)
+
+// Options for one upgrade job.
+type Options struct {
+	Version  uint64 // 0 = newest on the channel
+	Job      uint32 // recorded in the journal
+	Progress func(Progress)
+	// DryRun stops after planning: nothing is written into the slot.
+	DryRun bool
+}
+
+// Result describes a finished (or planned) upgrade.
+type Result struct {
+	Slot          layout.Slot
+	From, Version uint64
+	Resumed       bool
+	AlreadyReady  bool // the inactive slot already held and verified this version
+	Counts        [Object + 1]int
+	DownloadBytes int64 // planned (remaining) download
+	Fetched       int64 // bytes received in this run
+	NeedBytes     int64
+	FreeBytes     int64
+	NeedInodes    int64
+	FreeInodes    int64
+	Drift         []clone.Drift
+}
+
+// Slots returns (active, inactive) after sanity checks that give a clear
+// error for a broken root: current pointing nowhere, a slot that is a file.
+func Slots(r layout.Root) (layout.Slot, layout.Slot, error) {
+	active, err := r.CurrentSlot()
+	if err != nil {
+		return "", "", err
+	}
+	for _, s := range []layout.Slot{active, active.Other()} {
+		st, err := os.Lstat(r.Slot(s))
+		if errors.Is(err, os.ErrNotExist) && s != active {
+			if err := os.Mkdir(r.Slot(s), 0755); err != nil {
+				return "", "", fmt.Errorf("create slot %s: %w", s, err)
+			}
+			continue
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("slot %s: %v: %w", s, err, errdefs.ErrFailedPrecondition)
+		}
+		if !st.IsDir() {
+			return "", "", fmt.Errorf("slot %s (%s) is not a directory: %w", s, r.Slot(s), errdefs.ErrFailedPrecondition)
+		}
+	}
+	return active, active.Other(), nil
+}
+
+// Upgrade builds the target version in the inactive slot, resuming an
+// interrupted job for the same target. On success the slot is complete,
+// verified and recorded; the boot pointer is untouched.
+func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	report := func(p Progress) {
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+	}
+	report(Progress{Phase: PhaseChecking})
+	r := cfg.Root
+	active, inactive, err := Slots(r)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := LoadInstalled(r, active)
+	if err != nil {
+		return nil, fmt.Errorf("active slot %s: %w", active, err)
+	}
+	rm, err := OpenRemote(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := rm.Pick(o.Version)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Slot: inactive, From: cur.Version, Version: ref.Version}
+	switch {
+	case ref.Version == cur.Version:
+		return res, fmt.Errorf("version %d is already running: %w", cur.Version, errdefs.ErrUpToDate)
+	case ref.Version < cur.Version:
+		return res, fmt.Errorf("version %d is older than the running %d; downgrades are refused: %w", ref.Version, cur.Version, errdefs.ErrInvalidArgument)
+	}
+	t, err := rm.LoadTarget(ctx, ref)
+	if err != nil {
+		return res, err
+	}
+	if err := os.MkdirAll(r.StagingDir(), 0755); err != nil {
+		return res, err
+	}
+	aRoot, err := slotfs.Open(r.Slot(active))
+	if err != nil {
+		return res, err
+	}
+	defer aRoot.Close()
+
+	// Already built and recorded (e.g. a second Upgrade after ready-to-reboot)?
+	if inst, err := LoadInstalled(r, inactive); err == nil && inst.Version == ref.Version {
+		if err := verifySlot(ctx, r, inactive, t.Manifest, cfg, report); err == nil {
+			res.AlreadyReady = true
+			return res, nil
+		}
+	}
+
+	drift, err := clone.DetectDrift(ctx, aRoot, cur.Manifest, defaultWorkers(cfg.Workers))
+	if err != nil {
+		return res, fmt.Errorf("drift check of slot %s: %w", active, err)
+	}
+	res.Drift = drift
+	for _, d := range drift {
+		cfg.Logf("drift: %s: %s (will be fetched, not cloned)", d.Path, d.Reason)
+	}
+	driftSet := map[string]bool{}
+	for _, d := range drift {
+		driftSet[d.Path] = true
+	}
+	plan, err := MakePlan(cur.Manifest, driftSet, t)
+	if err != nil {
+		return res, err
+	}
+	res.Counts = plan.Counts
+	res.DownloadBytes = plan.Remaining(r.StagingDir())
+	if err := checkSpace(r, res, plan, cur.Manifest); err != nil {
+		return res, err
+	}
+	if o.DryRun {
+		return res, nil
+	}
+
+	j, _ := LoadJournal(r)
+	res.Resumed = j != nil && j.Slot == inactive && j.Manifest == ref.Manifest.SHA256 && j.Cloned
+	if !res.Resumed {
+		j = &Journal{Job: o.Job, Slot: inactive, Version: ref.Version, Manifest: ref.Manifest.SHA256, Started: cfg.Now().UTC()}
+	}
+	if cfg.BeforeWrite != nil {
+		if err := cfg.BeforeWrite(inactive); err != nil {
+			return res, fmt.Errorf("prepare slot %s: %w", inactive, err)
+		}
+	}
+	if err := InvalidateSlot(r, inactive); err != nil {
+		return res, err
+	}
+	j.Phase = PhaseCloning
+	if err := j.Save(r); err != nil {
+		return res, err
+	}
+	bRoot, err := slotfs.Open(r.Slot(inactive))
+	if err != nil {
+		return res, err
+	}
+	defer bRoot.Close()
+
+	if !res.Resumed {
+		report(Progress{Phase: PhaseCloning})
+		cr, err := clone.Clone(ctx, aRoot, bRoot, cur.Manifest, clone.Options{
+			Workers:  cfg.Workers,
+			Progress: func(done, total int) { report(Progress{Phase: PhaseCloning, ItemsDone: done, ItemsTotal: total}) },
+		})
+		if err != nil {
+			return res, fmt.Errorf("clone %s to %s: %w", active, inactive, err)
+		}
+		cfg.Logf("cloned %s to %s: %d linked, %d kept, %d removed, %d dirs", active, inactive, cr.Linked, cr.Kept, cr.Removed, cr.Dirs)
+		j.Cloned = true
+	}
+	j.Phase = PhaseDownloading
+	if err := j.Save(r); err != nil {
+		return res, err
+	}
+
+	total := res.DownloadBytes
+	report(Progress{Phase: PhaseDownloading, BytesTotal: total})
+	before := rm.F.BytesReceived()
+	rm.SetProgress(func(done, tot int64) { report(Progress{Phase: PhaseDownloading, BytesDone: done, BytesTotal: tot}) })
+	err = rm.F.Fetch(ctx, r.StagingDir(), plan.Blobs)
+	res.Fetched = rm.F.BytesReceived() - before
+	j.Fetched += res.Fetched
+	if err != nil {
+		j.Save(r)
+		return res, fmt.Errorf("download: %w", err)
+	}
+
+	j.Phase = PhaseApplying
+	if err := j.Save(r); err != nil {
+		return res, err
+	}
+	report(Progress{Phase: PhaseApplying, ItemsTotal: len(plan.Actions)})
+	ap := &applier{a: aRoot, b: bRoot, t: t, p: plan, staging: r.StagingDir(), resume: res.Resumed, workers: defaultWorkers(cfg.Workers),
+		progress: func(done, total int) { report(Progress{Phase: PhaseApplying, ItemsDone: done, ItemsTotal: total}) }}
+	if err := ap.run(ctx); err != nil {
+		return res, err
+	}
+	j.Phase = PhaseVerifying
+	if err := j.Save(r); err != nil {
+		return res, err
+	}
+	if err := verifySlot(ctx, r, inactive, t.Manifest, cfg, report); err != nil {
+		return res, err
+	}
+	if err := SaveInstalled(r, inactive, ref.Version, rm.IndexRaw, t.ManifestRaw); err != nil {
+		return res, err
+	}
+	if err := ClearJournal(r); err != nil {
+		cfg.Logf("%v", err) // past the point of no return: log, do not undo
+	}
+	if err := os.RemoveAll(r.StagingDir()); err != nil {
+		cfg.Logf("clean staging: %v", err)
+	}
+	report(Progress{Phase: PhaseDone, BytesDone: total, BytesTotal: total})
+	return res, nil
+}
+
+func verifySlot(ctx context.Context, r layout.Root, s layout.Slot, m *manifest.Manifest, cfg *Config, report func(Progress)) error {
+	root, err := slotfs.Open(r.Slot(s))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	report(Progress{Phase: PhaseVerifying})
+	return verify.Slot(ctx, root, m, verify.Options{
+		Workers:  cfg.Workers,
+		Progress: func(done, total int64) { report(Progress{Phase: PhaseVerifying, BytesDone: done, BytesTotal: total}) },
+	})
+}
+
+// spaceMargin is kept free for the running system.
+const spaceMargin = 16 << 20
+
+// checkSpace refuses an upgrade that cannot fit, before anything is
+// downloaded: staging bytes plus new inodes' content, and inodes for the
+// clone's directories and symlinks plus new files.
+func checkSpace(r layout.Root, res *Result, p *Plan, active *manifest.Manifest) error {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(r.StateDir(), &sfs); err != nil {
+		return fmt.Errorf("statfs %s: %w", r.StateDir(), err)
+	}
+	res.FreeBytes = int64(sfs.Bavail) * int64(sfs.Bsize)
+	res.FreeInodes = int64(sfs.Ffree)
+	res.NeedBytes = res.DownloadBytes + p.NewBytes + spaceMargin
+	res.NeedInodes = p.NewInodes + int64(len(p.Blobs))
+	if res.NeedBytes > res.FreeBytes {
+		return fmt.Errorf("the upgrade needs %d MB on disk (%d MB to download, %d MB of new files) but only %d MB are free: %w",
+			res.NeedBytes>>20, res.DownloadBytes>>20, p.NewBytes>>20, res.FreeBytes>>20, errdefs.ErrNoSpace)
+	}
+	if sfs.Files > 0 && res.NeedInodes > res.FreeInodes { // Files == 0: no inode limit (btrfs)
+		return fmt.Errorf("the upgrade needs %d inodes but only %d are free: %w", res.NeedInodes, res.FreeInodes, errdefs.ErrNoSpace)
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/internal/testrepo"
+	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/manifest"
+)
+
+// node is everything about a path that an upgrade must not change in the
+// active slot. ctime is left out: linking an inode into the clone bumps it.
+type node struct {
+	Ino, Size     uint64
+	Mode          uint32
+	UID, GID      uint32
+	Mtime         int64
+	SHA, Target   string
+	Xattrs        string
+}
+
+func snapshot(t *testing.T, dir string) map[string]node {
+	t.Helper()
+	out := map[string]node{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		n := node{Ino: st.Ino, Size: uint64(st.Size), Mode: st.Mode, UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
+		if d.Type().IsRegular() {
+			h, _, err := manifest.HashFile(p)
+			if err != nil {
+				return err
+			}
+			n.SHA = h.String()
+			xs, _ := manifest.ReadXattrs(p)
+			for _, x := range xs {
+				n.Xattrs += x.Name + "=" + string(x.Value) + ";"
+			}
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			n.Target, _ = os.Readlink(p)
+		}
+		if d.IsDir() {
+			n.Size, n.Mtime = 0, 0 // directory sizes and mtimes move with their entries
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = n
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestUpgradeEndToEnd(t *testing.T) {
+	rp := testrepo.New(t, 2)
+	url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
+	root, cfg := rp.Provision(t, url, 1)
+	lr := cfg.Root
+
+	before := snapshot(t, lr.Slot(layout.SlotA))
+	res, err := engine.Upgrade(context.Background(), cfg, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("counts keep/link/copy/delta/object = %v, fetched %d of planned %d", res.Counts, res.Fetched, res.DownloadBytes)
+	if diff := cmp.Diff(before, snapshot(t, lr.Slot(layout.SlotA))); diff != "" {
+		t.Fatalf("active slot changed (-before +after):\n%s", diff)
+	}
+	if res.Slot != layout.SlotB || res.Version != 2 {
+		t.Fatalf("got slot %s version %d", res.Slot, res.Version)
+	}
+	for src, min := range map[engine.Source]int{engine.Keep: 5, engine.Link: 1, engine.Copy: 3, engine.Delta: 2, engine.Object: 2} {
+		if res.Counts[src] < min {
+			t.Errorf("%s: %d actions, want at least %d", src, res.Counts[src], min)
+		}
+	}
+	// The slot equals the published v2 tree in every way the manifest tracks.
+	want, err := manifest.Scan(context.Background(), rp.Trees[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := manifest.Scan(context.Background(), lr.Slot(layout.SlotB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want.Entries, got.Entries); diff != "" {
+		t.Fatalf("slot b differs from the v2 tree (-want +got):\n%s", diff)
+	}
+	// Mode-only and xattr-only changes made new inodes; unchanged files share.
+	after := snapshot(t, lr.Slot(layout.SlotB))
+	for _, p := range []string{"bin/su", "usr/bin/httpd", "usr/bin/owner"} {
+		if after[p].Ino == before[p].Ino {
+			t.Errorf("%s: metadata change reused the active slot's inode", p)
+		}
+	}
+	if after["usr/bin/unchanged"].Ino != before["usr/bin/unchanged"].Ino {
+		t.Errorf("unchanged file was copied, not linked")
+	}
+	if after["usr/share/new-name"].Ino != before["usr/share/old-name"].Ino {
+		t.Errorf("moved file was not linked from its old name")
+	}
+	inst, err := engine.LoadInstalled(lr, layout.SlotB)
+	if err != nil || inst.Version != 2 {
+		t.Fatalf("slot b record: %v %v", inst, err)
+	}
+	if j, _ := engine.LoadJournal(lr); j != nil {
+		t.Errorf("journal left behind: %+v", j)
+	}
+	// A second upgrade finds the slot ready and does nothing.
+	res2, err := engine.Upgrade(context.Background(), cfg, engine.Options{})
+	if err != nil || !res2.AlreadyReady {
+		t.Fatalf("second upgrade: %+v %v", res2, err)
+	}
+	_ = root
+}
+
+func TestUpToDateAndDowngrade(t *testing.T) {
+	rp := testrepo.New(t, 2)
+	url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
+	_, cfg := rp.Provision(t, url, 2)
+	_, err := engine.Upgrade(context.Background(), cfg, engine.Options{})
+	if !errors.Is(err, errdefs.ErrUpToDate) {
+		t.Fatalf("got %v, want ErrUpToDate", err)
+	}
+	_, err = engine.Upgrade(context.Background(), cfg, engine.Options{Version: 1})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("downgrade: got %v", err)
+	}
+	res, upToDate, err := engine.Check(context.Background(), cfg, 0)
+	if err != nil || !upToDate {
+		t.Fatalf("check: %+v %v %v", res, upToDate, err)
+	}
+}
+
+func TestCheckReportsCost(t *testing.T) {
+	rp := testrepo.New(t, 2)
+	url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
+	_, cfg := rp.Provision(t, url, 1)
+	res, upToDate, err := engine.Check(context.Background(), cfg, 0)
+	if err != nil || upToDate {
+		t.Fatal(err, upToDate)
+	}
+	if res.Version != 2 || res.DownloadBytes <= 0 || res.NeedBytes <= res.DownloadBytes || res.FreeBytes <= 0 {
+		t.Fatalf("check result %+v", res)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Root.Slot(layout.SlotB), "usr")); err == nil {
+		t.Fatal("check wrote into the inactive slot")
+	}
+}

@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"laptop.org/upgrade/atomicfile"
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/manifest"
+)
+
+// Installed is what a slot holds, as recorded when it was built: the signed
+// index that pins its manifest, and the manifest. The security service
+// re-verifies both against its own keys; the engine trusts its own records.
+type Installed struct {
+	Slot     layout.Slot
+	Version  uint64
+	Manifest *manifest.Manifest
+	IndexRaw []byte
+	Raw      []byte // manifest bytes
+}
+
+// recordPolicy decodes our own records: they passed the policy when fetched.
+var recordPolicy = manifest.Policy{AllowSetuid: true, AllowDevices: true}
+
+// LoadInstalled reads the record of slot; ErrNotFound when there is none
+// (never built, or invalidated because a build started).
+func LoadInstalled(r layout.Root, s layout.Slot) (*Installed, error) {
+	vb, err := os.ReadFile(r.SlotVersionFile(s))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("slot %s has no installed version: %w", s, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(vb)), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", r.SlotVersionFile(s), err, errdefs.ErrCorrupt)
+	}
+	raw, err := os.ReadFile(r.SlotManifest(s))
+	if err != nil {
+		return nil, fmt.Errorf("slot %s manifest: %w", s, err)
+	}
+	m, err := manifest.Decode(bytes.NewReader(raw), recordPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("slot %s manifest: %w", s, err)
+	}
+	idx, err := os.ReadFile(r.SlotIndex(s))
+	if err != nil {
+		return nil, fmt.Errorf("slot %s index: %w", s, err)
+	}
+	return &Installed{Slot: s, Version: v, Manifest: m, IndexRaw: idx, Raw: raw}, nil
+}
+
+// SaveInstalled records what slot now holds. The version file is written
+// last: it is what marks the record complete.
+func SaveInstalled(r layout.Root, s layout.Slot, version uint64, indexRaw, manifestRaw []byte) error {
+	if err := os.MkdirAll(r.SlotMetaDir(s), 0755); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(r.SlotIndex(s), indexRaw, 0644); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(r.SlotManifest(s), manifestRaw, 0644); err != nil {
+		return err
+	}
+	return atomicfile.Write(r.SlotVersionFile(s), []byte(strconv.FormatUint(version, 10)+"\n"), 0644)
+}
+
+// InvalidateSlot forgets what slot holds, before anything writes into it.
+func InvalidateSlot(r layout.Root, s layout.Slot) error {
+	err := os.Remove(r.SlotVersionFile(s))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("invalidate slot %s: %w", s, err)
+	}
+	if err := os.MkdirAll(r.SlotMetaDir(s), 0755); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(r.SlotMetaDir(s))
+}

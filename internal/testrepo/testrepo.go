@@ -1,0 +1,96 @@
+// Package testrepo publishes sample versions into a repository and serves
+// it over HTTP on [::1], as tests and the demo need: a real repository made
+// by the real publisher, on a real IPv6 socket.
+package testrepo
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/internal/testtree"
+	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/publish"
+	"laptop.org/upgrade/repo"
+)
+
+// Channel is the channel test repositories publish to.
+const Channel = "stable"
+
+// Repo is a published repository.
+type Repo struct {
+	Dir   string
+	Key   repo.PrivateKey
+	Keys  repo.Keyring
+	Trees []string // source tree of version i+1
+}
+
+// New publishes versions 1..n of the sample tree.
+func New(t testing.TB, n int) *Repo {
+	t.Helper()
+	base := t.TempDir()
+	os.Chmod(base, 0755)
+	k, err := repo.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Repo{Dir: filepath.Join(base, "repo"), Key: k, Keys: repo.Keyring{k.ID: k.Public()}}
+	for v := 1; v <= n; v++ {
+		tree := filepath.Join(base, "tree", string(rune('0'+v)))
+		if err := testtree.Build(tree, v); err != nil {
+			t.Fatal(err)
+		}
+		r.Trees = append(r.Trees, tree)
+		r.Publish(t, tree)
+	}
+	return r
+}
+
+// Publish adds tree as the next version.
+func (r *Repo) Publish(t testing.TB, tree string) publish.Result {
+	t.Helper()
+	res, err := publish.Add(context.Background(), tree, publish.Options{Repo: r.Dir, Key: r.Key, Channel: Channel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// Serve serves dir over HTTP on [::1] until the test ends; returns the base URL.
+func Serve(t testing.TB, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// Config returns an engine config for root, fetching from mirrors.
+func (r *Repo) Config(t testing.TB, root string, mirrors ...string) *engine.Config {
+	t.Helper()
+	lr, err := layout.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &engine.Config{Root: lr, Mirrors: mirrors, Channel: Channel, Keys: r.Keys, Logf: t.Logf}
+}
+
+// Provision makes a root at version v served from mirror.
+func (r *Repo) Provision(t testing.TB, mirror string, v uint64) (string, *engine.Config) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "root")
+	cfg := r.Config(t, root, mirror)
+	if _, err := engine.Provision(context.Background(), cfg, v); err != nil {
+		t.Fatal(err)
+	}
+	return root, cfg
+}

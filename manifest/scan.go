@@ -1,0 +1,210 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"laptop.org/upgrade/digest"
+)
+
+// Scan walks dir (not following symlinks) and builds its entries, hashing
+// files on every core. Hard links inside the tree become link groups. The
+// header is left for the caller to fill.
+func Scan(ctx context.Context, dir string) (*Manifest, error) {
+	type inode struct{ dev, ino uint64 }
+	m := &Manifest{}
+	seen := map[inode]string{}
+	var files []int
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("scan %s: %w", p, err)
+		}
+		e := Entry{Path: filepath.ToSlash(rel), Mode: st.Mode & 07777, UID: st.Uid, GID: st.Gid}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			e.Type, e.Size = File, st.Size
+			if st.Nlink > 1 {
+				k := inode{st.Dev, st.Ino}
+				if first, ok := seen[k]; ok {
+					e.Link = first
+				} else {
+					seen[k] = e.Path
+				}
+			}
+			files = append(files, len(m.Entries))
+		case unix.S_IFDIR:
+			e.Type = Dir
+		case unix.S_IFLNK:
+			e.Type = Symlink
+			if e.Target, err = os.Readlink(p); err != nil {
+				return fmt.Errorf("scan %s: %w", p, err)
+			}
+			e.Mode = 0777
+		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
+			e.Type = map[uint32]Type{unix.S_IFCHR: Char, unix.S_IFBLK: Block, unix.S_IFIFO: Fifo}[st.Mode&unix.S_IFMT]
+			e.Rdev = st.Rdev
+		default:
+			return fmt.Errorf("scan %s: unsupported file type %o", p, st.Mode&unix.S_IFMT)
+		}
+		if e.Type == File || e.Type == Dir {
+			if e.Xattrs, err = ReadXattrs(p); err != nil {
+				return fmt.Errorf("scan %s: %w", p, err)
+			}
+		}
+		m.Entries = append(m.Entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := hashFiles(ctx, dir, m.Entries, files); err != nil {
+		return nil, err
+	}
+	// WalkDir visits in lexical order per directory, which is not bytewise
+	// order of full paths ("a/b" vs "a-b"); links must name the first member
+	// in the final order, so sort and then re-point the groups.
+	m.Sort()
+	relink(m.Entries)
+	return m, nil
+}
+
+// relink makes each hard-link group name its smallest path as the first member.
+func relink(es []Entry) {
+	groups := map[string][]int{}
+	for i := range es {
+		if es[i].Type != File {
+			continue
+		}
+		root := es[i].Link
+		if root == "" {
+			root = es[i].Path
+		}
+		groups[root] = append(groups[root], i)
+	}
+	for _, idx := range groups {
+		if len(idx) < 2 {
+			continue
+		}
+		sort.Ints(idx)
+		first := es[idx[0]].Path
+		es[idx[0]].Link = ""
+		for _, i := range idx[1:] {
+			es[i].Link = first
+		}
+	}
+}
+
+func hashFiles(ctx context.Context, dir string, es []Entry, idx []int) error {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				e := &es[i]
+				if e.Link != "" {
+					continue
+				}
+				d, n, err := HashFile(filepath.Join(dir, filepath.FromSlash(e.Path)))
+				if err == nil && n != e.Size {
+					err = fmt.Errorf("%s changed while scanning", e.Path)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				e.SHA256 = d
+			}
+		}()
+	}
+	for _, i := range idx {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Link members take their group's digest.
+	byPath := map[string]digest.Digest{}
+	for _, i := range idx {
+		if es[i].Link == "" {
+			byPath[es[i].Path] = es[i].SHA256
+		}
+	}
+	for _, i := range idx {
+		if es[i].Link != "" {
+			es[i].SHA256 = byPath[es[i].Link]
+		}
+	}
+	return nil
+}
+
+// HashFile returns the SHA-256 and length of a file's content.
+func HashFile(p string) (digest.Digest, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return digest.Zero, 0, err
+	}
+	defer f.Close()
+	return digest.FromReader(f)
+}
+
+// ReadXattrs reads the tracked attributes of p (not following symlinks).
+func ReadXattrs(p string) ([]Xattr, error) {
+	return readXattrs(func(name string, buf []byte) (int, error) { return unix.Lgetxattr(p, name, buf) })
+}
+
+// ReadXattrsFd reads the tracked attributes of an open file or directory.
+func ReadXattrsFd(fd int) ([]Xattr, error) {
+	return readXattrs(func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
+}
+
+func readXattrs(get func(string, []byte) (int, error)) ([]Xattr, error) {
+	var out []Xattr
+	buf := make([]byte, 4096)
+	for _, name := range TrackedXattrs {
+		n, err := get(name, buf)
+		if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("xattr %s: %w", name, err)
+		}
+		out = append(out, Xattr{Name: name, Value: append([]byte(nil), buf[:n]...)})
+	}
+	return out, nil
+}

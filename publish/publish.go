@@ -1,0 +1,277 @@
+// Package publish turns a directory tree into a new version of a static
+// repository (build-server side): content-addressed compressed objects,
+// binary deltas against the previous versions' contents at the same path, a
+// manifest and a delivery list stored as objects, and a re-signed index. It
+// only ever adds immutable files; the index is replaced atomically last, so a
+// mirror that syncs at any instant serves a consistent repository.
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"laptop.org/upgrade/atomicfile"
+	"laptop.org/upgrade/digest"
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/manifest"
+	"laptop.org/upgrade/repo"
+)
+
+// Options for Add.
+type Options struct {
+	Repo       string          // repository directory
+	Key        repo.PrivateKey // signing key
+	Channel    string          // e.g. "stable"
+	Hardware   string          // e.g. "xo-1.75"; "" for any
+	Name       string          // human version name, e.g. "2.0"
+	Version    uint64          // 0 = latest+1
+	DeltaDepth int             // make deltas from this many previous versions (default 3)
+	TTL        time.Duration   // index validity (default 30 days)
+	Now        func() time.Time
+	Logf       func(string, ...any)
+}
+
+// Result says what Add did.
+type Result struct {
+	Version     uint64
+	Unchanged   bool // the tree equals the latest version: nothing was added
+	Entries     int
+	NewObjects  int
+	NewDeltas   int
+	StoredBytes int64 // bytes this call added to the repository
+}
+
+func (o *Options) defaults() {
+	if o.DeltaDepth == 0 {
+		o.DeltaDepth = 3
+	}
+	if o.TTL == 0 {
+		o.TTL = 30 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+}
+
+// Add publishes tree as a new version. Re-adding the tree of the latest
+// version changes nothing.
+func Add(ctx context.Context, tree string, o Options) (Result, error) {
+	o.defaults()
+	if o.Channel == "" {
+		return Result{}, fmt.Errorf("publish: empty channel: %w", errdefs.ErrInvalidArgument)
+	}
+	st := store{dir: o.Repo}
+	idx, err := LoadIndex(o.Repo, o.Key, o.Channel)
+	if err != nil {
+		return Result{}, err
+	}
+	m, err := manifest.Scan(ctx, tree)
+	if err != nil {
+		return Result{}, fmt.Errorf("publish: scan %s: %w", tree, err)
+	}
+	if err := m.Validate(manifest.Policy{AllowSetuid: true, AllowDevices: true}); err != nil {
+		return Result{}, fmt.Errorf("publish: %s: %w", tree, err)
+	}
+	var prev []*manifest.Manifest // newest first
+	for i := len(idx.Versions) - 1; i >= 0 && len(prev) < o.DeltaDepth; i-- {
+		pm, err := loadManifest(st, &idx.Versions[i])
+		if err != nil {
+			return Result{}, err
+		}
+		prev = append(prev, pm)
+	}
+	if len(prev) > 0 && sameEntries(prev[0], m) {
+		return Result{Version: prev[0].Version, Unchanged: true, Entries: len(m.Entries)}, nil
+	}
+	ver := o.Version
+	if l := idx.Latest(); ver == 0 && l != nil {
+		ver = l.Version + 1
+	} else if ver == 0 {
+		ver = 1
+	}
+	if l := idx.Latest(); l != nil && ver <= l.Version {
+		return Result{}, fmt.Errorf("publish: version %d is not above the latest %d: %w", ver, l.Version, errdefs.ErrInvalidArgument)
+	}
+	now := o.Now().UTC().Truncate(time.Second)
+	m.Header = manifest.Header{Channel: o.Channel, Hardware: o.Hardware, Version: ver, Name: o.Name, Created: now}
+
+	res := Result{Version: ver, Entries: len(m.Entries)}
+	dl := &repo.Delivery{Type: "delivery", Spec: repo.DeliverySpec, Version: ver}
+	if err := storeObjects(ctx, st, tree, m, dl, &res); err != nil {
+		return Result{}, err
+	}
+	if err := makeDeltas(ctx, st, tree, m, prev, dl, &res, o.Logf); err != nil {
+		return Result{}, err
+	}
+	dl.Sort()
+	mref, err := st.putBytes(m.Bytes())
+	if err != nil {
+		return Result{}, err
+	}
+	dlBytes, err := jsonCompact(dl)
+	if err != nil {
+		return Result{}, err
+	}
+	dref, err := st.putBytes(dlBytes)
+	if err != nil {
+		return Result{}, err
+	}
+	idx.Versions = append(idx.Versions, repo.VersionRef{Version: ver, Name: o.Name, Created: now, Manifest: mref, Delivery: dref, Entries: len(m.Entries)})
+	if err := writeIndex(o.Repo, idx, o); err != nil {
+		return Result{}, err
+	}
+	o.Logf("published version %d (%d entries, %d new objects, %d new deltas, %d bytes added)", ver, res.Entries, res.NewObjects, res.NewDeltas, res.StoredBytes)
+	return res, nil
+}
+
+// Resign refreshes the index's serial, timestamp and expiry (a build server
+// runs it before the index expires, so clients are not frozen).
+func Resign(o Options) error {
+	o.defaults()
+	idx, err := LoadIndex(o.Repo, o.Key, o.Channel)
+	if err != nil {
+		return err
+	}
+	return writeIndex(o.Repo, idx, o)
+}
+
+func writeIndex(dir string, idx *repo.Index, o Options) error {
+	now := o.Now().UTC().Truncate(time.Second)
+	idx.Channel, idx.Hardware = o.Channel, o.Hardware
+	idx.Serial++
+	idx.Timestamp, idx.Expires = now, now.Add(o.TTL)
+	b, err := repo.SignIndex(idx, o.Key)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, repo.IndexPath), b, 0644)
+}
+
+// LoadIndex reads the repository's current index, checking it was signed by
+// key; a missing index starts an empty repository.
+func LoadIndex(dir string, key repo.PrivateKey, channel string) (*repo.Index, error) {
+	b, err := os.ReadFile(filepath.Join(dir, repo.IndexPath))
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0755); err != nil {
+			return nil, err
+		}
+		return &repo.Index{Channel: channel}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pub := key.Public()
+	idx, err := repo.OpenIndex(b, repo.Keyring{pub.ID: pub}, repo.Expect{Channel: channel})
+	if err != nil {
+		return nil, fmt.Errorf("publish: existing index: %w", err)
+	}
+	return idx, nil
+}
+
+func loadManifest(st store, v *repo.VersionRef) (*manifest.Manifest, error) {
+	b, err := st.readObject(v.Manifest.SHA256, v.Manifest.Size)
+	if err != nil {
+		return nil, fmt.Errorf("publish: manifest of version %d: %w", v.Version, err)
+	}
+	return manifest.Decode(bytes.NewReader(b), manifest.Policy{AllowSetuid: true, AllowDevices: true})
+}
+
+func sameEntries(a, b *manifest.Manifest) bool {
+	if len(a.Entries) != len(b.Entries) {
+		return false
+	}
+	for i := range a.Entries {
+		x, y := &a.Entries[i], &b.Entries[i]
+		if x.Path != y.Path || x.Link != y.Link || !x.SameInodeMeta(y) {
+			return false
+		}
+	}
+	return true
+}
+
+// storeObjects compresses every distinct content of m that the repository
+// lacks, on every core.
+func storeObjects(ctx context.Context, st store, tree string, m *manifest.Manifest, dl *repo.Delivery, res *Result) error {
+	seen := map[digest.Digest]bool{}
+	var todo []*manifest.Entry
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if e.Type == manifest.File && !seen[e.SHA256] {
+			seen[e.SHA256] = true
+			todo = append(todo, e)
+		}
+	}
+	refs := make([]repo.BlobRef, len(todo))
+	err := parallel(ctx, len(todo), func(i int) error {
+		e := todo[i]
+		_, _, existed, err := st.stat(repo.ObjectPath(e.SHA256))
+		if err != nil {
+			return err
+		}
+		refs[i], err = st.putObject(e.SHA256, e.Size, func() (io.ReadCloser, error) {
+			return os.Open(filepath.Join(tree, filepath.FromSlash(e.Path)))
+		})
+		if err == nil && !existed {
+			mu.Lock()
+			res.NewObjects++
+			res.StoredBytes += refs[i].StoredSize
+			mu.Unlock()
+		}
+		return err
+	})
+	dl.Objects = refs
+	return err
+}
+
+var mu sync.Mutex
+
+// parallel runs f(0..n-1) on GOMAXPROCS workers, stopping at the first error.
+func parallel(ctx context.Context, n int, f func(int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan int)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := f(i); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+					cancel()
+				}
+			}
+		}()
+	}
+loop:
+	for i := 0; i < n; i++ {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,183 @@
+// Package slotfs performs file operations confined to one slot directory.
+//
+// Every path is resolved with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|
+// RESOLVE_NO_MAGICLINKS|RESOLVE_NO_XDEV) from the slot's root fd, and the
+// final component is acted on with an *at call that does not follow symlinks.
+// A hostile manifest, or a directory swapped for a symlink between plan and
+// apply, therefore fails with an error instead of writing outside the slot.
+// Nothing here writes into an existing inode: content and metadata changes go
+// to a new file that is renamed into place (see package apply).
+package slotfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/manifest"
+)
+
+// TempPrefix marks temporary names this package creates; a crash can leave
+// them behind, and apply removes them.
+const TempPrefix = ".upgrade-tmp-"
+
+const resolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
+
+// Root is an open slot directory. Safe for concurrent use.
+type Root struct {
+	path string
+	fd   int
+
+	mu   sync.Mutex
+	dirs map[string]int // parent directory fd cache
+}
+
+// Open opens dir (which must be a real directory, not a symlink) as a root.
+func Open(dir string) (*Root, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open slot %s: %w", dir, wrapErrno(err))
+	}
+	return &Root{path: dir, fd: fd, dirs: map[string]int{}}, nil
+}
+
+// Path is the directory this root was opened at.
+func (r *Root) Path() string { return r.path }
+
+// FD is the root directory's fd (owned by r).
+func (r *Root) FD() int { return r.fd }
+
+// Close releases the root and every cached directory.
+func (r *Root) Close() error {
+	r.Forget()
+	return unix.Close(r.fd)
+}
+
+// Forget closes cached directory fds (after directories were removed or
+// replaced, a cached fd would point at the old inode).
+func (r *Root) Forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, fd := range r.dirs {
+		unix.Close(fd)
+	}
+	clear(r.dirs)
+}
+
+// Dir returns a cached fd for the directory rel ("" is the root). The fd
+// stays owned by r.
+func (r *Root) Dir(rel string) (int, error) {
+	if rel == "" {
+		return r.fd, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fd, ok := r.dirs[rel]; ok {
+		return fd, nil
+	}
+	if len(r.dirs) >= 256 {
+		for k, fd := range r.dirs {
+			unix.Close(fd)
+			delete(r.dirs, k)
+		}
+	}
+	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	r.dirs[rel] = fd
+	return fd, nil
+}
+
+func (r *Root) openat2(rel string, flags int) (int, error) {
+	if err := manifest.CheckPath(rel); err != nil {
+		return -1, err
+	}
+	for {
+		fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolve})
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "openat2", Path: r.path + "/" + rel, Err: wrapErrno(err)}
+		}
+		return fd, nil
+	}
+}
+
+// Parent splits rel into the fd of its parent directory and its base name.
+func (r *Root) Parent(rel string) (int, string, error) {
+	if err := manifest.CheckPath(rel); err != nil {
+		return -1, "", err
+	}
+	dir, base := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, base = rel[:i], rel[i+1:]
+	}
+	fd, err := r.Dir(dir)
+	return fd, base, err
+}
+
+// Lstat stats rel without following a final symlink.
+func (r *Root) Lstat(rel string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	dfd, base, err := r.Parent(rel)
+	if err != nil {
+		return st, err
+	}
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return st, &os.PathError{Op: "lstat", Path: r.path + "/" + rel, Err: err}
+	}
+	return st, nil
+}
+
+// OpenFile opens the regular file rel for reading (a symlink anywhere fails).
+func (r *Root) OpenFile(rel string) (*os.File, error) {
+	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_NOFOLLOW)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), r.path+"/"+rel), nil
+}
+
+// Readlink reads the target of the symlink rel.
+func (r *Root) Readlink(rel string) (string, error) {
+	dfd, base, err := r.Parent(rel)
+	if err != nil {
+		return "", err
+	}
+	buf := make([]byte, manifest.MaxPath+1)
+	n, err := unix.Readlinkat(dfd, base, buf)
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: r.path + "/" + rel, Err: err}
+	}
+	return string(buf[:n]), nil
+}
+
+// Xattrs reads the tracked extended attributes of rel (a file or directory).
+func (r *Root) Xattrs(rel string) ([]manifest.Xattr, error) {
+	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return manifest.ReadXattrsFd(fd)
+}
+
+// Exists reports whether rel exists (any type).
+func (r *Root) Exists(rel string) bool {
+	_, err := r.Lstat(rel)
+	return err == nil
+}
+
+func wrapErrno(err error) error {
+	if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) {
+		return fmt.Errorf("%v: %w", err, errdefs.ErrUnsafePath)
+	}
+	return err
+}

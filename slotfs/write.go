@@ -1,0 +1,352 @@
+package slotfs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"laptop.org/upgrade/manifest"
+)
+
+// FixedMtime is the modification time of every file this system deploys.
+// Content identity is the digest, not the mtime (DESIGN: a hard link shares
+// its inode's metadata, so a moving mtime would force copies); a constant
+// also makes "file was written since deployment" visible to a stat.
+var FixedMtime = unix.Timespec{Sec: 1}
+
+// Mkdir creates directory rel with mode and owner (the parent must exist).
+// An existing directory is re-moded and re-owned in place: directories are
+// never shared between slots, so this cannot leak into the other slot.
+func (r *Root) Mkdir(rel string, mode, uid, gid uint32) error {
+	dfd, base, err := r.Parent(rel)
+	if err != nil {
+		return err
+	}
+	if err := unix.Mkdirat(dfd, base, 0700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return &os.PathError{Op: "mkdir", Path: r.path + "/" + rel, Err: err}
+	}
+	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
+		return &os.PathError{Op: "chown", Path: r.path + "/" + rel, Err: err}
+	}
+	if err := unix.Fchmod(fd, mode&07777); err != nil {
+		return &os.PathError{Op: "chmod", Path: r.path + "/" + rel, Err: err}
+	}
+	return nil
+}
+
+// SetDirXattrs replaces the tracked xattrs of directory rel.
+func (r *Root) SetDirXattrs(rel string, xs []manifest.Xattr) error {
+	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return SetXattrs(fd, xs)
+}
+
+// SetXattrs makes the tracked xattrs of fd exactly xs.
+func SetXattrs(fd int, xs []manifest.Xattr) error {
+	for _, name := range manifest.TrackedXattrs {
+		var val []byte
+		found := false
+		for _, x := range xs {
+			if x.Name == name {
+				val, found = x.Value, true
+			}
+		}
+		if found {
+			if err := unix.Fsetxattr(fd, name, val, 0); err != nil {
+				return fmt.Errorf("setxattr %s: %w", name, err)
+			}
+		} else if err := unix.Fremovexattr(fd, name); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("removexattr %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Symlink atomically makes rel a symlink to target (temp name + rename).
+func (r *Root) Symlink(target, rel string, uid, gid uint32) error {
+	dfd, base, err := r.Parent(rel)
+	if err != nil {
+		return err
+	}
+	tmp := tempName()
+	if err := unix.Symlinkat(target, dfd, tmp); err != nil {
+		return &os.PathError{Op: "symlink", Path: r.path + "/" + rel, Err: err}
+	}
+	if err := unix.Fchownat(dfd, tmp, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return &os.PathError{Op: "lchown", Path: r.path + "/" + rel, Err: err}
+	}
+	if err := unix.Renameat(dfd, tmp, dfd, base); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return &os.PathError{Op: "rename", Path: r.path + "/" + rel, Err: err}
+	}
+	return nil
+}
+
+// Link hard-links src's file srcRel to rel in r. The new name must not exist.
+func (r *Root) Link(src *Root, srcRel, rel string) error {
+	sfd, sbase, err := src.Parent(srcRel)
+	if err != nil {
+		return err
+	}
+	dfd, base, err := r.Parent(rel)
+	if err != nil {
+		return err
+	}
+	if err := unix.Linkat(sfd, sbase, dfd, base, 0); err != nil {
+		return &os.PathError{Op: "link", Path: r.path + "/" + rel, Err: err}
+	}
+	return nil
+}
+
+// Remove unlinks a non-directory, or removes an empty directory.
+func (r *Root) Remove(rel string) error {
+	dfd, base, err := r.Parent(rel)
+	if err != nil {
+		return err
+	}
+	err = unix.Unlinkat(dfd, base, 0)
+	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
+		err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return &os.PathError{Op: "remove", Path: r.path + "/" + rel, Err: err}
+	}
+	return nil
+}
+
+// RemoveAll removes rel and everything below it without following symlinks
+// or crossing into another filesystem. A missing rel is not an error.
+func (r *Root) RemoveAll(rel string) error {
+	st, err := r.Lstat(rel)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		if err != nil {
+			return err
+		}
+		err = removeChildren(fd, st.Dev)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("remove %s/%s: %w", r.path, rel, err)
+		}
+		r.Forget()
+	}
+	return r.Remove(rel)
+}
+
+func removeChildren(dfd int, dev uint64) error {
+	names, err := readDirNames(dfd)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if st.Dev != dev {
+				return fmt.Errorf("%s is another filesystem", n)
+			}
+			cfd, err := unix.Openat(dfd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			err = removeChildren(cfd, dev)
+			unix.Close(cfd)
+			if err != nil {
+				return err
+			}
+			if err := unix.Unlinkat(dfd, n, unix.AT_REMOVEDIR); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := unix.Unlinkat(dfd, n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadDir lists the names in directory rel ("" = root), unsorted.
+func (r *Root) ReadDir(rel string) ([]string, error) {
+	var fd int
+	var err error
+	if rel == "" {
+		fd, err = unix.Openat(r.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		fd, err = r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return readDirNames(fd)
+}
+
+func readDirNames(fd int) ([]string, error) {
+	f := os.NewFile(uintptr(dupFd(fd)), "dir")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+func dupFd(fd int) int {
+	n, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// CreateTemp creates a new empty file with a temporary name in directory
+// dirRel. The caller writes it, sets metadata, syncs, and commits it with
+// Commit (or removes it with Abort).
+func (r *Root) CreateTemp(dirRel string) (*Temp, error) {
+	dfd, err := r.Dir(dirRel)
+	if err != nil {
+		return nil, err
+	}
+	// The temp owns a duplicate of the directory fd: a batch of temps may wait
+	// for its commit while the shared cache evicts and closes entries.
+	own := dupFd(dfd)
+	if own < 0 {
+		return nil, fmt.Errorf("dup dir fd of %s/%s", r.path, dirRel)
+	}
+	name := tempName()
+	fd, err := unix.Openat(own, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0600)
+	if err != nil {
+		unix.Close(own)
+		return nil, &os.PathError{Op: "create", Path: r.path + "/" + dirRel + "/" + name, Err: err}
+	}
+	return &Temp{File: os.NewFile(uintptr(fd), name), dfd: own, name: name}, nil
+}
+
+// Temp is a file being prepared in its destination directory.
+type Temp struct {
+	*os.File
+	dfd  int // owned
+	name string
+}
+
+// SetMeta applies owner, mode (chown first: it clears setuid bits), xattrs
+// and the fixed mtime.
+func (t *Temp) SetMeta(mode, uid, gid uint32, xs []manifest.Xattr) error {
+	fd := int(t.Fd())
+	if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
+		return fmt.Errorf("chown %s: %w", t.name, err)
+	}
+	if err := unix.Fchmod(fd, mode&07777); err != nil {
+		return fmt.Errorf("chmod %s: %w", t.name, err)
+	}
+	if err := SetXattrs(fd, xs); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{FixedMtime, FixedMtime}
+	return unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+}
+
+// Commit renames the temp file to base in its directory, replacing what was
+// there (a file or symlink; never writing into the old inode). The caller is
+// responsible for having synced the data first (Sync, or a batch syncfs).
+func (t *Temp) Commit(base string) error {
+	defer unix.Close(t.dfd)
+	defer t.File.Close()
+	if err := unix.Renameat(t.dfd, t.name, t.dfd, base); err != nil {
+		unix.Unlinkat(t.dfd, t.name, 0)
+		return fmt.Errorf("rename into %s: %w", base, err)
+	}
+	return nil
+}
+
+// Abort closes and removes the temp file.
+func (t *Temp) Abort() {
+	t.File.Close()
+	unix.Unlinkat(t.dfd, t.name, 0)
+	unix.Close(t.dfd)
+}
+
+// LinkReplace makes rel another name of src's srcRel, replacing whatever
+// rel was (link to a temp name, then rename over: no window without rel).
+func (r *Root) LinkReplace(src *Root, srcRel, rel string) error {
+	sfd, sbase, err := src.Parent(srcRel)
+	if err != nil {
+		return err
+	}
+	dfd, base, err := r.Parent(rel)
+	if err != nil {
+		return err
+	}
+	tmp := tempName()
+	if err := unix.Linkat(sfd, sbase, dfd, tmp, 0); err != nil {
+		return &os.PathError{Op: "link", Path: r.path + "/" + rel, Err: err}
+	}
+	if err := unix.Renameat(dfd, tmp, dfd, base); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return &os.PathError{Op: "rename", Path: r.path + "/" + rel, Err: err}
+	}
+	return nil
+}
+
+// Mknod replaces rel with a device node or fifo (mode includes the type bits).
+func (r *Root) Mknod(rel string, mode uint32, dev uint64, uid, gid uint32) error {
+	dfd, base, err := r.Parent(rel)
+	if err != nil {
+		return err
+	}
+	tmp := tempName()
+	if err := unix.Mknodat(dfd, tmp, mode, int(dev)); err != nil {
+		return &os.PathError{Op: "mknod", Path: r.path + "/" + rel, Err: err}
+	}
+	if err := unix.Fchownat(dfd, tmp, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		err = unix.Fchmodat(dfd, tmp, mode&07777, 0)
+	}
+	if err == nil {
+		err = unix.Renameat(dfd, tmp, dfd, base)
+	}
+	if err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return &os.PathError{Op: "mknod", Path: r.path + "/" + rel, Err: err}
+	}
+	return nil
+}
+
+// SyncDir fsyncs directory rel so that renames and links in it are durable.
+func (r *Root) SyncDir(rel string) error {
+	fd, err := r.Dir(rel)
+	if err != nil {
+		return err
+	}
+	return unix.Fsync(fd)
+}
+
+// SyncFS flushes the whole filesystem holding the slot (one syncfs instead
+// of thousands of fsyncs when a batch of files is committed together).
+func (r *Root) SyncFS() error { return unix.Syncfs(r.fd) }
+
+func tempName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return TempPrefix + hex.EncodeToString(b[:])
+}
