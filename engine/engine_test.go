@@ -22,12 +22,12 @@ import (
 // node is everything about a path that an upgrade must not change in the
 // active slot. ctime is left out: linking an inode into the clone bumps it.
 type node struct {
-	Ino, Size     uint64
-	Mode          uint32
-	UID, GID      uint32
-	Mtime         int64
-	SHA, Target   string
-	Xattrs        string
+	Ino, Size   uint64
+	Mode        uint32
+	UID, GID    uint32
+	Mtime       int64
+	SHA, Target string
+	Xattrs      string
 }
 
 func snapshot(t *testing.T, dir string) map[string]node {

@@ -90,4 +90,3 @@ func (s store) readObject(d digest.Digest, max int64) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
-
