@@ -1,0 +1,53 @@
+// Command testinit is the "real init" in the VM test's slots. It reports on
+// the console what the initrd handed over — the slot it runs from, where
+// /current points, the boot pointer, the moved mounts — and powers off, so
+// each boot of the VM test is one short qemu run judged by console lines.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"laptop.org/upgrade/bootptr"
+	"laptop.org/upgrade/layout"
+)
+
+func main() {
+	exe, _ := os.Readlink("/proc/self/exe")
+	cur, _ := os.Readlink("/current")
+	slot := strings.Split(strings.TrimPrefix(exe, "/"), "/")[0]
+	fmt.Printf("slot-init: pid=%d slot=%s current=%s exe=%s args=%q\n", os.Getpid(), slot, cur, exe, os.Args[1:])
+	p, err := bootptr.Read(layout.Root{Dir: "/"}.BootPointer())
+	if err != nil {
+		fmt.Printf("slot-init: pointer error: %v\n", err)
+	} else {
+		fmt.Printf("slot-init: pointer next=%s good=%s trial=%t tries=%d failed=%s seq=%d\n", p.Next, p.Good, p.Trial, p.Tries, p.Failed, p.Seq)
+	}
+	mounts, _ := os.ReadFile("/proc/mounts")
+	var have []string
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 2 {
+			have = append(have, f[1]+":"+f[2])
+		}
+	}
+	fmt.Printf("slot-init: mounts %s\n", strings.Join(have, " "))
+	if _, err := os.Stat("/newroot"); err == nil {
+		fmt.Println("slot-init: /newroot visible: initramfs not switched away")
+	}
+	if ents, err := os.ReadDir(filepath.Join("/dev")); err == nil {
+		fmt.Printf("slot-init: /dev has %d entries\n", len(ents))
+	}
+	fmt.Println("slot-init: powering off")
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		fmt.Printf("slot-init: power off: %v\n", err)
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
+}

@@ -1,0 +1,239 @@
+package initrd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"laptop.org/upgrade/bootptr"
+	"laptop.org/upgrade/layout"
+)
+
+// The VM tests boot the real image (make initrd) on Debian's cloud kernel
+// under qemu (TCG) against an ext4 disk holding both slots, each with
+// testinit as its /sbin/init. They are judged by console lines, never by
+// qemu's exit status (panic=-1 and -no-reboot make every ending exit 0).
+//
+// `make vmtest` sets UPGRADE_VM=1 with the kernel and image paths; then a
+// missing piece is a failure. Plain `go test ./...` skips them.
+
+const vmLabel = "xo-root"
+
+type vm struct {
+	kernel, initrd, initBin string
+}
+
+func needVM(t *testing.T) *vm {
+	t.Helper()
+	kernel, img := os.Getenv("UPGRADE_VM_KERNEL"), os.Getenv("UPGRADE_VM_INITRD")
+	if os.Getenv("UPGRADE_VM") == "" {
+		t.Skip("VM test: run `make vmtest` (needs the kernel fetched into build/kernel and qemu)")
+	}
+	for _, p := range []string{kernel, img} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("UPGRADE_VM set but %v (make vmtest builds both)", err)
+		}
+	}
+	for _, tool := range []string{"qemu-system-x86_64", "mkfs.ext4", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s: %v (make deps installs it)", tool, err)
+		}
+	}
+	return &vm{kernel: kernel, initrd: img, initBin: buildTestInit(t)}
+}
+
+var testInit struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildTestInit builds the static slot init once per test binary.
+func buildTestInit(t *testing.T) string {
+	testInit.once.Do(func() {
+		dir, err := os.MkdirTemp("", "testinit")
+		if err != nil {
+			testInit.err = err
+			return
+		}
+		testInit.path = filepath.Join(dir, "init")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", testInit.path, "./internal/testinit")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			testInit.err = fmt.Errorf("build testinit: %v\n%s", err, out)
+		}
+	})
+	if testInit.err != nil {
+		t.Fatal(testInit.err)
+	}
+	return testInit.path
+}
+
+// boot runs one qemu boot with a hard timeout and returns the console.
+func (v *vm) boot(t *testing.T, img, args string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-nographic", "-no-reboot", "-m", "512", "-nic", "none",
+		"-kernel", v.kernel, "-initrd", v.initrd,
+		"-drive", "file="+img+",format=raw,if=virtio",
+		"-append", "console=ttyS0 panic=-1 quiet "+args)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("qemu %q: no power-off or reboot within 60 s (hung PID 1?)\n%s", args, consoleLines(out.String()))
+	}
+	t.Logf("boot %q: %.1f s, qemu %v\n%s", args, time.Since(start).Seconds(), err, consoleLines(out.String()))
+	return out.String()
+}
+
+// consoleLines keeps the lines that matter from a console full of escapes.
+func consoleLines(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, "upgrade-init:"); i >= 0 {
+			keep = append(keep, strings.TrimSpace(l[i:]))
+		} else if i := strings.Index(l, "slot-init:"); i >= 0 {
+			keep = append(keep, strings.TrimSpace(l[i:]))
+		} else if strings.Contains(l, "Kernel panic") || strings.Contains(l, "reboot:") {
+			keep = append(keep, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+func wantLines(t *testing.T, out string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(out, l) {
+			t.Errorf("console lacks %q; got:\n%s", l, consoleLines(out))
+		}
+	}
+}
+
+func wantOnDisk(t *testing.T, img string, want bootptr.Pointer) {
+	t.Helper()
+	got, err := imagePointer(t, img)
+	if err != nil || got != want {
+		t.Errorf("pointer on disk = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+func (v *vm) disk(t *testing.T, d disk) string {
+	d.label, d.initBin = vmLabel, v.initBin
+	if d.slots == nil {
+		d.slots = []layout.Slot{"a", "b"}
+	}
+	img := filepath.Join(t.TempDir(), "disk.img")
+	d.build(t, img)
+	return img
+}
+
+const rootArg = "root=LABEL=" + vmLabel + " rootwait"
+
+func TestVM(t *testing.T) {
+	v := needVM(t)
+	normal := bootptr.Pointer{Next: "a", Good: "a", Seq: 4}
+
+	t.Run("normal", func(t *testing.T) {
+		t.Parallel()
+		img := v.disk(t, disk{current: "a", ptr: &normal})
+		ptrID := identity(t, img, "/var/lib/securityd/bootptr")
+		out := v.boot(t, img, rootArg)
+		wantLines(t, out, "upgrade-init: booting slot a (normal a)", "upgrade-init: ready in ",
+			"slot-init: pid=1 slot=a current=a exe=/a/sbin/init", "slot-init: pointer next=a good=a trial=false tries=0 failed= seq=4",
+			"/proc:proc /sys:sysfs /dev:devtmpfs /run:tmpfs", "slot-init: powering off")
+		if strings.Contains(out, "/newroot visible") {
+			t.Error("initramfs not switched away")
+		}
+		if got := identity(t, img, "/var/lib/securityd/bootptr"); got != ptrID {
+			t.Errorf("a normal boot rewrote the pointer")
+		}
+	})
+
+	t.Run("override", func(t *testing.T) {
+		t.Parallel()
+		img := v.disk(t, disk{current: "a", ptr: &normal})
+		out := v.boot(t, img, rootArg+" upgrade.slot=b")
+		wantLines(t, out, "upgrade-init: booting slot b (override upgrade.slot=b (this boot only))",
+			"slot-init: pid=1 slot=b current=b exe=/b/sbin/init")
+		wantOnDisk(t, img, normal) // this boot only
+	})
+
+	t.Run("trial-then-fallback", func(t *testing.T) {
+		t.Parallel()
+		img := v.disk(t, disk{current: "a", ptr: &bootptr.Pointer{Next: "b", Good: "a", Trial: true, Tries: 2, Seq: 7}})
+		// Two boots of b, each consuming a try; b never says boot-complete.
+		out := v.boot(t, img, rootArg)
+		wantLines(t, out, "upgrade-init: booting slot b (trial b: 1 tries left)", "slot-init: pid=1 slot=b current=b")
+		wantOnDisk(t, img, bootptr.Pointer{Next: "b", Good: "a", Trial: true, Tries: 1, Seq: 8})
+		out = v.boot(t, img, rootArg)
+		wantLines(t, out, "upgrade-init: booting slot b (trial b: 0 tries left)", "slot-init: pid=1 slot=b current=b")
+		// Third boot: out of tries, back to a without a person.
+		out = v.boot(t, img, rootArg)
+		wantLines(t, out, "upgrade-init: booting slot a (trial b failed (no tries left): falling back to good a)",
+			"slot-init: pid=1 slot=a current=a", "slot-init: pointer next=a good=a trial=false tries=0 failed=b seq=10")
+		wantOnDisk(t, img, bootptr.Pointer{Next: "a", Good: "a", Failed: "b", Seq: 10})
+	})
+
+	t.Run("corrupt-pointer", func(t *testing.T) {
+		t.Parallel()
+		bad := bootptr.Pointer{Next: "b", Good: "b", Seq: 3}.Encode()
+		bad[len(bad)-3] ^= 1 // break the crc
+		img := v.disk(t, disk{current: "b", raw: bad})
+		out := v.boot(t, img, rootArg)
+		wantLines(t, out, "upgrade-init: booting slot a (boot pointer unusable", "corrupt data", "writing a fresh pointer",
+			"slot-init: pid=1 slot=a current=a")
+		wantOnDisk(t, img, bootptr.Pointer{Next: "a", Good: "a", Seq: 1})
+	})
+
+	t.Run("missing-root", func(t *testing.T) {
+		t.Parallel()
+		img := v.disk(t, disk{current: "a", ptr: &normal})
+		out := v.boot(t, img, "root=LABEL=no-such-disk rootdelay=1")
+		wantLines(t, out, "upgrade-init: FATAL: step find-root: no block device with LABEL=no-such-disk",
+			"upgrade-init: rebooting in 5 s", "reboot: Restarting system")
+		if strings.Contains(out, "Kernel panic") || strings.Contains(out, "slot-init:") {
+			t.Error("want a clean reboot from PID 1, not a panic or a boot")
+		}
+	})
+}
+
+var readyRE = regexp.MustCompile(`upgrade-init: ready in (\d+) ms \(device wait (\d+) ms, total (\d+) ms\)`)
+
+// TestVMBench boots a normal disk three times and prints the median time
+// from /init's start to just before exec of the real init, device wait
+// excluded (make bench-initrd).
+func TestVMBench(t *testing.T) {
+	if os.Getenv("UPGRADE_VM_BENCH") == "" {
+		t.Skip("run by make bench-initrd")
+	}
+	v := needVM(t)
+	var ready, wait []int
+	for i := 0; i < 3; i++ {
+		img := v.disk(t, disk{current: "a", ptr: &bootptr.Pointer{Next: "a", Good: "a", Seq: 1}})
+		m := readyRE.FindStringSubmatch(v.boot(t, img, rootArg))
+		if m == nil {
+			t.Fatal("no ready line on the console")
+		}
+		r, _ := strconv.Atoi(m[1])
+		w, _ := strconv.Atoi(m[2])
+		ready, wait = append(ready, r), append(wait, w)
+	}
+	sort.Ints(ready)
+	sort.Ints(wait)
+	fmt.Printf("BENCH initrd_ms %d ms\n", ready[1])
+	fmt.Printf("BENCH initrd_device_wait_ms %d ms\n", wait[1])
+}
