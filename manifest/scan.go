@@ -174,8 +174,9 @@ func hashFiles(ctx context.Context, dir string, es []Entry, idx []int) error {
 }
 
 // HashFile returns the SHA-256 and length of a file's content.
+// A symlink swapped in for the file is refused (O_NOFOLLOW), not followed.
 func HashFile(p string) (digest.Digest, int64, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return digest.Zero, 0, err
 	}

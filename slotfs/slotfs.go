@@ -33,8 +33,12 @@ type Root struct {
 	path string
 	fd   int
 
-	mu   sync.Mutex
-	dirs map[string]int // parent directory fd cache
+	// inUse is held for reading while a cached fd is in a syscall, and for
+	// writing while cached fds are closed: an fd is never closed (and its
+	// number reused by another open) under a concurrent user.
+	inUse sync.RWMutex
+	mu    sync.Mutex
+	dirs  map[string]int // parent directory fd cache
 }
 
 // Open opens dir (which must be a real directory, not a symlink) as a root.
@@ -61,6 +65,8 @@ func (r *Root) Close() error {
 // Forget closes cached directory fds (after directories were removed or
 // replaced, a cached fd would point at the old inode).
 func (r *Root) Forget() {
+	r.inUse.Lock()
+	defer r.inUse.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, fd := range r.dirs {
@@ -69,30 +75,37 @@ func (r *Root) Forget() {
 	clear(r.dirs)
 }
 
-// Dir returns a cached fd for the directory rel ("" is the root). The fd
-// stays owned by r.
-func (r *Root) Dir(rel string) (int, error) {
+// withDir runs f with an fd for the directory rel ("" is the root). The fd
+// is valid only during f.
+func (r *Root) withDir(rel string, f func(fd int) error) error {
 	if rel == "" {
-		return r.fd, nil
+		return f(r.fd)
 	}
+	r.inUse.RLock()
+	defer r.inUse.RUnlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if fd, ok := r.dirs[rel]; ok {
-		return fd, nil
-	}
-	if len(r.dirs) >= 256 {
-		for k, fd := range r.dirs {
-			unix.Close(fd)
-			delete(r.dirs, k)
-		}
+	fd, ok := r.dirs[rel]
+	r.mu.Unlock()
+	if ok {
+		return f(fd)
 	}
 	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	if err != nil {
-		return -1, err
+		return err
+	}
+	r.mu.Lock()
+	if _, dup := r.dirs[rel]; dup || len(r.dirs) >= maxCached {
+		r.mu.Unlock()
+		defer unix.Close(fd) // not cached: ours alone
+		return f(fd)
 	}
 	r.dirs[rel] = fd
-	return fd, nil
+	r.mu.Unlock()
+	return f(fd)
 }
+
+// maxCached bounds open directory fds; past it, fds are opened per call.
+const maxCached = 256
 
 func (r *Root) openat2(rel string, flags int) (int, error) {
 	if err := manifest.CheckPath(rel); err != nil {
@@ -110,30 +123,28 @@ func (r *Root) openat2(rel string, flags int) (int, error) {
 	}
 }
 
-// Parent splits rel into the fd of its parent directory and its base name.
-func (r *Root) Parent(rel string) (int, string, error) {
+// withParent runs f with the fd of rel's parent directory and rel's base name.
+func (r *Root) withParent(rel string, f func(dfd int, base string) error) error {
 	if err := manifest.CheckPath(rel); err != nil {
-		return -1, "", err
+		return err
 	}
 	dir, base := "", rel
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
 		dir, base = rel[:i], rel[i+1:]
 	}
-	fd, err := r.Dir(dir)
-	return fd, base, err
+	return r.withDir(dir, func(fd int) error { return f(fd, base) })
 }
 
 // Lstat stats rel without following a final symlink.
 func (r *Root) Lstat(rel string) (unix.Stat_t, error) {
 	var st unix.Stat_t
-	dfd, base, err := r.Parent(rel)
-	if err != nil {
-		return st, err
-	}
-	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return st, &os.PathError{Op: "lstat", Path: r.path + "/" + rel, Err: err}
-	}
-	return st, nil
+	err := r.withParent(rel, func(dfd int, base string) error {
+		if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "lstat", Path: r.path + "/" + rel, Err: err}
+		}
+		return nil
+	})
+	return st, err
 }
 
 // OpenFile opens the regular file rel for reading (a symlink anywhere fails).
@@ -147,16 +158,15 @@ func (r *Root) OpenFile(rel string) (*os.File, error) {
 
 // Readlink reads the target of the symlink rel.
 func (r *Root) Readlink(rel string) (string, error) {
-	dfd, base, err := r.Parent(rel)
-	if err != nil {
-		return "", err
-	}
 	buf := make([]byte, manifest.MaxPath+1)
-	n, err := unix.Readlinkat(dfd, base, buf)
-	if err != nil {
-		return "", &os.PathError{Op: "readlink", Path: r.path + "/" + rel, Err: err}
-	}
-	return string(buf[:n]), nil
+	n := 0
+	err := r.withParent(rel, func(dfd int, base string) (err error) {
+		if n, err = unix.Readlinkat(dfd, base, buf); err != nil {
+			return &os.PathError{Op: "readlink", Path: r.path + "/" + rel, Err: err}
+		}
+		return nil
+	})
+	return string(buf[:n]), err
 }
 
 // Xattrs reads the tracked extended attributes of rel (a file or directory).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -22,12 +23,14 @@ var FixedMtime = unix.Timespec{Sec: 1}
 // An existing directory is re-moded and re-owned in place: directories are
 // never shared between slots, so this cannot leak into the other slot.
 func (r *Root) Mkdir(rel string, mode, uid, gid uint32) error {
-	dfd, base, err := r.Parent(rel)
+	err := r.withParent(rel, func(dfd int, base string) error {
+		if err := unix.Mkdirat(dfd, base, 0700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &os.PathError{Op: "mkdir", Path: r.path + "/" + rel, Err: err}
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	if err := unix.Mkdirat(dfd, base, 0700); err != nil && !errors.Is(err, unix.EEXIST) {
-		return &os.PathError{Op: "mkdir", Path: r.path + "/" + rel, Err: err}
 	}
 	fd, err := r.openat2(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	if err != nil {
@@ -76,55 +79,50 @@ func SetXattrs(fd int, xs []manifest.Xattr) error {
 
 // Symlink atomically makes rel a symlink to target (temp name + rename).
 func (r *Root) Symlink(target, rel string, uid, gid uint32) error {
-	dfd, base, err := r.Parent(rel)
-	if err != nil {
-		return err
-	}
-	tmp := tempName()
-	if err := unix.Symlinkat(target, dfd, tmp); err != nil {
-		return &os.PathError{Op: "symlink", Path: r.path + "/" + rel, Err: err}
-	}
-	if err := unix.Fchownat(dfd, tmp, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
-		return &os.PathError{Op: "lchown", Path: r.path + "/" + rel, Err: err}
-	}
-	if err := unix.Renameat(dfd, tmp, dfd, base); err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
-		return &os.PathError{Op: "rename", Path: r.path + "/" + rel, Err: err}
-	}
-	return nil
+	return r.withParent(rel, func(dfd int, base string) error {
+		tmp := tempName()
+		if err := unix.Symlinkat(target, dfd, tmp); err != nil {
+			return &os.PathError{Op: "symlink", Path: r.path + "/" + rel, Err: err}
+		}
+		if err := unix.Fchownat(dfd, tmp, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			unix.Unlinkat(dfd, tmp, 0)
+			return &os.PathError{Op: "lchown", Path: r.path + "/" + rel, Err: err}
+		}
+		if err := unix.Renameat(dfd, tmp, dfd, base); err != nil {
+			unix.Unlinkat(dfd, tmp, 0)
+			return &os.PathError{Op: "rename", Path: r.path + "/" + rel, Err: err}
+		}
+		return nil
+	})
 }
 
 // Link hard-links src's file srcRel to rel in r. The new name must not exist.
 func (r *Root) Link(src *Root, srcRel, rel string) error {
-	sfd, sbase, err := src.Parent(srcRel)
+	sfd, sbase, err := src.ownParent(srcRel)
 	if err != nil {
 		return err
 	}
-	dfd, base, err := r.Parent(rel)
-	if err != nil {
-		return err
-	}
-	if err := unix.Linkat(sfd, sbase, dfd, base, 0); err != nil {
-		return &os.PathError{Op: "link", Path: r.path + "/" + rel, Err: err}
-	}
-	return nil
+	defer unix.Close(sfd)
+	return r.withParent(rel, func(dfd int, base string) error {
+		if err := unix.Linkat(sfd, sbase, dfd, base, 0); err != nil {
+			return &os.PathError{Op: "link", Path: r.path + "/" + rel, Err: err}
+		}
+		return nil
+	})
 }
 
 // Remove unlinks a non-directory, or removes an empty directory.
 func (r *Root) Remove(rel string) error {
-	dfd, base, err := r.Parent(rel)
-	if err != nil {
-		return err
-	}
-	err = unix.Unlinkat(dfd, base, 0)
-	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
-		err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)
-	}
-	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return &os.PathError{Op: "remove", Path: r.path + "/" + rel, Err: err}
-	}
-	return nil
+	return r.withParent(rel, func(dfd int, base string) error {
+		err := unix.Unlinkat(dfd, base, 0)
+		if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
+			err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)
+		}
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return &os.PathError{Op: "remove", Path: r.path + "/" + rel, Err: err}
+		}
+		return nil
+	})
 }
 
 // RemoveAll removes rel and everything below it without following symlinks
@@ -224,13 +222,12 @@ func dupFd(fd int) int {
 // dirRel. The caller writes it, sets metadata, syncs, and commits it with
 // Commit (or removes it with Abort).
 func (r *Root) CreateTemp(dirRel string) (*Temp, error) {
-	dfd, err := r.Dir(dirRel)
-	if err != nil {
-		return nil, err
-	}
 	// The temp owns a duplicate of the directory fd: a batch of temps may wait
 	// for its commit while the shared cache evicts and closes entries.
-	own := dupFd(dfd)
+	own := -1
+	if err := r.withDir(dirRel, func(dfd int) error { own = dupFd(dfd); return nil }); err != nil {
+		return nil, err
+	}
 	if own < 0 {
 		return nil, fmt.Errorf("dup dir fd of %s/%s", r.path, dirRel)
 	}
@@ -290,55 +287,49 @@ func (t *Temp) Abort() {
 // LinkReplace makes rel another name of src's srcRel, replacing whatever
 // rel was (link to a temp name, then rename over: no window without rel).
 func (r *Root) LinkReplace(src *Root, srcRel, rel string) error {
-	sfd, sbase, err := src.Parent(srcRel)
+	sfd, sbase, err := src.ownParent(srcRel)
 	if err != nil {
 		return err
 	}
-	dfd, base, err := r.Parent(rel)
-	if err != nil {
-		return err
-	}
-	tmp := tempName()
-	if err := unix.Linkat(sfd, sbase, dfd, tmp, 0); err != nil {
-		return &os.PathError{Op: "link", Path: r.path + "/" + rel, Err: err}
-	}
-	if err := unix.Renameat(dfd, tmp, dfd, base); err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
-		return &os.PathError{Op: "rename", Path: r.path + "/" + rel, Err: err}
-	}
-	return nil
+	defer unix.Close(sfd)
+	return r.withParent(rel, func(dfd int, base string) error {
+		tmp := tempName()
+		if err := unix.Linkat(sfd, sbase, dfd, tmp, 0); err != nil {
+			return &os.PathError{Op: "link", Path: r.path + "/" + rel, Err: err}
+		}
+		if err := unix.Renameat(dfd, tmp, dfd, base); err != nil {
+			unix.Unlinkat(dfd, tmp, 0)
+			return &os.PathError{Op: "rename", Path: r.path + "/" + rel, Err: err}
+		}
+		return nil
+	})
 }
 
 // Mknod replaces rel with a device node or fifo (mode includes the type bits).
 func (r *Root) Mknod(rel string, mode uint32, dev uint64, uid, gid uint32) error {
-	dfd, base, err := r.Parent(rel)
-	if err != nil {
-		return err
-	}
-	tmp := tempName()
-	if err := unix.Mknodat(dfd, tmp, mode, int(dev)); err != nil {
-		return &os.PathError{Op: "mknod", Path: r.path + "/" + rel, Err: err}
-	}
-	if err := unix.Fchownat(dfd, tmp, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err == nil {
-		err = unix.Fchmodat(dfd, tmp, mode&07777, 0)
-	}
-	if err == nil {
-		err = unix.Renameat(dfd, tmp, dfd, base)
-	}
-	if err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
-		return &os.PathError{Op: "mknod", Path: r.path + "/" + rel, Err: err}
-	}
-	return nil
+	return r.withParent(rel, func(dfd int, base string) error {
+		tmp := tempName()
+		if err := unix.Mknodat(dfd, tmp, mode, int(dev)); err != nil {
+			return &os.PathError{Op: "mknod", Path: r.path + "/" + rel, Err: err}
+		}
+		err := unix.Fchownat(dfd, tmp, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
+		if err == nil {
+			err = unix.Fchmodat(dfd, tmp, mode&07777, 0)
+		}
+		if err == nil {
+			err = unix.Renameat(dfd, tmp, dfd, base)
+		}
+		if err != nil {
+			unix.Unlinkat(dfd, tmp, 0)
+			return &os.PathError{Op: "mknod", Path: r.path + "/" + rel, Err: err}
+		}
+		return nil
+	})
 }
 
 // SyncDir fsyncs directory rel so that renames and links in it are durable.
 func (r *Root) SyncDir(rel string) error {
-	fd, err := r.Dir(rel)
-	if err != nil {
-		return err
-	}
-	return unix.Fsync(fd)
+	return r.withDir(rel, unix.Fsync)
 }
 
 // SyncFS flushes the whole filesystem holding the slot (one syncfs instead
@@ -349,4 +340,21 @@ func tempName() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return TempPrefix + hex.EncodeToString(b[:])
+}
+
+// ownParent opens rel's parent directory as an fd the caller owns and closes
+// (for the source side of a link: never nested inside another root's lock).
+func (r *Root) ownParent(rel string) (int, string, error) {
+	if err := manifest.CheckPath(rel); err != nil {
+		return -1, "", err
+	}
+	dir, base := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, base = rel[:i], rel[i+1:]
+	}
+	if dir == "" {
+		return dupFd(r.fd), base, nil
+	}
+	fd, err := r.openat2(dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	return fd, base, err
 }
