@@ -96,7 +96,7 @@ func SignIndex(x *Index, keys ...PrivateKey) ([]byte, error) {
 
 // Expect is what the client requires of an index besides a good signature.
 type Expect struct {
-	Channel  string
+	Channel  string    // "" accepts any channel (the security service: the daemon picks channels)
 	Hardware string    // "" accepts an index for any hardware
 	Now      time.Time // expiry reference
 	// Seen is the newest index accepted before (nil on first use): an index
@@ -131,7 +131,7 @@ func OpenIndex(b []byte, kr Keyring, exp Expect) (*Index, error) {
 	if x.Type != "index" || x.Spec != IndexSpec {
 		return nil, fmt.Errorf("index: type %q spec %d: %w", x.Type, x.Spec, errdefs.ErrBadSignature)
 	}
-	if x.Channel != exp.Channel {
+	if exp.Channel != "" && x.Channel != exp.Channel {
 		return nil, fmt.Errorf("index is for channel %q, this machine follows %q: %w", x.Channel, exp.Channel, errdefs.ErrPolicy)
 	}
 	if exp.Hardware != "" && x.Hardware != "" && x.Hardware != exp.Hardware {

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"laptop.org/upgrade/dbusapi"
+)
+
+func plain(m map[string]dbus.Variant) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v.Value()
+	}
+	return out
+}
+
+func (c *cli) emit(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintln(c.out, string(b))
+}
+
+func str(m map[string]dbus.Variant, k string) string {
+	if v, ok := m[k]; ok {
+		return fmt.Sprint(v.Value())
+	}
+	return ""
+}
+
+func (c *cli) status(ctx context.Context) error {
+	m, err := c.getAll(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		c.emit(plain(m))
+		return nil
+	}
+	fmt.Fprintf(c.out, "state:        %s\n", str(m, "State"))
+	fmt.Fprintf(c.out, "running:      version %s in slot %s\n", or(str(m, "CurrentVersion"), "?"), or(str(m, "BootedSlot"), "?"))
+	fmt.Fprintf(c.out, "next boot:    slot %s (version %s)\n", or(str(m, "NextBootSlot"), "?"), or(str(m, "NextBootVersion"), "?"))
+	if a := str(m, "AvailableVersion"); a != "" {
+		fmt.Fprintf(c.out, "available:    version %s\n", a)
+	}
+	if lc, _ := m["LastCheck"].Value().(uint64); lc > 0 {
+		fmt.Fprintf(c.out, "last check:   %s\n", time.Unix(int64(lc), 0).Format(time.RFC1123))
+	}
+	if j := str(m, "Job"); j != "0" && str(m, "State") != "idle" {
+		fmt.Fprintf(c.out, "job:          %s (%s%%)\n", j, str(m, "Progress"))
+	}
+	if e := str(m, "LastError"); e != "" {
+		fmt.Fprintf(c.out, "last error:   %s\n              %s\n", strings.TrimPrefix(e, dbusapi.ErrorPrefix), str(m, "LastErrorMessage"))
+	}
+	if f := str(m, "BootFailure"); f != "" {
+		fmt.Fprintf(c.out, "boot failure: %s\n", f)
+	}
+	return nil
+}
+
+func or(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func (c *cli) check(ctx context.Context) error {
+	var m map[string]dbus.Variant
+	if err := c.obj.CallWithContext(ctx, dbusapi.UpgradeInterface+".Check", 0).Store(&m); err != nil {
+		return err
+	}
+	upToDate, _ := m["up_to_date"].Value().(bool)
+	if c.json {
+		c.emit(plain(m))
+	} else if upToDate {
+		fmt.Fprintf(c.out, "up to date: version %s\n", str(m, "current_version"))
+	} else {
+		dl, _ := m["download_bytes"].Value().(uint64)
+		need, _ := m["need_bytes"].Value().(uint64)
+		free, _ := m["free_bytes"].Value().(uint64)
+		fmt.Fprintf(c.out, "version %s is available (running %s)\n", str(m, "available_version"), str(m, "current_version"))
+		fmt.Fprintf(c.out, "download %s, needs %s on disk, %s free\n", human(dl), human(need), human(free))
+	}
+	if upToDate {
+		return &exitError{exitUpToDate, fmt.Errorf("up to date")}
+	}
+	return nil
+}
+
+func (c *cli) rollback(ctx context.Context) error {
+	var slot, version string
+	if err := c.obj.CallWithContext(ctx, dbusapi.UpgradeInterface+".Rollback", 0).Store(&slot, &version); err != nil {
+		return err
+	}
+	if c.json {
+		c.emit(map[string]any{"next_boot_slot": slot, "version": version})
+	} else {
+		fmt.Fprintf(c.out, "next boot: slot %s (version %s); restart to use it\n", slot, version)
+	}
+	return nil
+}
+
+func (c *cli) history(ctx context.Context) error {
+	var hs []map[string]dbus.Variant
+	if err := c.obj.CallWithContext(ctx, dbusapi.UpgradeInterface+".History", 0).Store(&hs); err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if c.json {
+			c.emit(plain(h))
+			continue
+		}
+		ok, _ := h["success"].Value().(bool)
+		fin, _ := h["finished"].Value().(uint64)
+		fetched, _ := h["fetched"].Value().(uint64)
+		res := "ok"
+		if !ok {
+			res = strings.TrimPrefix(str(h, "error_name"), dbusapi.ErrorPrefix) + ": " + str(h, "message")
+		}
+		fmt.Fprintf(c.out, "job %-4s %s  version %-6s %8s  %s\n", str(h, "job"), time.Unix(int64(fin), 0).Format("2006-01-02 15:04"), str(h, "version"), human(fetched), res)
+	}
+	return nil
+}
+
+func human(n uint64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}
+
+func sortedKeys(m map[string]dbus.Variant) []string {
+	k := make([]string, 0, len(m))
+	for x := range m {
+		k = append(k, x)
+	}
+	sort.Strings(k)
+	return k
+}

@@ -1,0 +1,117 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"laptop.org/upgrade/errdefs"
+)
+
+// FileConfig is R/etc/upgrade/upgraded.conf: "key = value" lines, '#'
+// comments, `mirror` repeatable (tried in order). Paths are inside the root.
+type FileConfig struct {
+	Mirrors       []string
+	Channel       string
+	Hardware      string
+	Keys          string        // directory of trusted *.pub keys
+	Tries         int           // boots a new slot gets before fallback
+	Parallel      int           // concurrent downloads
+	StallTimeout  time.Duration // a connection silent this long is dropped
+	BackgroundBPS int64         // bandwidth cap for timer-started jobs (bytes/s, 0 = none)
+	MinBattery    int           // percent below which background jobs wait (0 = ignore)
+	AllowMetered  bool          // background downloads on metered connections
+	AllowDevices  bool          // manifests may contain device nodes
+	Proxy         string        // http proxy for mirrors (besides $http_proxy)
+}
+
+// DefaultFileConfig is used for keys a file does not set.
+func DefaultFileConfig() FileConfig {
+	return FileConfig{Channel: "stable", Keys: "/etc/upgrade/keys", Tries: 3, Parallel: 4, StallTimeout: 30 * time.Second, MinBattery: 30}
+}
+
+// LoadFileConfig reads path; a missing file gives the defaults.
+func LoadFileConfig(path string) (FileConfig, error) {
+	c := DefaultFileConfig()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	return ParseFileConfig(b, c)
+}
+
+// ParseFileConfig parses config text over defaults. Unknown keys are errors:
+// a typo must not silently leave a machine without updates.
+func ParseFileConfig(b []byte, c FileConfig) (FileConfig, error) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return c, fmt.Errorf("config line %d: want key = value: %w", n, errdefs.ErrInvalidArgument)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		var err error
+		switch k {
+		case "mirror":
+			c.Mirrors = append(c.Mirrors, v)
+		case "channel":
+			c.Channel = v
+		case "hardware":
+			c.Hardware = v
+		case "keys":
+			c.Keys = v
+		case "proxy":
+			c.Proxy = v
+		case "tries":
+			c.Tries, err = strconv.Atoi(v)
+		case "parallel":
+			c.Parallel, err = strconv.Atoi(v)
+		case "min_battery":
+			c.MinBattery, err = strconv.Atoi(v)
+		case "stall_timeout":
+			c.StallTimeout, err = time.ParseDuration(v)
+		case "background_rate":
+			c.BackgroundBPS, err = parseBytes(v)
+		case "allow_metered":
+			c.AllowMetered, err = strconv.ParseBool(v)
+		case "allow_devices":
+			c.AllowDevices, err = strconv.ParseBool(v)
+		default:
+			return c, fmt.Errorf("config line %d: unknown key %q: %w", n, k, errdefs.ErrInvalidArgument)
+		}
+		if err != nil {
+			return c, fmt.Errorf("config line %d: %s: %v: %w", n, k, err, errdefs.ErrInvalidArgument)
+		}
+	}
+	return c, sc.Err()
+}
+
+// parseBytes reads "500k", "2M", "1G" or a plain number of bytes.
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, s[:len(s)-1]
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,269 @@
+// Package daemon is the upgrade daemon's behaviour, independent of D-Bus:
+// one job at a time, durable job state that survives kill -9, progress as a
+// status snapshot with throttled change notifications, and the hand-over to
+// the security service. It drives package engine and never writes the boot
+// pointer itself.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"laptop.org/upgrade/bootptr"
+	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
+)
+
+// Security is what the daemon needs from the security service.
+type Security interface {
+	Activate(ctx context.Context, slot layout.Slot, tries int) (uint64, error)
+	Invalidate(ctx context.Context, slot layout.Slot) error
+	Rollback(ctx context.Context) (layout.Slot, uint64, error)
+	Pointer(ctx context.Context) (bootptr.Pointer, error)
+}
+
+// Config wires the daemon.
+type Config struct {
+	Engine   engine.Config
+	Security Security
+	Tries    int
+	// ErrorName maps an error to the name clients see (dbusapi.ErrorName).
+	ErrorName func(error) string
+	Logf      func(string, ...any)
+	// Notify receives the properties that changed, at most every Throttle.
+	Notify func(changed map[string]any)
+	// Finished receives the end of every job, after the final Notify.
+	Finished func(job uint32, success bool, errName, message string)
+	Throttle time.Duration // default 100 ms: ≤ 10 updates/s, never > 1 s stale
+}
+
+// Daemon owns all state; exported methods are safe for concurrent use.
+type Daemon struct {
+	cfg  Config
+	path string
+
+	mu      sync.Mutex
+	st      Status
+	sent    map[string]any // last notified values
+	dirty   bool
+	p       persisted
+	cancel  context.CancelFunc
+	closing bool
+	jobDone chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// New loads the durable state, refreshes what the disk says, and starts the
+// notifier. Call Resume once the D-Bus surface is up.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Throttle == 0 {
+		cfg.Throttle = 100 * time.Millisecond
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.ErrorName == nil {
+		cfg.ErrorName = func(err error) string { return err.Error() }
+	}
+	d := &Daemon{cfg: cfg, path: filepath.Join(cfg.Engine.Root.StateDir(), "daemon.json"), stop: make(chan struct{})}
+	p, err := loadPersisted(d.path)
+	if err != nil {
+		return nil, fmt.Errorf("daemon state: %w", err)
+	}
+	d.p = p
+	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, AvailableVersion: p.AvailableVersion, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage}
+	d.refreshLocked(context.Background())
+	d.sent = d.st.Map()
+	d.wg.Add(1)
+	go d.notifier()
+	return d, nil
+}
+
+// Status returns a snapshot.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st
+}
+
+// History returns finished jobs, newest first.
+func (d *Daemon) History() []HistoryEntry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]HistoryEntry, len(d.p.History))
+	for i, h := range d.p.History {
+		out[len(out)-1-i] = h
+	}
+	return out
+}
+
+// refreshLocked re-reads versions and the boot pointer from disk.
+func (d *Daemon) refreshLocked(ctx context.Context) {
+	r := d.cfg.Engine.Root
+	booted, err := r.CurrentSlot()
+	if err != nil {
+		d.st.BootedSlot = ""
+		return
+	}
+	d.st.BootedSlot = string(booted)
+	if inst, err := engine.LoadInstalled(r, booted); err == nil {
+		d.st.CurrentVersion = strconv.FormatUint(inst.Version, 10)
+	}
+	d.st.NextBootSlot, d.st.NextBootVersion, d.st.BootFailure = string(booted), d.st.CurrentVersion, ""
+	if d.cfg.Security == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	p, err := d.cfg.Security.Pointer(ctx)
+	if err != nil {
+		d.cfg.Logf("boot pointer: %v", err)
+		return
+	}
+	d.st.NextBootSlot = string(p.Next)
+	if inst, err := engine.LoadInstalled(r, p.Next); err == nil {
+		d.st.NextBootVersion = strconv.FormatUint(inst.Version, 10)
+	} else {
+		d.st.NextBootVersion = ""
+	}
+	if p.Failed != "" {
+		d.st.BootFailure = fmt.Sprintf("slot %s did not finish booting within its tries; the system fell back to slot %s", p.Failed, booted)
+	}
+	if d.cancel == nil && p.Next != booted && d.st.NextBootVersion != "" {
+		d.st.State = StateReadyToReboot
+	}
+}
+
+// notifier sends changed properties at most every Throttle.
+func (d *Daemon) notifier() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.Throttle)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			d.flush()
+			return
+		case <-t.C:
+			d.flush()
+		}
+	}
+}
+
+// flush sends what changed since the last notification.
+func (d *Daemon) flush() {
+	d.mu.Lock()
+	cur := d.st.Map()
+	changed := map[string]any{}
+	for k, v := range cur {
+		if fmt.Sprint(d.sent[k]) != fmt.Sprint(v) {
+			changed[k] = v
+		}
+	}
+	d.sent = cur
+	d.dirty = false
+	d.mu.Unlock()
+	if len(changed) > 0 && d.cfg.Notify != nil {
+		d.cfg.Notify(changed)
+	}
+}
+
+// Close stops the notifier and cancels a running job (it stays resumable).
+func (d *Daemon) Close() {
+	d.mu.Lock()
+	d.closing = true
+	if d.cancel != nil {
+		d.cancel()
+	}
+	done := d.jobDone
+	d.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	d.wg.Wait()
+}
+
+func (d *Daemon) saveLocked() {
+	if err := d.p.save(d.path); err != nil {
+		d.cfg.Logf("save state: %v", err)
+	}
+}
+
+// Check queries the repository: what is available and what it would cost.
+func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, bool, error) {
+	d.mu.Lock()
+	if d.cancel != nil {
+		d.mu.Unlock()
+		return nil, false, fmt.Errorf("an upgrade is running (job %d): %w", d.st.Job, errdefs.ErrBusy)
+	}
+	prev := d.st.State
+	d.st.State = StateChecking
+	d.mu.Unlock()
+
+	res, upToDate, err := engine.Check(ctx, &d.cfg.Engine, version)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.st.State == StateChecking {
+		d.st.State = prev
+	}
+	d.st.LastCheck = uint64(time.Now().Unix())
+	d.p.LastCheck = d.st.LastCheck
+	switch {
+	case err != nil:
+		d.setErrorLocked(err)
+	case upToDate:
+		d.st.AvailableVersion = ""
+		d.setErrorLocked(nil)
+	default:
+		d.st.AvailableVersion = strconv.FormatUint(res.Version, 10)
+		d.setErrorLocked(nil)
+	}
+	d.p.AvailableVersion = d.st.AvailableVersion
+	d.saveLocked()
+	return res, upToDate, err
+}
+
+func (d *Daemon) setErrorLocked(err error) {
+	if err == nil {
+		d.st.LastError, d.st.LastErrorMessage = "", ""
+	} else {
+		d.st.LastError, d.st.LastErrorMessage = d.cfg.ErrorName(err), err.Error()
+	}
+	d.p.LastError, d.p.LastErrorMessage = d.st.LastError, d.st.LastErrorMessage
+}
+
+// Rollback asks the security service to boot the other slot next.
+func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
+	d.mu.Lock()
+	if d.cancel != nil {
+		d.mu.Unlock()
+		return "", 0, fmt.Errorf("an upgrade is running (job %d): %w", d.st.Job, errdefs.ErrBusy)
+	}
+	d.mu.Unlock()
+	if d.cfg.Security == nil {
+		return "", 0, fmt.Errorf("no security service: %w", errdefs.ErrFailedPrecondition)
+	}
+	slot, v, err := d.cfg.Security.Rollback(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.setErrorLocked(err)
+	} else {
+		d.setErrorLocked(nil)
+	}
+	d.refreshLocked(ctx)
+	d.saveLocked()
+	return slot, v, err
+}

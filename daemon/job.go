@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
+)
+
+// JobOpts are the options of Upgrade(s version, a{sv} options).
+type JobOpts struct {
+	Force      bool `json:"force,omitempty"`      // ignore background policy
+	Background bool `json:"background,omitempty"` // started by a timer: background policy applies
+	Tries      int  `json:"tries,omitempty"`      // boot tries for the new slot (0 = default)
+}
+
+// Upgrade starts a job and returns its id at once.
+func (d *Daemon) Upgrade(version uint64, o JobOpts) (uint32, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancel != nil {
+		return 0, fmt.Errorf("an upgrade is already running (job %d); wait for it or cancel it: %w", d.st.Job, errdefs.ErrBusy)
+	}
+	if d.st.State == StateChecking || d.st.State == StateRollingBack {
+		return 0, fmt.Errorf("the daemon is %s: %w", d.st.State, errdefs.ErrBusy)
+	}
+	job := d.p.NextJob
+	d.p.NextJob++
+	d.p.Running = &Running{Job: job, Version: version, Opts: o, Started: time.Now().UTC()}
+	if err := d.p.save(d.path); err != nil {
+		d.p.Running = nil
+		return 0, fmt.Errorf("save job: %w", err)
+	}
+	d.startLocked(*d.p.Running, false)
+	return job, nil
+}
+
+// Resume restarts a job that a crash or kill -9 cut off; the engine's
+// journal makes it continue where it stopped.
+func (d *Daemon) Resume() (uint32, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.p.Running == nil || d.cancel != nil {
+		return 0, false
+	}
+	d.cfg.Logf("resuming job %d cut off by a restart", d.p.Running.Job)
+	d.startLocked(*d.p.Running, true)
+	return d.p.Running.Job, true
+}
+
+// Cancel stops the running job; it ends with Finished(…, Cancelled). With
+// no job running it does nothing.
+func (d *Daemon) Cancel() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancel != nil {
+		d.cancel()
+	}
+}
+
+// Wait blocks until no job runs (tests, shutdown).
+func (d *Daemon) Wait() {
+	d.mu.Lock()
+	done := d.jobDone
+	d.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+func (d *Daemon) startLocked(run Running, resumed bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.jobDone = make(chan struct{})
+	d.st.Job = run.Job
+	d.st.State = StateChecking
+	d.st.Progress, d.st.BytesDone, d.st.BytesTotal = 0, 0, 0
+	d.st.TargetVersion = ""
+	if run.Version != 0 {
+		d.st.TargetVersion = strconv.FormatUint(run.Version, 10)
+	}
+	done := d.jobDone
+	go func() {
+		defer close(done)
+		err := d.run(ctx, run, resumed)
+		d.finish(run, resumed, err)
+	}()
+}
+
+var phaseState = map[engine.Phase]State{
+	engine.PhaseChecking: StateChecking, engine.PhaseCloning: StateCloning, engine.PhaseDownloading: StateDownloading,
+	engine.PhaseApplying: StateApplying, engine.PhaseVerifying: StateVerifying, engine.PhaseDone: StateVerifying,
+}
+
+func (d *Daemon) progress(p engine.Progress) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancel == nil {
+		return
+	}
+	d.st.State = phaseState[p.Phase]
+	d.st.Progress = uint32(p.Percent())
+	if p.Phase == engine.PhaseDownloading {
+		d.st.BytesDone, d.st.BytesTotal = uint64(max(p.BytesDone, 0)), uint64(max(p.BytesTotal, 0))
+	}
+}
+
+func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
+	cfg := d.cfg.Engine // a copy: the hook below is per job
+	if d.cfg.Security != nil {
+		cfg.BeforeWrite = func(s layout.Slot) error { return d.cfg.Security.Invalidate(ctx, s) }
+	}
+	res, err := engine.Upgrade(ctx, &cfg, engine.Options{Version: run.Version, Job: run.Job, Progress: d.progress})
+	if res != nil {
+		d.mu.Lock()
+		d.st.TargetVersion = strconv.FormatUint(res.Version, 10)
+		d.st.Drift = d.st.Drift[:0]
+		for _, dr := range res.Drift {
+			d.st.Drift = append(d.st.Drift, dr.Path+": "+dr.Reason)
+		}
+		if d.p.Running != nil {
+			d.p.Running.Fetched += res.Fetched
+		}
+		d.mu.Unlock()
+	}
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, errdefs.ErrCancelled) {
+			err = fmt.Errorf("job %d cancelled: %v: %w", run.Job, err, errdefs.ErrCancelled)
+		}
+		return err
+	}
+	if d.cfg.Security == nil {
+		return nil
+	}
+	d.mu.Lock()
+	d.st.State, d.st.Progress = StateActivating, 95
+	d.mu.Unlock()
+	// The security service verifies the slot again with its own keys and
+	// alone swings the boot pointer.
+	tries := run.Opts.Tries
+	if tries == 0 {
+		tries = d.cfg.Tries
+	}
+	if _, err := d.cfg.Security.Activate(ctx, res.Slot, tries); err != nil {
+		return fmt.Errorf("security service refused slot %s: %w", res.Slot, err)
+	}
+	return nil
+}
+
+// finish records the result durably, publishes the last properties, then
+// sends Finished.
+func (d *Daemon) finish(run Running, resumed bool, err error) {
+	d.mu.Lock()
+	d.cancel = nil
+	if d.closing {
+		// Shutting down: the job stays recorded as running and resumes at
+		// the next start, which sends its Finished.
+		d.st.State = StateIdle
+		d.mu.Unlock()
+		return
+	}
+	entry := HistoryEntry{Job: run.Job, Version: d.st.TargetVersion, Success: err == nil, Started: run.Started, Finished: time.Now().UTC(), Resumed: resumed}
+	if d.p.Running != nil {
+		entry.Fetched = d.p.Running.Fetched
+	}
+	d.st.State = StateIdle
+	d.setErrorLocked(err)
+	if err != nil {
+		entry.Error, entry.Message = d.st.LastError, err.Error()
+		d.cfg.Logf("job %d failed: %v", run.Job, err)
+	} else {
+		d.st.Progress = 100
+		d.st.AvailableVersion = ""
+		d.p.AvailableVersion = ""
+		d.cfg.Logf("job %d finished: version %s ready", run.Job, d.st.TargetVersion)
+	}
+	// The job is over whatever its outcome; the engine's journal still lets
+	// the next job for the same target resume its clone and downloads.
+	d.p.Running = nil
+	d.p.History = append(d.p.History, entry)
+	if len(d.p.History) > maxHistory {
+		d.p.History = d.p.History[len(d.p.History)-maxHistory:]
+	}
+	d.refreshLocked(context.Background())
+	d.saveLocked()
+	d.mu.Unlock()
+	d.flush()
+	if d.cfg.Finished != nil {
+		d.cfg.Finished(run.Job, err == nil, entry.Error, entry.Message)
+	}
+}

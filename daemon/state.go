@@ -1,0 +1,127 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"laptop.org/upgrade/atomicfile"
+)
+
+// State is the daemon's phase as clients see it (property State).
+type State string
+
+const (
+	StateIdle          State = "idle"
+	StateChecking      State = "checking"
+	StateCloning       State = "cloning"
+	StateDownloading   State = "downloading"
+	StateApplying      State = "applying"
+	StateVerifying     State = "verifying"
+	StateActivating    State = "activating"
+	StateReadyToReboot State = "ready-to-reboot"
+	StateRollingBack   State = "rolling-back"
+)
+
+// Status is every property of org.laptop.Upgrade1, as one snapshot.
+type Status struct {
+	State            State
+	Job              uint32
+	Progress         uint32
+	BytesDone        uint64
+	BytesTotal       uint64
+	CurrentVersion   string
+	AvailableVersion string
+	TargetVersion    string
+	BootedSlot       string
+	NextBootSlot     string
+	NextBootVersion  string
+	LastCheck        uint64
+	LastError        string
+	LastErrorMessage string
+	BootFailure      string
+	Drift            []string
+}
+
+// Map returns the status keyed by property name (for GetAll and diffs).
+func (s Status) Map() map[string]any {
+	drift := s.Drift
+	if drift == nil {
+		drift = []string{}
+	}
+	return map[string]any{
+		"State": string(s.State), "Job": s.Job, "Progress": s.Progress,
+		"BytesDone": s.BytesDone, "BytesTotal": s.BytesTotal,
+		"CurrentVersion": s.CurrentVersion, "AvailableVersion": s.AvailableVersion, "TargetVersion": s.TargetVersion,
+		"BootedSlot": s.BootedSlot, "NextBootSlot": s.NextBootSlot, "NextBootVersion": s.NextBootVersion,
+		"LastCheck": s.LastCheck, "LastError": s.LastError, "LastErrorMessage": s.LastErrorMessage,
+		"BootFailure": s.BootFailure, "Drift": drift,
+	}
+}
+
+// HistoryEntry is one finished job.
+type HistoryEntry struct {
+	Job      uint32    `json:"job"`
+	Version  string    `json:"version"`
+	Success  bool      `json:"success"`
+	Error    string    `json:"error_name,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Fetched  int64     `json:"fetched"`
+	Resumed  bool      `json:"resumed,omitempty"`
+}
+
+// Running is the job in progress, persisted so a restart resumes it.
+type Running struct {
+	Job     uint32    `json:"job"`
+	Version uint64    `json:"version"`
+	Opts    JobOpts   `json:"opts"`
+	Started time.Time `json:"started"`
+	Fetched int64     `json:"fetched"`
+}
+
+// persisted is the daemon's durable state (R/var/lib/upgrade/daemon.json).
+type persisted struct {
+	NextJob          uint32         `json:"next_job"`
+	LastCheck        uint64         `json:"last_check"`
+	AvailableVersion string         `json:"available_version"`
+	LastError        string         `json:"last_error"`
+	LastErrorMessage string         `json:"last_error_message"`
+	Running          *Running       `json:"running,omitempty"`
+	History          []HistoryEntry `json:"history"`
+}
+
+const maxHistory = 50
+
+func loadPersisted(path string) (persisted, error) {
+	var p persisted
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return persisted{NextJob: 1}, nil
+	}
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		// Corrupt state must not keep the daemon down; history is lost.
+		return persisted{NextJob: 1}, nil
+	}
+	if p.NextJob == 0 {
+		p.NextJob = 1
+	}
+	return p, nil
+}
+
+func (p *persisted) save(path string) error {
+	b, err := json.MarshalIndent(p, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0755); err != nil {
+		return err
+	}
+	return atomicfile.Write(path, b, 0644)
+}

@@ -1,0 +1,132 @@
+// Package dbusapi is the D-Bus surface of the upgrade daemon and the
+// security service: exported objects, introspection, authorization, and the
+// one place where the project's error classes (package errdefs) become
+// org.laptop.Upgrade1.Error.* names and back.
+package dbusapi
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+
+	"laptop.org/upgrade/errdefs"
+)
+
+// Bus names, object paths and interfaces (public contract, DESIGN.md).
+const (
+	UpgradeName      = "org.laptop.Upgrade1"
+	UpgradePath      = dbus.ObjectPath("/org/laptop/Upgrade1")
+	UpgradeInterface = "org.laptop.Upgrade1"
+	SecurityName     = "org.laptop.Security1"
+	SecurityPath     = dbus.ObjectPath("/org/laptop/Security1")
+	SecurityIface    = "org.laptop.Security1"
+	ErrorPrefix      = "org.laptop.Upgrade1.Error."
+)
+
+// Error names.
+const (
+	ErrBusy          = ErrorPrefix + "Busy"
+	ErrNotAuthorized = ErrorPrefix + "NotAuthorized"
+	ErrUpToDate      = ErrorPrefix + "UpToDate"
+	ErrNetwork       = ErrorPrefix + "Network"
+	ErrBadSignature  = ErrorPrefix + "BadSignature"
+	ErrVerification  = ErrorPrefix + "Verification"
+	ErrNoSpace       = ErrorPrefix + "NoSpace"
+	ErrCancelled     = ErrorPrefix + "Cancelled"
+	ErrInvalidArgs   = ErrorPrefix + "InvalidArgs"
+	ErrNotFound      = ErrorPrefix + "NotFound"
+	ErrCorrupt       = ErrorPrefix + "Corrupt"
+	ErrPolicy        = ErrorPrefix + "Policy"
+	ErrUnsafePath    = ErrorPrefix + "UnsafePath"
+	ErrTooLarge      = ErrorPrefix + "TooLarge"
+	ErrPrecondition  = ErrorPrefix + "FailedPrecondition"
+	ErrInterrupted   = ErrorPrefix + "Interrupted"
+	ErrFailed        = ErrorPrefix + "Failed"
+)
+
+var classes = []struct {
+	err  error
+	name string
+}{
+	{errdefs.ErrCancelled, ErrCancelled},
+	{context.Canceled, ErrCancelled},
+	{errdefs.ErrBusy, ErrBusy},
+	{errdefs.ErrNotAuthorized, ErrNotAuthorized},
+	{errdefs.ErrUpToDate, ErrUpToDate},
+	{errdefs.ErrNoSpace, ErrNoSpace},
+	{errdefs.ErrBadSignature, ErrBadSignature},
+	{errdefs.ErrVerification, ErrVerification},
+	{errdefs.ErrUnsafePath, ErrUnsafePath},
+	{errdefs.ErrPolicy, ErrPolicy},
+	{errdefs.ErrTooLarge, ErrTooLarge},
+	{errdefs.ErrCorrupt, ErrCorrupt},
+	{errdefs.ErrNetwork, ErrNetwork},
+	{context.DeadlineExceeded, ErrNetwork},
+	{errdefs.ErrInvalidArgument, ErrInvalidArgs},
+	{errdefs.ErrNotFound, ErrNotFound},
+	{errdefs.ErrFailedPrecondition, ErrPrecondition},
+}
+
+// ErrorName maps an error to its D-Bus error name ("" for nil).
+func ErrorName(err error) string {
+	if err == nil {
+		return ""
+	}
+	var de dbus.Error
+	if errors.As(err, &de) && strings.HasPrefix(de.Name, ErrorPrefix) {
+		return de.Name
+	}
+	var dp *dbus.Error
+	if errors.As(err, &dp) && strings.HasPrefix(dp.Name, ErrorPrefix) {
+		return dp.Name
+	}
+	for _, c := range classes {
+		if errors.Is(err, c.err) {
+			return c.name
+		}
+	}
+	return ErrFailed
+}
+
+// ToDBus turns an error into the reply error a caller sees.
+func ToDBus(err error) *dbus.Error {
+	if err == nil {
+		return nil
+	}
+	return dbus.NewError(ErrorName(err), []any{err.Error()})
+}
+
+// FromDBus maps a D-Bus error from the security service or the daemon back
+// to the project's error classes, keeping the message.
+func FromDBus(err error) error {
+	var de dbus.Error
+	if !errors.As(err, &de) {
+		var dp *dbus.Error
+		if !errors.As(err, &dp) {
+			return err
+		}
+		de = *dp
+	}
+	msg := de.Name
+	if len(de.Body) > 0 {
+		if s, ok := de.Body[0].(string); ok {
+			msg = s
+		}
+	}
+	for _, c := range classes {
+		if c.name == de.Name {
+			return &remoteError{msg: msg, class: c.err}
+		}
+	}
+	return &remoteError{msg: msg, class: errors.New(de.Name)}
+}
+
+type remoteError struct {
+	msg   string
+	class error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.class }

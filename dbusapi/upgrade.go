@@ -1,0 +1,258 @@
+package dbusapi
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"laptop.org/upgrade/daemon"
+	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/errdefs"
+)
+
+// Polkit action ids.
+const (
+	ActionCheck    = "org.laptop.upgrade.check"
+	ActionUpgrade  = "org.laptop.upgrade.upgrade"
+	ActionRollback = "org.laptop.upgrade.rollback"
+)
+
+// UpgradeServer exports a daemon.Daemon as org.laptop.Upgrade1.
+type UpgradeServer struct {
+	conn  *dbus.Conn
+	d     *daemon.Daemon
+	authz *Authorizer
+}
+
+// NewUpgradeServer prepares the server; wire Notify and Finished into the
+// daemon config before creating the daemon (see cmd/upgraded).
+func NewUpgradeServer(conn *dbus.Conn) *UpgradeServer {
+	return &UpgradeServer{conn: conn, authz: NewAuthorizer(conn)}
+}
+
+// Notify emits one PropertiesChanged with every property that changed.
+func (s *UpgradeServer) Notify(changed map[string]any) {
+	m := make(map[string]dbus.Variant, len(changed))
+	for k, v := range changed {
+		m[k] = dbus.MakeVariant(v)
+	}
+	s.conn.Emit(UpgradePath, "org.freedesktop.DBus.Properties.PropertiesChanged", UpgradeInterface, m, []string{})
+}
+
+// Finished emits the Finished signal.
+func (s *UpgradeServer) Finished(job uint32, ok bool, name, msg string) {
+	s.conn.Emit(UpgradePath, UpgradeInterface+".Finished", job, ok, name, msg)
+}
+
+// Export exports the object, its properties and introspection, then claims
+// the name. The daemon must exist before (methods call into it).
+func (s *UpgradeServer) Export(d *daemon.Daemon) error {
+	s.d = d
+	methods := map[string]any{
+		"Check":     s.check,
+		"Preflight": s.preflight,
+		"Upgrade":   s.upgrade,
+		"Cancel":    s.cancelJob,
+		"Rollback":  s.rollback,
+		"History":   s.history,
+	}
+	if err := s.conn.ExportMethodTable(methods, UpgradePath, UpgradeInterface); err != nil {
+		return err
+	}
+	props := map[string]any{
+		"Get":    s.get,
+		"GetAll": s.getAll,
+		"Set":    s.set,
+	}
+	if err := s.conn.ExportMethodTable(props, UpgradePath, "org.freedesktop.DBus.Properties"); err != nil {
+		return err
+	}
+	intro, err := introspectable(UpgradeXML, true)
+	if err != nil {
+		return err
+	}
+	if err := s.conn.Export(intro, UpgradePath, "org.freedesktop.DBus.Introspectable"); err != nil {
+		return err
+	}
+	return requestName(s.conn, UpgradeName)
+}
+
+// MethodNames lists the methods exported on org.laptop.Upgrade1 (the test
+// compares it with the checked-in introspection).
+func MethodNames() []string {
+	n := []string{"Check", "Preflight", "Upgrade", "Cancel", "Rollback", "History"}
+	sort.Strings(n)
+	return n
+}
+
+func (s *UpgradeServer) get(iface, name string) (dbus.Variant, *dbus.Error) {
+	if iface != UpgradeInterface && iface != "" {
+		return dbus.Variant{}, dbus.MakeFailedError(fmt.Errorf("unknown interface %q", iface))
+	}
+	v, ok := s.d.Status().Map()[name]
+	if !ok {
+		return dbus.Variant{}, ToDBus(fmt.Errorf("no property %q: %w", name, errdefs.ErrInvalidArgument))
+	}
+	return dbus.MakeVariant(v), nil
+}
+
+func (s *UpgradeServer) getAll(iface string) (map[string]dbus.Variant, *dbus.Error) {
+	if iface != UpgradeInterface && iface != "" {
+		return map[string]dbus.Variant{}, nil
+	}
+	out := map[string]dbus.Variant{}
+	for k, v := range s.d.Status().Map() {
+		out[k] = dbus.MakeVariant(v)
+	}
+	return out, nil
+}
+
+func (s *UpgradeServer) set(iface, name string, v dbus.Variant) *dbus.Error {
+	return dbus.NewError("org.freedesktop.DBus.Error.PropertyReadOnly", []any{fmt.Sprintf("property %s is read-only", name)})
+}
+
+func resultMap(res *engine.Result, upToDate bool, current string) map[string]dbus.Variant {
+	m := map[string]dbus.Variant{
+		"up_to_date":      dbus.MakeVariant(upToDate),
+		"current_version": dbus.MakeVariant(current),
+	}
+	if res == nil {
+		return m
+	}
+	if !upToDate {
+		m["available_version"] = dbus.MakeVariant(strconv.FormatUint(res.Version, 10))
+		m["download_bytes"] = dbus.MakeVariant(uint64(res.DownloadBytes))
+		m["need_bytes"] = dbus.MakeVariant(uint64(res.NeedBytes))
+		m["free_bytes"] = dbus.MakeVariant(uint64(res.FreeBytes))
+		m["need_inodes"] = dbus.MakeVariant(uint64(res.NeedInodes))
+		m["free_inodes"] = dbus.MakeVariant(uint64(res.FreeInodes))
+		m["drift"] = dbus.MakeVariant(uint32(len(res.Drift)))
+		m["slot"] = dbus.MakeVariant(string(res.Slot))
+		m["already_ready"] = dbus.MakeVariant(res.AlreadyReady)
+	}
+	return m
+}
+
+// checkTimeout bounds a synchronous Check (network included).
+const checkTimeout = 2 * time.Minute
+
+func (s *UpgradeServer) check(sender dbus.Sender) (map[string]dbus.Variant, *dbus.Error) {
+	return s.preflight(sender, "")
+}
+
+func (s *UpgradeServer) preflight(sender dbus.Sender, version string) (map[string]dbus.Variant, *dbus.Error) {
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	if err := s.authz.Check(ctx, sender, ActionCheck); err != nil {
+		return nil, ToDBus(err)
+	}
+	v, err := ParseVersion(version)
+	if err != nil {
+		return nil, ToDBus(err)
+	}
+	res, upToDate, err := s.d.Check(ctx, v)
+	if err != nil {
+		return nil, ToDBus(err)
+	}
+	return resultMap(res, upToDate, s.d.Status().CurrentVersion), nil
+}
+
+// ParseVersion reads "" (newest) or a decimal version number.
+func ParseVersion(v string) (uint64, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("version %q: want a positive number or \"\": %w", v, errdefs.ErrInvalidArgument)
+	}
+	return n, nil
+}
+
+// ParseOptions validates the a{sv} options of Upgrade: unknown keys and
+// wrong types are errors, not silently ignored.
+func ParseOptions(opts map[string]dbus.Variant) (daemon.JobOpts, error) {
+	var o daemon.JobOpts
+	for k, v := range opts {
+		switch k {
+		case "force", "background":
+			b, ok := v.Value().(bool)
+			if !ok {
+				return o, fmt.Errorf("option %q must be a boolean (b), got %s: %w", k, v.Signature(), errdefs.ErrInvalidArgument)
+			}
+			if k == "force" {
+				o.Force = b
+			} else {
+				o.Background = b
+			}
+		case "tries":
+			n, ok := v.Value().(uint32)
+			if !ok || n == 0 || n > 99 {
+				return o, fmt.Errorf("option \"tries\" must be a uint32 (u) from 1 to 99: %w", errdefs.ErrInvalidArgument)
+			}
+			o.Tries = int(n)
+		default:
+			return o, fmt.Errorf("unknown option %q (known: force, background, tries): %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	return o, nil
+}
+
+func (s *UpgradeServer) upgrade(sender dbus.Sender, version string, opts map[string]dbus.Variant) (uint32, *dbus.Error) {
+	if err := s.authz.Check(context.Background(), sender, ActionUpgrade); err != nil {
+		return 0, ToDBus(err)
+	}
+	v, err := ParseVersion(version)
+	if err != nil {
+		return 0, ToDBus(err)
+	}
+	o, err := ParseOptions(opts)
+	if err != nil {
+		return 0, ToDBus(err)
+	}
+	job, err := s.d.Upgrade(v, o)
+	return job, ToDBus(err)
+}
+
+func (s *UpgradeServer) cancelJob(sender dbus.Sender) *dbus.Error {
+	if err := s.authz.Check(context.Background(), sender, ActionUpgrade); err != nil {
+		return ToDBus(err)
+	}
+	s.d.Cancel()
+	return nil
+}
+
+func (s *UpgradeServer) rollback(sender dbus.Sender) (string, string, *dbus.Error) {
+	if err := s.authz.Check(context.Background(), sender, ActionRollback); err != nil {
+		return "", "", ToDBus(err)
+	}
+	slot, v, err := s.d.Rollback(context.Background())
+	if err != nil {
+		return "", "", ToDBus(err)
+	}
+	return string(slot), strconv.FormatUint(v, 10), nil
+}
+
+func (s *UpgradeServer) history() ([]map[string]dbus.Variant, *dbus.Error) {
+	out := []map[string]dbus.Variant{}
+	for _, h := range s.d.History() {
+		out = append(out, map[string]dbus.Variant{
+			"job":        dbus.MakeVariant(h.Job),
+			"version":    dbus.MakeVariant(h.Version),
+			"success":    dbus.MakeVariant(h.Success),
+			"error_name": dbus.MakeVariant(h.Error),
+			"message":    dbus.MakeVariant(h.Message),
+			"started":    dbus.MakeVariant(uint64(h.Started.Unix())),
+			"finished":   dbus.MakeVariant(uint64(h.Finished.Unix())),
+			"fetched":    dbus.MakeVariant(uint64(h.Fetched)),
+			"resumed":    dbus.MakeVariant(h.Resumed),
+		})
+	}
+	return out, nil
+}
