@@ -169,4 +169,3 @@ func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags
 	}
 	return nil
 }
-
