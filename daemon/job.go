@@ -116,6 +116,11 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 		cfg.BeforeWrite = func(s layout.Slot) error { return d.cfg.Security.Invalidate(ctx, s) }
 	}
 	res, err := engine.Upgrade(ctx, &cfg, engine.Options{Version: run.Version, Job: run.Job, Progress: d.progress})
+	if res != nil && err == nil {
+		c := res.Counts
+		d.cfg.Logf("job %d: version %d into slot %s: keep %d, link %d, copy %d, delta %d, object %d; fetched %d bytes (resumed %v, drift %d)",
+			run.Job, res.Version, res.Slot, c[engine.Keep], c[engine.Link], c[engine.Copy], c[engine.Delta], c[engine.Object], res.Fetched, res.Resumed, len(res.Drift))
+	}
 	if res != nil {
 		d.mu.Lock()
 		d.st.TargetVersion = strconv.FormatUint(res.Version, 10)

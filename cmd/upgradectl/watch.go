@@ -194,6 +194,9 @@ func (r *renderer) update(m map[string]dbus.Variant) {
 		fmt.Fprintf(r.c.out, "%-100s", line)
 		r.drawn = true
 	default:
+		if state == "idle" && r.lastState == "" {
+			break // the snapshot taken before the job started
+		}
 		if state != r.lastState || pct/10 != r.lastPct/10 {
 			fmt.Fprintf(r.c.out, "job %d: %s %d%%", r.job, state, pct)
 			if total > 0 && state == "downloading" {

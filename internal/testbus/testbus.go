@@ -17,6 +17,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -83,27 +84,8 @@ func Start(t testing.TB) *Bus {
 		ServiceDir: filepath.Join(dir, "services"),
 		log:        &syncBuffer{},
 	}
-	policyDir := filepath.Join(dir, "system.d")
-	for _, d := range []string{b.ServiceDir, policyDir} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatalf("testbus: %v", err)
-		}
-	}
-	// A copy, not the repository's directory: dbus-daemon reloads its
-	// includedirs on change, and other engineers edit those files while
-	// tests run.
-	if err := copyGlob(filepath.Join(root, "systemd", "dbus", "*.conf"), policyDir); err != nil {
-		t.Fatalf("testbus: copy policy files: %v", err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatalf("testbus: %v", err)
-	}
-	conf := filepath.Join(dir, "bus.conf")
-	if err := writeBusConfig(conf, busConfig{
-		socket:     filepath.Join(dir, "bus"),
-		serviceDir: b.ServiceDir,
-		policyDir:  policyDir,
-	}); err != nil {
+	conf, err := prepare(root, dir)
+	if err != nil {
 		t.Fatalf("testbus: %v", err)
 	}
 
@@ -139,6 +121,43 @@ func Start(t testing.TB) *Bus {
 		t.Fatalf("testbus: dbus-daemon not ready after %v (log below)", startTimeout)
 	}
 	return b
+}
+
+// Prepare writes a system-like bus configuration into dir (socket dir/bus,
+// service dir dir/services, a copy of the project's policy files) and
+// returns the config file and the bus address. `make demo` uses it to run
+// the same bus the tests do.
+func Prepare(dir string) (conf, addr string, err error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", "", err
+	}
+	conf, err = prepare(root, dir)
+	return conf, "unix:path=" + filepath.Join(dir, "bus"), err
+}
+
+func prepare(root, dir string) (string, error) {
+	policyDir := filepath.Join(dir, "system.d")
+	for _, d := range []string{filepath.Join(dir, "services"), policyDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	// A copy, not the repository's directory: dbus-daemon reloads its
+	// includedirs on change, and the files may be edited while tests run.
+	if err := copyGlob(filepath.Join(root, "systemd", "dbus", "*.conf"), policyDir); err != nil {
+		return "", fmt.Errorf("copy policy files: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	conf := filepath.Join(dir, "bus.conf")
+	err := writeBusConfig(conf, busConfig{
+		socket:     filepath.Join(dir, "bus"),
+		serviceDir: filepath.Join(dir, "services"),
+		policyDir:  policyDir,
+	})
+	return conf, err
 }
 
 // stop ends the daemon and, if the test failed, shows what it logged
