@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/clone"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
@@ -158,6 +159,11 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 		if err := cfg.BeforeWrite(inactive); err != nil {
 			return res, fmt.Errorf("prepare slot %s: %w", inactive, err)
 		}
+	} else if p, err := bootptr.Read(r.BootPointer()); err == nil && (p.Next == inactive || p.Good == inactive) {
+		// Without the security service to move it, a pointer naming the slot
+		// we are about to rewrite means a half-written slot could boot.
+		return res, fmt.Errorf("the boot pointer names slot %s (next %s, good %s); only the security service may change that: %w",
+			inactive, p.Next, p.Good, errdefs.ErrFailedPrecondition)
 	}
 	if err := InvalidateSlot(r, inactive); err != nil {
 		return res, err

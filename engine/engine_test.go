@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/internal/testrepo"
@@ -163,5 +164,23 @@ func TestCheckReportsCost(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Root.Slot(layout.SlotB), "usr")); err == nil {
 		t.Fatal("check wrote into the inactive slot")
+	}
+}
+
+func TestRefusesSlotNamedByPointer(t *testing.T) {
+	rp := testrepo.New(t, 2)
+	url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
+	_, cfg := rp.Provision(t, url, 1)
+	// As if slot b had been activated earlier and the machine not rebooted.
+	p := bootptr.Pointer{Next: layout.SlotB, Good: layout.SlotA, Trial: true, Tries: 3}
+	if err := bootptr.Write(cfg.Root.BootPointer(), p); err != nil {
+		t.Fatal(err)
+	}
+	_, err := engine.Upgrade(context.Background(), cfg, engine.Options{})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("got %v, want ErrFailedPrecondition", err)
+	}
+	if got, _ := bootptr.Read(cfg.Root.BootPointer()); got != p {
+		t.Fatalf("pointer changed: %+v", got)
 	}
 }
