@@ -95,7 +95,10 @@ func ParseFileConfig(b []byte, c FileConfig) (FileConfig, error) {
 			return c, fmt.Errorf("config line %d: %s: %v: %w", n, k, err, errdefs.ErrInvalidArgument)
 		}
 	}
-	return c, sc.Err()
+	if err := sc.Err(); err != nil {
+		return c, fmt.Errorf("config: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return c, nil
 }
 
 // parseBytes reads "500k", "2M", "1G" or a plain number of bytes.

@@ -122,8 +122,12 @@ func Decompress(r io.Reader, w io.Writer, maxOut int64) (int64, error) {
 }
 
 func copyCapped(w io.Writer, r io.Reader, maxOut int64) (int64, error) {
-	n, err := io.Copy(w, io.LimitReader(r, maxOut+1))
+	ew := &errWriter{w: w}
+	n, err := io.Copy(ew, io.LimitReader(r, maxOut+1))
 	if err != nil {
+		if ew.err != nil {
+			return n, ew.err // writing failed (a full disk), the data may be fine
+		}
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
 			return n, fmt.Errorf("decoded data over %d bytes: %w", maxOut, errdefs.ErrTooLarge)
 		}
@@ -133,4 +137,19 @@ func copyCapped(w io.Writer, r io.Reader, maxOut int64) (int64, error) {
 		return n, fmt.Errorf("decoded data over %d bytes: %w", maxOut, errdefs.ErrTooLarge)
 	}
 	return n, nil
+}
+
+// errWriter remembers the destination's own error, so that a full disk is
+// not reported as corrupt data from the repository.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }

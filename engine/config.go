@@ -26,7 +26,7 @@ type Config struct {
 	Channel  string
 	Hardware string
 	Keys     repo.Keyring
-	Policy   manifest.Policy
+	Policy   *manifest.Policy // nil: manifest.DefaultPolicy; otherwise used exactly as given
 	Fetch    fetch.Options // Mirrors and Progress are filled in by the engine
 	Now      func() time.Time
 	Logf     func(string, ...any)
@@ -53,9 +53,6 @@ func (c *Config) check() error {
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
-	}
-	if c.Policy.MaxEntries == 0 && !c.Policy.AllowSetuid && !c.Policy.AllowDevices {
-		c.Policy = manifest.DefaultPolicy
 	}
 	return nil
 }
@@ -99,3 +96,11 @@ func (p Progress) Percent() float64 {
 }
 
 var errCorruptRepo = errdefs.ErrCorrupt
+
+// policy is the manifest policy in force.
+func (c *Config) policy() manifest.Policy {
+	if c.Policy == nil {
+		return manifest.DefaultPolicy
+	}
+	return *c.Policy
+}

@@ -204,7 +204,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	j.Fetched += res.Fetched
 	if err != nil {
 		j.Save(r)
-		return res, fmt.Errorf("download: %w", err)
+		return res, fullDisk(fmt.Errorf("download: %w", err))
 	}
 
 	j.Phase = PhaseApplying
@@ -215,7 +215,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	ap := &applier{a: aRoot, b: bRoot, t: t, p: plan, staging: r.StagingDir(), resume: res.Resumed, workers: defaultWorkers(cfg.Workers),
 		progress: func(done, total int) { report(Progress{Phase: PhaseApplying, ItemsDone: done, ItemsTotal: total}) }}
 	if err := ap.run(ctx); err != nil {
-		return res, err
+		return res, fullDisk(err)
 	}
 	j.Phase = PhaseVerifying
 	if err := j.Save(r); err != nil {
@@ -266,11 +266,21 @@ func checkSpace(r layout.Root, res *Result, p *Plan, active *manifest.Manifest) 
 	res.NeedBytes = res.DownloadBytes + p.NewBytes + spaceMargin
 	res.NeedInodes = p.NewInodes + int64(len(p.Blobs))
 	if res.NeedBytes > res.FreeBytes {
-		return fmt.Errorf("the upgrade needs %d MB on disk (%d MB to download, %d MB of new files) but only %d MB are free: %w",
-			res.NeedBytes>>20, res.DownloadBytes>>20, p.NewBytes>>20, res.FreeBytes>>20, errdefs.ErrNoSpace)
+		return fmt.Errorf("the upgrade needs %d MB on disk (%d MB to download, %d MB of new files, %d MB kept free for the running system) but only %d MB are free: %w",
+			res.NeedBytes>>20, res.DownloadBytes>>20, p.NewBytes>>20, spaceMargin>>20, res.FreeBytes>>20, errdefs.ErrNoSpace)
 	}
 	if sfs.Files > 0 && res.NeedInodes > res.FreeInodes { // Files == 0: no inode limit (btrfs)
 		return fmt.Errorf("the upgrade needs %d inodes but only %d are free: %w", res.NeedInodes, res.FreeInodes, errdefs.ErrNoSpace)
 	}
 	return nil
+}
+
+// fullDisk gives a disk that filled up during the job (another writer, a
+// wrong estimate) its class, so that the daemon reports NoSpace rather than
+// a generic failure; the job stays resumable once space is freed.
+func fullDisk(err error) error {
+	if errors.Is(err, errdefs.ErrNoSpace) || !(errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, errdefs.ErrNoSpace)
 }

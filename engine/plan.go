@@ -55,14 +55,32 @@ type Plan struct {
 // clone holds, minus drifted paths) and picks the cheapest source for each
 // file: keep, link, copy, delta from a local base, or the whole object.
 func MakePlan(active *manifest.Manifest, drift map[string]bool, t *Target) (*Plan, error) {
+	// A Link must not make two paths of the new slot share an inode that the
+	// target does not declare as a hard-link group (verify refuses that, and
+	// rightly: one in-place write would then change both). So a source is
+	// linkable only if its inode stays nowhere else in the new slot: it is not
+	// kept at its own path, heads no hard-link group, and is linked once.
+	var leaders map[string]bool                  // active paths heading a hard-link group
 	local := map[digest.Digest]*manifest.Entry{} // content -> a clean active path holding it
+	linkable := map[digest.Digest]bool{}         // local[d] may be hard-linked once
 	if active != nil {
 		for i := range active.Entries {
-			e := &active.Entries[i]
-			if e.Type == manifest.File && !drift[e.Path] {
-				if cur, ok := local[e.SHA256]; !ok || cur.Link != "" {
-					local[e.SHA256] = e
+			if e := &active.Entries[i]; e.Link != "" {
+				if leaders == nil {
+					leaders = map[string]bool{}
 				}
+				leaders[e.Link] = true
+			}
+		}
+		for i := range active.Entries {
+			e := &active.Entries[i]
+			if e.Type != manifest.File || drift[e.Path] {
+				continue
+			}
+			free := e.Link == "" && !leaders[e.Path] && !keptIn(t.Manifest, e)
+			if _, ok := local[e.SHA256]; !ok || (free && !linkable[e.SHA256]) {
+				local[e.SHA256] = e
+				linkable[e.SHA256] = free
 			}
 		}
 	}
@@ -96,8 +114,9 @@ func MakePlan(active *manifest.Manifest, drift map[string]bool, t *Target) (*Pla
 		case local[e.SHA256] != nil:
 			src := local[e.SHA256]
 			a.From = src.Path
-			if src.SameInodeMeta(e) {
+			if linkable[e.SHA256] && src.SameInodeMeta(e) {
 				a.Src = Link
+				linkable[e.SHA256] = false
 			} else {
 				a.Src = Copy
 			}
@@ -128,6 +147,13 @@ func MakePlan(active *manifest.Manifest, drift map[string]bool, t *Target) (*Pla
 		p.Actions = append(p.Actions, *a)
 	}
 	return p, nil
+}
+
+// keptIn reports whether the target keeps active entry e's inode at e's own
+// path (the Keep case of MakePlan).
+func keptIn(target *manifest.Manifest, e *manifest.Entry) bool {
+	te := target.Find(e.Path)
+	return te != nil && te.Type == manifest.File && te.Link == "" && te.SameInodeMeta(e)
 }
 
 // Remaining is the part of DownloadBytes not yet in staging (resume).

@@ -27,12 +27,14 @@ func TestMakePlan(t *testing.T) {
 		Manifest: &manifest.Manifest{Entries: []manifest.Entry{
 			{Path: "bin", Type: manifest.Dir, Mode: 0755},
 			f("bin/drifted", "drift-old", 0755),
+			f("bin/dup", "same", 0755),
 			f("bin/new", "brand new", 0644),
 			f("bin/same", "same", 0755),
 			f("bin/su", "su", 04755),
 			f("bin/tool", "tool-v2", 0755),
 			{Path: "lib", Type: manifest.Symlink, Mode: 0777, Target: "usr/lib"},
 			f("new-name", "moved", 0644),
+			f("new-name2", "moved", 0644),
 		}},
 		Delivery: &repo.Delivery{},
 	}
@@ -56,11 +58,13 @@ func TestMakePlan(t *testing.T) {
 	}
 	want := map[string]string{
 		"bin/drifted": "object ",        // drifted: never trusted, fetched again
+		"bin/dup":     "copy bin/same",  // content of a kept inode: a link would share it undeclared
 		"bin/new":     "object ",        // the only delta needs a base we lack
 		"bin/same":    "keep ",          // the clone's inode is right
 		"bin/su":      "copy bin/su",    // mode-only change: new inode from local content
 		"bin/tool":    "delta bin/tool", // local base, delta published
 		"new-name":    "link old-name",  // moved: hard link, no download
+		"new-name2":   "copy old-name",  // a second copy of moved content gets its own inode
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("(-want +got)\n%s", diff)
@@ -68,7 +72,7 @@ func TestMakePlan(t *testing.T) {
 	if p.DownloadBytes != 100+100+10 || len(p.Blobs) != 3 {
 		t.Errorf("download %d bytes in %d blobs, want 210 in 3", p.DownloadBytes, len(p.Blobs))
 	}
-	if p.NewInodes != 2+4 { // bin dir + lib symlink, plus copy, delta, two objects
+	if p.NewInodes != 2+6 { // bin dir + lib symlink, plus three copies, delta, two objects
 		t.Errorf("new inodes %d", p.NewInodes)
 	}
 }

@@ -131,14 +131,14 @@ func (rm *Remote) Pick(want uint64) (*repo.VersionRef, error) {
 
 // LoadTarget fetches the manifest and delivery list of v into staging.
 func (rm *Remote) LoadTarget(ctx context.Context, v *repo.VersionRef) (*Target, error) {
-	if lim := rm.cfg.Policy.MaxEntries; v.Entries > manifest.DefaultMaxEntries || (lim > 0 && v.Entries > lim) {
+	if lim := rm.cfg.policy().MaxEntries; v.Entries > manifest.DefaultMaxEntries || (lim > 0 && v.Entries > lim) {
 		return nil, fmt.Errorf("version %d has %d entries, more than this machine accepts: %w", v.Version, v.Entries, errdefs.ErrTooLarge)
 	}
 	mb, err := rm.getDoc(ctx, v.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("manifest of version %d: %w", v.Version, err)
 	}
-	m, err := manifest.Decode(bytes.NewReader(mb), rm.cfg.Policy)
+	m, err := manifest.Decode(bytes.NewReader(mb), rm.cfg.policy())
 	if err != nil {
 		return nil, fmt.Errorf("manifest of version %d: %w", v.Version, err)
 	}

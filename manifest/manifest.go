@@ -103,7 +103,10 @@ func Decode(r io.Reader, pol Policy) (*Manifest, error) {
 	if m.Header.Entries < 0 || m.Header.Entries > limit {
 		return nil, fmt.Errorf("manifest: %d entries, limit %d: %w", m.Header.Entries, limit, errdefs.ErrTooLarge)
 	}
-	m.Entries = make([]Entry, 0, m.Header.Entries)
+	// The header's count is a claim, not data: preallocate at most a modest
+	// slice, so that a few bytes saying "2,000,000 entries" cannot make us
+	// reserve hundreds of megabytes before a single entry has arrived.
+	m.Entries = make([]Entry, 0, min(m.Header.Entries, 1<<14))
 	for line := 2; sc.Scan(); line++ {
 		if len(m.Entries) >= m.Header.Entries {
 			return nil, fmt.Errorf("manifest line %d: more entries than the header's %d: %w", line, m.Header.Entries, errdefs.ErrInvalidArgument)

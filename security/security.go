@@ -30,7 +30,7 @@ const DefaultTries = 3
 type Service struct {
 	Root   layout.Root
 	Keys   repo.Keyring
-	Policy manifest.Policy
+	Policy *manifest.Policy // nil: manifest.DefaultPolicy
 	Tries  int
 	Logf   func(string, ...any)
 
@@ -69,9 +69,9 @@ func (s *Service) signedManifest(sl layout.Slot) (*manifest.Manifest, *repo.Vers
 	if ref == nil {
 		return nil, nil, fmt.Errorf("slot %s: its manifest is not pinned by its signed index: %w", sl, errdefs.ErrBadSignature)
 	}
-	pol := s.Policy
-	if pol == (manifest.Policy{}) {
-		pol = manifest.DefaultPolicy
+	pol := manifest.DefaultPolicy
+	if s.Policy != nil {
+		pol = *s.Policy
 	}
 	m, err := manifest.Decode(bytes.NewReader(raw), pol)
 	if err != nil {
@@ -219,7 +219,16 @@ func (s *Service) MarkGood() (layout.Slot, error) {
 	return booted, nil
 }
 
-// Rollback makes the other slot the next boot, if it still verifies.
+// Rollback goes back one step and returns the slot that boots next.
+//
+// With an upgrade pending (the other slot is next, on trial, never booted)
+// going back means withdrawing it: the running slot boots next, as before
+// the upgrade. Making the untried slot next *and good* instead would take
+// away its boot counting, so a build that never booted could not fall back.
+//
+// Otherwise the other slot boots next if it still verifies: without trial
+// when it is the last known good slot, on trial when it is not (it may
+// never have booted, or failed to), so boot counting still protects.
 func (s *Service) Rollback(ctx context.Context) (Slot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -227,14 +236,38 @@ func (s *Service) Rollback(ctx context.Context) (Slot, error) {
 	if err != nil {
 		return Slot{}, err
 	}
-	got, err := s.Verify(ctx, booted.Other())
+	other := booted.Other()
+	p := s.pointer(booted)
+	if p.Next == other && p.Trial && p.Good != other {
+		ver, err := s.versionOf(booted)
+		if err != nil {
+			return Slot{}, fmt.Errorf("cannot withdraw the pending slot %s: the running slot %s: %w", other, booted, err)
+		}
+		p.Next, p.Good, p.Trial, p.Tries = booted, booted, false, 0
+		p.Seq++
+		if err := s.write(p); err != nil {
+			return Slot{}, fmt.Errorf("write boot pointer: %w", err)
+		}
+		s.logf("rollback: pending slot %s withdrawn; next boot slot %s version %d", other, booted, ver)
+		return Slot{Slot: booted, Version: ver}, nil
+	}
+	got, err := s.Verify(ctx, other)
 	if err != nil {
 		return Slot{}, fmt.Errorf("cannot roll back: %w", err)
 	}
-	if err := s.write(s.pointer(booted).Rollback(booted.Other())); err != nil {
+	if other == p.Good {
+		p = p.Rollback(other)
+	} else {
+		tries := s.Tries
+		if tries <= 0 {
+			tries = DefaultTries
+		}
+		p = p.WithTrial(other, tries)
+	}
+	if err := s.write(p); err != nil {
 		return Slot{}, fmt.Errorf("write boot pointer: %w", err)
 	}
-	s.logf("rollback: next boot slot %s version %d", got.Slot, got.Version)
+	s.logf("rollback: next boot slot %s version %d (trial %v)", got.Slot, got.Version, p.Trial)
 	return got, nil
 }
 

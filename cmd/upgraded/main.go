@@ -95,7 +95,7 @@ func engineConfig(f flags) (*engine.Config, daemon.FileConfig, error) {
 	}
 	cfg := &engine.Config{
 		Root: lr, Mirrors: fc.Mirrors, Channel: fc.Channel, Hardware: fc.Hardware, Keys: kr,
-		Policy: manifest.Policy{AllowSetuid: true, AllowDevices: fc.AllowDevices},
+		Policy: &manifest.Policy{AllowSetuid: true, AllowDevices: fc.AllowDevices},
 		Fetch:  fetch.Options{Parallel: fc.Parallel, StallTimeout: fc.StallTimeout},
 		Logf:   log.Printf,
 	}

@@ -1,0 +1,182 @@
+package hostile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"laptop.org/upgrade/delta"
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/manifest"
+	"laptop.org/upgrade/repo"
+)
+
+// doc reads the content of a pinned document from the shared repository.
+func (f *fixture) doc(t testing.TB, ref repo.BlobRef) []byte {
+	t.Helper()
+	z, err := os.ReadFile(filepath.Join(f.dir, filepath.FromSlash(repo.ObjectPath(ref.SHA256))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := delta.Decompress(bytes.NewReader(z), &out, ref.Size); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// manifestOf decodes version v's manifest.
+func (f *fixture) manifestOf(t testing.TB, v uint64) *manifest.Manifest {
+	t.Helper()
+	raw := f.doc(t, f.parsedIndex(t).Find(v).Manifest)
+	m, err := manifest.Decode(bytes.NewReader(raw), manifest.Policy{AllowSetuid: true, AllowDevices: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// objectPath returns the repository path of the stored object of one file
+// of version v (a file the upgrade from version 1 has to download).
+func (f *fixture) objectPath(t testing.TB, v uint64, path string) string {
+	t.Helper()
+	e := f.manifestOf(t, v).Find(path)
+	if e == nil {
+		t.Fatalf("version %d has no %s", v, path)
+	}
+	return repo.ObjectPath(e.SHA256)
+}
+
+// craft publishes version 3 through the overlay: version 2's tree changed
+// by mutate, encoded as is (no sorting, no validation: the publisher would
+// refuse most of these), with version 2's delivery list, in an index
+// signed by keys. The manifest is pinned by digest like any other, so the
+// signature, not the transport, decides whether the client reads it.
+func (w *world) craft(mutate func(m *manifest.Manifest), keys ...repo.PrivateKey) {
+	t := w.t
+	t.Helper()
+	m := w.fix.manifestOf(t, 2)
+	m.Version = 3
+	mutate(m)
+	x := w.fix.parsedIndex(t)
+	var dl repo.Delivery
+	if err := json.Unmarshal(w.fix.doc(t, x.Find(2).Delivery), &dl); err != nil {
+		t.Fatal(err)
+	}
+	dl.Version = 3
+	mref := w.srv.putDoc(t, m.Bytes())
+	dref := w.srv.putDoc(t, mustJSON(t, &dl))
+	x.Versions = append(x.Versions, repo.VersionRef{Version: 3, Created: m.Created, Manifest: mref, Delivery: dref, Entries: len(m.Entries)})
+	w.srv.sign(t, x, keys...)
+}
+
+// addEntry inserts e into m keeping path order (a crafted but well-ordered manifest).
+func addEntry(m *manifest.Manifest, e manifest.Entry) {
+	m.Entries = append(m.Entries, e)
+	m.Sort()
+}
+
+// envelope edits a signed index's envelope.
+func envelope(t testing.TB, b []byte, edit func(env *repo.Envelope)) []byte {
+	t.Helper()
+	var env repo.Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		t.Fatal(err)
+	}
+	edit(&env)
+	return mustJSON(t, &env)
+}
+
+func otherKey(t testing.TB) repo.PrivateKey {
+	t.Helper()
+	k, err := repo.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// endless answers 200 and streams zeros until the client goes away.
+func endless(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusOK)
+	buf := make([]byte, 32<<10)
+	for r.Context().Err() == nil {
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// trickle sends one byte per second.
+func trickle(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "1000000")
+	w.WriteHeader(http.StatusOK)
+	for r.Context().Err() == nil {
+		if _, err := w.Write([]byte{'{'}); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(time.Second):
+		case <-r.Context().Done():
+		}
+	}
+}
+
+// stallAfterHeaders sends headers, then nothing.
+func stallAfterHeaders(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+	<-r.Context().Done()
+}
+
+// appendBytes serves the repository file at path with n junk bytes after
+// it, chunked (no Content-Length), so that only the streaming size check
+// can notice.
+func (s *server) appendBytes(path string, n int) http.HandlerFunc {
+	return s.edited(path, func(b []byte) []byte { return append(b, bytes.Repeat([]byte{0}, n)...) })
+}
+
+// edited serves the repository file at path changed by edit, chunked.
+func (s *server) edited(path string, edit func([]byte) []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(filepath.Join(s.base, filepath.FromSlash(path)))
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		w.Write(edit(b))
+	}
+}
+
+// serveFile answers with the repository file at other.
+func (s *server) serveFile(other string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(s.base, filepath.FromSlash(other)))
+	}
+}
+
+// wantErr asserts an error's class and that its message names the problem.
+func wantErr(t testing.TB, err, class error, msg string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error; want %v naming %q", class, msg)
+	}
+	if !errors.Is(err, class) || !strings.Contains(err.Error(), msg) {
+		t.Fatalf("got %v; want %v naming %q", err, class, msg)
+	}
+}
+
+func isUpToDate(err error) bool { return errors.Is(err, errdefs.ErrUpToDate) }
+
+func cmpNodes(a, b map[string]node) string { return cmp.Diff(a, b) }
