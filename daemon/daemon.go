@@ -40,6 +40,8 @@ type Config struct {
 	// Finished receives the end of every job, after the final Notify.
 	Finished func(job uint32, success bool, errName, message string)
 	Throttle time.Duration // default 100 ms: ≤ 10 updates/s, never > 1 s stale
+	// System is the service integration (system.go); zero = none.
+	System System
 }
 
 // Daemon owns all state; exported methods are safe for concurrent use.
@@ -78,6 +80,15 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.p = p
 	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, AvailableVersion: p.AvailableVersion, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage}
+	if n := len(p.History); n > 0 {
+		// The last job survives a restart like its result: clients keep
+		// seeing which job built what the next boot runs.
+		last := p.History[n-1]
+		d.st.Job, d.st.TargetVersion = last.Job, last.Version
+		if last.Success {
+			d.st.Progress = 100
+		}
+	}
 	d.refreshLocked(context.Background())
 	d.sent = d.st.Map()
 	d.wg.Add(1)
@@ -135,8 +146,14 @@ func (d *Daemon) refreshLocked(ctx context.Context) {
 	if p.Failed != "" {
 		d.st.BootFailure = fmt.Sprintf("slot %s did not finish booting within its tries; the system fell back to slot %s", p.Failed, booted)
 	}
-	if d.cancel == nil && p.Next != booted && d.st.NextBootVersion != "" {
-		d.st.State = StateReadyToReboot
+	if d.cancel == nil {
+		switch {
+		case p.Next != booted && d.st.NextBootVersion != "":
+			d.st.State = StateReadyToReboot
+		case d.st.State == StateReadyToReboot:
+			// The pending version was withdrawn (Rollback).
+			d.st.State = StateIdle
+		}
 	}
 }
 
@@ -207,11 +224,20 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 		d.mu.Unlock()
 		return nil, false, fmt.Errorf("an upgrade is running (job %d): %w", d.st.Job, errdefs.ErrBusy)
 	}
+	if d.st.State == StateRollingBack {
+		d.mu.Unlock()
+		return nil, false, fmt.Errorf("a rollback is running: %w", errdefs.ErrBusy)
+	}
 	prev := d.st.State
 	d.st.State = StateChecking
 	d.mu.Unlock()
 
-	res, upToDate, err := engine.Check(ctx, &d.cfg.Engine, version)
+	var res *engine.Result
+	var upToDate bool
+	err := d.waitRoute(ctx)
+	if err == nil {
+		res, upToDate, err = engine.Check(ctx, &d.cfg.Engine, version)
+	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -224,6 +250,11 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 	case err != nil:
 		d.setErrorLocked(err)
 	case upToDate:
+		d.st.AvailableVersion = ""
+		d.setErrorLocked(nil)
+	case res.AlreadyReady && d.st.NextBootSlot == string(res.Slot):
+		// Built and next to boot: nothing is left to install, as after
+		// the job that built it.
 		d.st.AvailableVersion = ""
 		d.setErrorLocked(nil)
 	default:
@@ -245,19 +276,32 @@ func (d *Daemon) setErrorLocked(err error) {
 }
 
 // Rollback asks the security service to boot the other slot next.
+//
+// While the security service verifies the other slot (seconds), State is
+// rolling-back and Upgrade, Check and another Rollback answer Busy: a job
+// must not start writing into the slot being verified for the next boot.
 func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
 	d.mu.Lock()
-	if d.cancel != nil {
+	switch {
+	case d.cancel != nil:
 		d.mu.Unlock()
 		return "", 0, fmt.Errorf("an upgrade is running (job %d): %w", d.st.Job, errdefs.ErrBusy)
-	}
-	d.mu.Unlock()
-	if d.cfg.Security == nil {
+	case d.st.State == StateChecking || d.st.State == StateRollingBack:
+		st := d.st.State
+		d.mu.Unlock()
+		return "", 0, fmt.Errorf("the daemon is %s; try again when it is done: %w", st, errdefs.ErrBusy)
+	case d.cfg.Security == nil:
+		d.mu.Unlock()
 		return "", 0, fmt.Errorf("no security service: %w", errdefs.ErrFailedPrecondition)
 	}
-	slot, v, err := d.cfg.Security.Rollback(ctx)
+	d.st.State = StateRollingBack
+	d.mu.Unlock()
+	var slot layout.Slot
+	var v uint64
+	err := d.withInhibit(ctx, func() (err error) { slot, v, err = d.cfg.Security.Rollback(ctx); return err })
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.st.State = StateIdle // refreshLocked below says ready-to-reboot if so
 	if err != nil {
 		d.setErrorLocked(err)
 	} else {

@@ -115,7 +115,7 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 	if d.cfg.Security != nil {
 		cfg.BeforeWrite = func(s layout.Slot) error { return d.cfg.Security.Invalidate(ctx, s) }
 	}
-	res, err := engine.Upgrade(ctx, &cfg, engine.Options{Version: run.Version, Job: run.Job, Progress: d.progress})
+	res, err := d.runEngine(ctx, run, &cfg)
 	if res != nil && err == nil {
 		c := res.Counts
 		d.cfg.Logf("job %d: version %d into slot %s: keep %d, link %d, copy %d, delta %d, object %d; fetched %d bytes (resumed %v, drift %d)",
@@ -124,7 +124,7 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 	if res != nil {
 		d.mu.Lock()
 		d.st.TargetVersion = strconv.FormatUint(res.Version, 10)
-		d.st.Drift = d.st.Drift[:0]
+		d.st.Drift = nil // not [:0]: earlier Status snapshots share the array
 		for _, dr := range res.Drift {
 			d.st.Drift = append(d.st.Drift, dr.Path+": "+dr.Reason)
 		}
@@ -142,17 +142,40 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 	if d.cfg.Security == nil {
 		return nil
 	}
+	return d.activate(ctx, run, res.Slot)
+}
+
+// activateTimeout bounds the security service's verification of a slot.
+const activateTimeout = 10 * time.Minute
+
+// activate has the security service verify the slot again with its own keys
+// and swing the boot pointer to it (it alone may). Cancel does not cut the
+// call short: the service would finish and might swing the pointer after
+// we stopped listening, so a job reported cancelled could still boot next.
+// Instead the answer is awaited and, if the job was cancelled meanwhile,
+// the slot is withdrawn again.
+func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("job %d cancelled before activation: %w", run.Job, errdefs.ErrCancelled)
+	}
 	d.mu.Lock()
 	d.st.State, d.st.Progress = StateActivating, 95
 	d.mu.Unlock()
-	// The security service verifies the slot again with its own keys and
-	// alone swings the boot pointer.
 	tries := run.Opts.Tries
 	if tries == 0 {
 		tries = d.cfg.Tries
 	}
-	if _, err := d.cfg.Security.Activate(ctx, res.Slot, tries); err != nil {
-		return fmt.Errorf("security service refused slot %s: %w", res.Slot, err)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), activateTimeout)
+	defer cancel()
+	err := d.withInhibit(actx, func() error { _, err := d.cfg.Security.Activate(actx, slot, tries); return err })
+	if ctx.Err() != nil && err == nil {
+		if err := d.cfg.Security.Invalidate(actx, slot); err != nil {
+			return fmt.Errorf("job %d was cancelled during activation, but withdrawing slot %s failed, so it boots next: %w", run.Job, slot, err)
+		}
+		return fmt.Errorf("job %d cancelled during activation; slot %s stays built but does not boot next: %w", run.Job, slot, errdefs.ErrCancelled)
+	}
+	if err != nil {
+		return fmt.Errorf("slot %s is built but the security service did not activate it: %w", slot, err)
 	}
 	return nil
 }

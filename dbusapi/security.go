@@ -143,10 +143,31 @@ func NewSecurityClient(conn *dbus.Conn) *SecurityClient {
 
 func (c *SecurityClient) call(ctx context.Context, method string, args []any, out ...any) error {
 	call := c.obj.CallWithContext(ctx, SecurityIface+"."+method, 0, args...)
-	if call.Err != nil {
-		return FromDBus(call.Err)
+	switch {
+	case call.Err == nil:
+		return call.Store(out...)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s.%s: %w", SecurityName, method, ctx.Err())
+	case securityUnavailable(call.Err):
+		// Not a refusal: the service is not running, crashed or hung.
+		return fmt.Errorf("the security service (%s) is not running or did not answer %s: %v: %w",
+			SecurityName, method, call.Err, errdefs.ErrFailedPrecondition)
 	}
-	return call.Store(out...)
+	return FromDBus(call.Err)
+}
+
+// securityUnavailable tells the bus's "nobody answered" errors (and a lost
+// connection) from answers of the security service.
+func securityUnavailable(err error) bool {
+	switch authzDBusErrorName(err) {
+	case "org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.ServiceUnknown",
+		"org.freedesktop.DBus.Error.NameHasNoOwner", "org.freedesktop.DBus.Error.Disconnected",
+		"org.freedesktop.DBus.Error.Timeout", "org.freedesktop.DBus.Error.TimedOut":
+		return true
+	case "":
+		return true // not a D-Bus error reply: the connection failed
+	}
+	return false
 }
 
 // Activate verifies slot and makes it the next boot on trial.

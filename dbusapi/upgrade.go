@@ -57,6 +57,7 @@ func (s *UpgradeServer) Export(d *daemon.Daemon) error {
 		"Check":     s.check,
 		"Preflight": s.preflight,
 		"Upgrade":   s.upgrade,
+		"UpgradeTo": s.upgradeTo,
 		"Cancel":    s.cancelJob,
 		"Rollback":  s.rollback,
 		"History":   s.history,
@@ -85,18 +86,18 @@ func (s *UpgradeServer) Export(d *daemon.Daemon) error {
 // MethodNames lists the methods exported on org.laptop.Upgrade1 (the test
 // compares it with the checked-in introspection).
 func MethodNames() []string {
-	n := []string{"Check", "Preflight", "Upgrade", "Cancel", "Rollback", "History"}
+	n := []string{"Check", "Preflight", "Upgrade", "UpgradeTo", "Cancel", "Rollback", "History"}
 	sort.Strings(n)
 	return n
 }
 
 func (s *UpgradeServer) get(iface, name string) (dbus.Variant, *dbus.Error) {
 	if iface != UpgradeInterface && iface != "" {
-		return dbus.Variant{}, dbus.MakeFailedError(fmt.Errorf("unknown interface %q", iface))
+		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownInterface", []any{fmt.Sprintf("no interface %q here; properties are on %s", iface, UpgradeInterface)})
 	}
 	v, ok := s.d.Status().Map()[name]
 	if !ok {
-		return dbus.Variant{}, ToDBus(fmt.Errorf("no property %q: %w", name, errdefs.ErrInvalidArgument))
+		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{fmt.Sprintf("no property %q on %s", name, UpgradeInterface)})
 	}
 	return dbus.MakeVariant(v), nil
 }
@@ -159,7 +160,13 @@ func (s *UpgradeServer) preflight(sender dbus.Sender, version string) (map[strin
 	if err != nil {
 		return nil, ToDBus(err)
 	}
-	return resultMap(res, upToDate, s.d.Status().CurrentVersion), nil
+	st := s.d.Status()
+	m := resultMap(res, upToDate, st.CurrentVersion)
+	// Up to date is about the running slot; ready_to_reboot says that the
+	// newer version is already built and boots next, so there is nothing
+	// left to do but restart.
+	m["ready_to_reboot"] = dbus.MakeVariant(res != nil && !upToDate && res.AlreadyReady && st.NextBootSlot == string(res.Slot))
+	return m, nil
 }
 
 // ParseVersion reads "" (newest) or a decimal version number.
@@ -218,6 +225,12 @@ func (s *UpgradeServer) upgrade(sender dbus.Sender, version string, opts map[str
 	}
 	job, err := s.d.Upgrade(v, o)
 	return job, ToDBus(err)
+}
+
+// upgradeTo is Upgrade with default options, for clients that cannot write
+// an a{sv} at all (dbus-send has no variant type).
+func (s *UpgradeServer) upgradeTo(sender dbus.Sender, version string) (uint32, *dbus.Error) {
+	return s.upgrade(sender, version, nil)
 }
 
 func (s *UpgradeServer) cancelJob(sender dbus.Sender) *dbus.Error {

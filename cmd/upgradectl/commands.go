@@ -51,7 +51,7 @@ func (c *cli) status(ctx context.Context) error {
 	if lc, _ := m["LastCheck"].Value().(uint64); lc > 0 {
 		fmt.Fprintf(c.out, "last check:   %s\n", time.Unix(int64(lc), 0).Format(time.RFC1123))
 	}
-	if j := str(m, "Job"); j != "0" && str(m, "State") != "idle" {
+	if j, st := str(m, "Job"), str(m, "State"); j != "0" && st != "idle" && st != "ready-to-reboot" {
 		fmt.Fprintf(c.out, "job:          %s (%s%%)\n", j, str(m, "Progress"))
 	}
 	if e := str(m, "LastError"); e != "" {
@@ -76,18 +76,26 @@ func (c *cli) check(ctx context.Context) error {
 		return err
 	}
 	upToDate, _ := m["up_to_date"].Value().(bool)
-	if c.json {
+	ready, _ := m["ready_to_reboot"].Value().(bool)
+	switch {
+	case c.json:
 		c.emit(plain(m))
-	} else if upToDate {
+	case upToDate:
 		fmt.Fprintf(c.out, "up to date: version %s\n", str(m, "current_version"))
-	} else {
+	case ready:
+		fmt.Fprintf(c.out, "version %s is ready in slot %s and boots next; restart to use it (running %s)\n", str(m, "available_version"), str(m, "slot"), str(m, "current_version"))
+	case m["already_ready"].Value() == true:
+		fmt.Fprintf(c.out, "version %s is available (running %s) and already built in slot %s; `upgradectl upgrade` activates it without downloading\n", str(m, "available_version"), str(m, "current_version"), str(m, "slot"))
+	default:
 		dl, _ := m["download_bytes"].Value().(uint64)
 		need, _ := m["need_bytes"].Value().(uint64)
 		free, _ := m["free_bytes"].Value().(uint64)
 		fmt.Fprintf(c.out, "version %s is available (running %s)\n", str(m, "available_version"), str(m, "current_version"))
 		fmt.Fprintf(c.out, "download %s, needs %s on disk, %s free\n", human(dl), human(need), human(free))
 	}
-	if upToDate {
+	// Exit 3 means "nothing to install": up to date, or the newer version
+	// is built and boots next (only a restart is left).
+	if upToDate || ready {
 		return &exitError{exitUpToDate, fmt.Errorf("up to date")}
 	}
 	return nil

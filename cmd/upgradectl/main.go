@@ -26,7 +26,7 @@ commands:
   status                     show the daemon's state
   check                      look for a newer version and what it costs
   upgrade [VERSION]          upgrade (newest if no VERSION) and follow progress
-          [--tries N] [--force] [--no-wait] [--cancel-on-interrupt]
+          [--tries N] [--force] [--background] [--no-wait] [--cancel-on-interrupt]
   watch                      follow the running job until it finishes
   cancel                     cancel the running job
   rollback                   boot the other slot next, if it verifies

@@ -20,6 +20,7 @@ func (c *cli) upgrade(ctx context.Context, args []string) error {
 	tries := fs.Uint("tries", 0, "boot tries for the new version")
 	force := fs.Bool("force", false, "ignore the background policy")
 	noWait := fs.Bool("no-wait", false, "start the job and return")
+	background := fs.Bool("background", false, "a background job (as the timer starts): metered/battery policy, idle priority, rate cap")
 	cancelOnInt := fs.Bool("cancel-on-interrupt", false, "Ctrl-C cancels the job instead of leaving it running")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{exitUsage, err}
@@ -34,6 +35,9 @@ func (c *cli) upgrade(ctx context.Context, args []string) error {
 	opts := map[string]dbus.Variant{}
 	if *tries > 0 {
 		opts["tries"] = dbus.MakeVariant(uint32(*tries))
+	}
+	if *background {
+		opts["background"] = dbus.MakeVariant(true)
 	}
 	if *force {
 		opts["force"] = dbus.MakeVariant(true)

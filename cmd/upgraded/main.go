@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ type flags struct {
 	once, activate              bool
 	version                     uint64
 	tries                       int
+	networkWait                 time.Duration
 }
 
 func main() {
@@ -46,6 +48,7 @@ func main() {
 	defer stop()
 	log.SetFlags(0)
 	log.SetPrefix("upgraded: ")
+	setupLogging()
 	var f flags
 	flag.StringVar(&f.root, "root", "/", "root prefix holding the slots")
 	flag.StringVar(&f.config, "config", "", "config file (default ROOT/etc/upgrade/upgraded.conf)")
@@ -56,6 +59,7 @@ func main() {
 	flag.BoolVar(&f.activate, "activate", false, "with --once: verify and make the new slot the next boot (in-process security service; root)")
 	flag.Uint64Var(&f.version, "version", 0, "with --once: version to install (0 = newest)")
 	flag.IntVar(&f.tries, "tries", 0, "boot tries for a new slot (0 = config)")
+	flag.DurationVar(&f.networkWait, "network-wait", 2*time.Minute, "how long to wait for a route to a mirror (before a job, and after a lost link)")
 	flag.Parse()
 	if err := run(ctx, f); err != nil {
 		log.Fatal(err)
@@ -99,6 +103,11 @@ func engineConfig(f flags) (*engine.Config, daemon.FileConfig, error) {
 		Fetch:  fetch.Options{Parallel: fc.Parallel, StallTimeout: fc.StallTimeout},
 		Logf:   log.Printf,
 	}
+	if fc.Proxy != "" {
+		if cfg.Fetch.Proxy, err = proxyFunc(fc.Proxy); err != nil {
+			return nil, fc, err
+		}
+	}
 	return cfg, fc, nil
 }
 
@@ -107,8 +116,10 @@ func run(ctx context.Context, f flags) error {
 	if err != nil {
 		return err
 	}
+	svc := newService(f.networkWait)
+	defer svc.Close()
 	if f.once {
-		return once(ctx, cfg, fc, f)
+		return once(ctx, cfg, fc, f, svc)
 	}
 	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
@@ -122,8 +133,9 @@ func run(ctx context.Context, f flags) error {
 		Tries:     fc.Tries,
 		ErrorName: dbusapi.ErrorName,
 		Logf:      log.Printf,
-		Notify:    srv.Notify,
-		Finished:  srv.Finished,
+		Notify:    svc.notify(srv.Notify),
+		Finished:  svc.finished(srv.Finished),
+		System:    svc.system(conn, fc),
 	})
 	if err != nil {
 		return err
@@ -132,29 +144,54 @@ func run(ctx context.Context, f flags) error {
 	if err := srv.Export(d); err != nil {
 		return err
 	}
+	svc.ready(ctx, d) // the name is owned: READY=1
 	log.Printf("ready on %s (root %s, %d mirrors, channel %s)", dbusapi.UpgradeName, cfg.Root.Dir, len(cfg.Mirrors), cfg.Channel)
 	if job, ok := d.Resume(); ok {
 		log.Printf("job %d resumed", job)
 	}
 	<-ctx.Done()
+	svc.stopping()
 	log.Print("stopping; a running job will resume at the next start")
 	return nil
 }
 
 // once runs one upgrade in the foreground: the same engine the daemon drives.
-func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags) error {
+func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags, svc *service) error {
 	var sec *security.Service
 	if f.activate {
 		sec = &security.Service{Root: cfg.Root, Keys: cfg.Keys, Policy: cfg.Policy, Tries: fc.Tries, Logf: log.Printf}
 		cfg.BeforeWrite = sec.Invalidate
 	}
-	last := time.Time{}
-	res, err := engine.Upgrade(ctx, cfg, engine.Options{Version: f.version, Progress: func(p engine.Progress) {
+	var (
+		mu   sync.Mutex // progress comes from any goroutine
+		last time.Time
+	)
+	opts := engine.Options{Version: f.version, Progress: func(p engine.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
 		if time.Since(last) > time.Second || p.Phase == engine.PhaseDone {
 			last = time.Now()
 			log.Printf("%-11s %3.0f%% %d/%d bytes", p.Phase, p.Percent(), p.BytesDone, p.BytesTotal)
 		}
-	}})
+	}}
+	var res *engine.Result
+	attempt := func(ctx context.Context) error {
+		r, err := engine.Upgrade(ctx, cfg, opts)
+		if r != nil && res != nil {
+			r.Fetched += res.Fetched
+		}
+		if r != nil {
+			res = r
+		}
+		return err
+	}
+	var err error
+	if svc.mon != nil {
+		// Wait for a route, and pause over a lost link instead of failing.
+		err = svc.mon.Persist(ctx, cfg.Mirrors, f.networkWait, attempt)
+	} else {
+		err = attempt(ctx)
+	}
 	if err != nil {
 		return err
 	}

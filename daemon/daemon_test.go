@@ -1,0 +1,262 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"laptop.org/upgrade/bootptr"
+	"laptop.org/upgrade/daemon"
+	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/internal/testrepo"
+	"laptop.org/upgrade/layout"
+)
+
+// fakeSecurity keeps the boot pointer in memory. Activate can be held at
+// its start (hold), as a slow security service verifying a slot would be,
+// and then completes even if the caller gave up.
+type fakeSecurity struct {
+	mu       sync.Mutex
+	ptr      bootptr.Pointer
+	calls    []string
+	hold     chan struct{} // nil: Activate answers at once
+	entered  chan struct{} // closed when Activate starts
+	enterOne sync.Once
+	rbHold   chan struct{} // nil: Rollback answers at once
+	rbIn     chan struct{} // receives when Rollback starts
+}
+
+func newFakeSecurity() *fakeSecurity {
+	return &fakeSecurity{ptr: bootptr.Pointer{Next: layout.SlotA, Good: layout.SlotA}, entered: make(chan struct{})}
+}
+
+func (f *fakeSecurity) log(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, s)
+}
+
+func (f *fakeSecurity) Activate(ctx context.Context, slot layout.Slot, tries int) (uint64, error) {
+	f.log("Activate " + string(slot))
+	f.enterOne.Do(func() { close(f.entered) })
+	if f.hold != nil {
+		// Like the real service across the bus, it finishes its work
+		// whatever the caller's context does.
+		<-f.hold
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ptr = f.ptr.WithTrial(slot, tries)
+	return 2, nil
+}
+
+func (f *fakeSecurity) Invalidate(ctx context.Context, slot layout.Slot) error {
+	f.log("Invalidate " + string(slot))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ptr.Next == slot {
+		f.ptr.Next, f.ptr.Trial, f.ptr.Tries = layout.SlotA, false, 0
+	}
+	return nil
+}
+
+func (f *fakeSecurity) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
+	f.log("Rollback")
+	if f.rbHold != nil {
+		f.rbIn <- struct{}{}
+		<-f.rbHold
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ptr.Next, f.ptr.Trial, f.ptr.Tries = layout.SlotA, false, 0
+	return layout.SlotA, 1, nil
+}
+
+func (f *fakeSecurity) Pointer(ctx context.Context) (bootptr.Pointer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ptr, nil
+}
+
+func (f *fakeSecurity) callLog() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// end is one Finished callback.
+type end struct {
+	Job     uint32
+	Success bool
+	Name    string
+	Message string
+}
+
+// fixture is a root at version 1 with version 2 on a local mirror.
+type fixture struct {
+	cfg  *engine.Config
+	sec  *fakeSecurity
+	mu   sync.Mutex
+	ends []end
+}
+
+func newFixture(t *testing.T, rp *testrepo.Repo) *fixture {
+	t.Helper()
+	url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
+	_, cfg := rp.Provision(t, url, 1)
+	return &fixture{cfg: cfg, sec: newFakeSecurity()}
+}
+
+// TestDaemon runs the daemon on real roots and a real repository
+// (published once: under the race detector that takes seconds) with the
+// security service faked, to reach states the real one passes too fast.
+func TestDaemon(t *testing.T) {
+	rp := testrepo.New(t, 2)
+	t.Run("cancel during activation", func(t *testing.T) { testCancelDuringActivation(t, rp) })
+	t.Run("status across restart", func(t *testing.T) { testStatusAcrossRestart(t, rp) })
+	t.Run("busy while rolling back", func(t *testing.T) { testBusyWhileRollingBack(t, rp) })
+}
+
+// testBusyWhileRollingBack: while the security service verifies the other
+// slot for a rollback, nothing may start writing into it.
+func testBusyWhileRollingBack(t *testing.T, rp *testrepo.Repo) {
+	f := newFixture(t, rp)
+	f.sec.rbHold, f.sec.rbIn = make(chan struct{}), make(chan struct{})
+	d := f.start(t)
+	defer d.Close()
+	done := make(chan error)
+	go func() {
+		_, _, err := d.Rollback(context.Background())
+		done <- err
+	}()
+	<-f.sec.rbIn
+	if st := d.Status().State; st != daemon.StateRollingBack {
+		t.Errorf("State during a rollback = %q", st)
+	}
+	if _, err := d.Upgrade(0, daemon.JobOpts{}); !errors.Is(err, errdefs.ErrBusy) {
+		t.Errorf("Upgrade during a rollback: %v, want busy", err)
+	}
+	if _, _, err := d.Check(context.Background(), 0); !errors.Is(err, errdefs.ErrBusy) {
+		t.Errorf("Check during a rollback: %v, want busy", err)
+	}
+	close(f.sec.rbHold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status().State; st != daemon.StateIdle {
+		t.Errorf("State after the rollback = %q, want idle", st)
+	}
+}
+
+// errorName stands in for dbusapi.ErrorName (daemon must not import it).
+func errorName(err error) string {
+	if errors.Is(err, errdefs.ErrCancelled) {
+		return "Cancelled"
+	}
+	return "Failed"
+}
+
+func (f *fixture) start(t *testing.T) *daemon.Daemon {
+	t.Helper()
+	d, err := daemon.New(daemon.Config{
+		Engine: *f.cfg, Security: f.sec, Tries: 3, ErrorName: errorName, Logf: t.Logf,
+		Finished: func(job uint32, ok bool, name, msg string) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.ends = append(f.ends, end{job, ok, name, msg})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (f *fixture) finished() []end {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]end(nil), f.ends...)
+}
+
+// testCancelDuringActivation: Cancel while the security service is
+// activating the slot waits for its answer and then withdraws the slot, so
+// a job reported Cancelled never leaves its slot booting next.
+func testCancelDuringActivation(t *testing.T, rp *testrepo.Repo) {
+	f := newFixture(t, rp)
+	f.sec.hold = make(chan struct{})
+	d := f.start(t)
+	defer d.Close()
+	job, err := d.Upgrade(0, daemon.JobOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.sec.entered:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the job never asked for activation")
+	}
+	if st := d.Status().State; st != daemon.StateActivating {
+		t.Errorf("State during activation = %q", st)
+	}
+	d.Cancel()
+	close(f.sec.hold) // the service finishes and swings the pointer anyway
+	d.Wait()
+
+	got := f.finished()
+	if len(got) != 1 || got[0].Job != job || got[0].Success || got[0].Name != "Cancelled" || !strings.Contains(got[0].Message, "does not boot next") {
+		t.Errorf("Finished = %+v, want one Cancelled for job %d", got, job)
+	}
+	if diff := cmp.Diff([]string{"Invalidate b", "Activate b", "Invalidate b"}, f.sec.callLog()); diff != "" {
+		t.Errorf("security calls (-want +got):\n%s", diff)
+	}
+	if p, _ := f.sec.Pointer(context.Background()); p.Next != layout.SlotA {
+		t.Errorf("pointer after a cancelled activation: %+v", p)
+	}
+	st := d.Status()
+	if st.State != daemon.StateIdle || st.NextBootSlot != "a" || st.LastError != "Cancelled" {
+		t.Errorf("status after the cancel: state %q, next %q, last error %q", st.State, st.NextBootSlot, st.LastError)
+	}
+}
+
+// testStatusAcrossRestart: the last job, its result and what boots next
+// survive a restart; a rollback of the pending version returns the state
+// to idle.
+func testStatusAcrossRestart(t *testing.T, rp *testrepo.Repo) {
+	f := newFixture(t, rp)
+	d := f.start(t)
+	job, err := d.Upgrade(0, daemon.JobOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Wait()
+	before := d.Status()
+	d.Close()
+	if before.State != daemon.StateReadyToReboot || before.Job != job || before.TargetVersion != "2" || before.Progress != 100 {
+		t.Fatalf("status after the job: %+v", before)
+	}
+
+	d = f.start(t)
+	defer d.Close()
+	after := d.Status()
+	before.BytesDone, before.BytesTotal = 0, 0 // a download's progress, not kept
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("status across a restart (-before +after):\n%s", diff)
+	}
+	if h := d.History(); len(h) != 1 || h[0].Job != job || !h[0].Success {
+		t.Errorf("history after a restart: %+v", h)
+	}
+
+	if _, _, err := d.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.State != daemon.StateIdle || st.NextBootSlot != "a" {
+		t.Errorf("after rolling back the pending version: state %q, next %q; want idle, a", st.State, st.NextBootSlot)
+	}
+}

@@ -1,0 +1,223 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/layout"
+)
+
+// System is the daemon's integration with the machine it runs on (packages
+// systemd, netmon and bgpolicy in production); every field may be nil. It
+// lives apart from the job logic so that the daemon's tests can leave it out
+// and the integration's tests can drive it with stand-ins.
+type System struct {
+	// Network waits for a route before a check or a job and keeps a job's
+	// download going over link losses (netmon.Monitor).
+	Network Network
+	// NetworkWait bounds each wait for a route (default 2 minutes).
+	NetworkWait time.Duration
+	// Inhibitor blocks shutdown and sleep while the inactive slot or the
+	// boot pointer is being written (systemd.Inhibitor).
+	Inhibitor Inhibitor
+	// Background is the policy for jobs with background=true and not force.
+	Background *Background
+	// Alive is called from the job's own progress (the watchdog's ping):
+	// only a job that moves keeps the daemon from being restarted.
+	Alive func()
+}
+
+// Network is netmon.Monitor's surface the daemon uses.
+type Network interface {
+	WaitRoute(ctx context.Context, mirrors []string) (string, error)
+	Persist(ctx context.Context, mirrors []string, wait time.Duration, attempt func(context.Context) error) error
+}
+
+// Inhibitor is systemd.Inhibitor's surface.
+type Inhibitor interface {
+	Acquire(ctx context.Context) error
+	Release()
+}
+
+// Background is what happens to a timer-started job.
+type Background struct {
+	// Check refuses with an error wrapping errdefs.ErrPolicy and a reason
+	// (metered connection, low battery); the job ends with it in LastError.
+	Check func(ctx context.Context) error
+	// Lower drops the daemon to idle I/O and CPU priority for the job and
+	// returns the undo.
+	Lower func() (restore func(), err error)
+	// MaxRate caps the job's download (bytes/s, 0 = none).
+	MaxRate int64
+}
+
+func (d *Daemon) networkWait() time.Duration {
+	if d.cfg.System.NetworkWait > 0 {
+		return d.cfg.System.NetworkWait
+	}
+	return 2 * time.Minute
+}
+
+// waitRoute waits, bounded, for a route to a mirror (no-op without Network).
+func (d *Daemon) waitRoute(ctx context.Context) error {
+	if d.cfg.System.Network == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.networkWait())
+	defer cancel()
+	_, err := d.cfg.System.Network.WaitRoute(ctx, d.cfg.Engine.Mirrors)
+	return err
+}
+
+// background applies the background policy to cfg for one job and returns
+// the undo; a refusal is the job's error.
+func (d *Daemon) background(ctx context.Context, run Running, cfg *engine.Config) (func(), error) {
+	bg := d.cfg.System.Background
+	if bg == nil || !run.Opts.Background || run.Opts.Force {
+		return func() {}, nil
+	}
+	if bg.Check != nil {
+		if err := bg.Check(ctx); err != nil {
+			return func() {}, err
+		}
+	}
+	if bg.MaxRate > 0 {
+		cfg.Fetch.MaxRate = bg.MaxRate
+	}
+	restore := func() {}
+	if bg.Lower != nil {
+		r, err := bg.Lower()
+		if err != nil {
+			d.cfg.Logf("job %d: idle priority: %v", run.Job, err)
+		}
+		restore = r
+	}
+	d.cfg.Logf("job %d runs in the background: idle priority, rate cap %d B/s", run.Job, bg.MaxRate)
+	return restore, nil
+}
+
+// inhibit takes the shutdown/sleep lock; failure is logged, not fatal: the
+// upgrade is crash-safe, the lock only spares it an interruption.
+func (d *Daemon) inhibit(ctx context.Context) {
+	if in := d.cfg.System.Inhibitor; in != nil {
+		if err := in.Acquire(ctx); err != nil {
+			d.cfg.Logf("inhibitor: %v (continuing without)", err)
+		}
+	}
+}
+
+func (d *Daemon) uninhibit() {
+	if in := d.cfg.System.Inhibitor; in != nil {
+		in.Release()
+	}
+}
+
+// phaseLock follows the engine's phases: the lock is held while the engine
+// writes the inactive slot (clone, apply) and dropped while it downloads or
+// only reads (verify), so a long download never blocks a shutdown.
+func (d *Daemon) phaseLock(ctx context.Context, p engine.Phase) {
+	switch p {
+	case engine.PhaseCloning, engine.PhaseApplying:
+		d.inhibit(ctx)
+	case engine.PhaseDownloading, engine.PhaseVerifying, engine.PhaseDone:
+		d.uninhibit()
+	}
+}
+
+// runEngine runs the engine for one job with the system integration: the
+// background policy, the inhibitor around slot writes, watchdog pings from
+// progress, and the network wait and link-loss resume. Every path releases
+// the inhibitor and restores the priority.
+func (d *Daemon) runEngine(ctx context.Context, run Running, cfg *engine.Config) (*engine.Result, error) {
+	restore, err := d.background(ctx, run, cfg)
+	defer restore()
+	if err != nil {
+		return nil, err
+	}
+	defer d.uninhibit()
+	if w := cfg.BeforeWrite; w != nil || d.cfg.System.Inhibitor != nil {
+		cfg.BeforeWrite = func(s layout.Slot) error {
+			// The security service writes the boot pointer here, then the
+			// clone starts: both under the lock.
+			d.inhibit(ctx)
+			if w == nil {
+				return nil
+			}
+			return w(s)
+		}
+	}
+	var (
+		mu   sync.Mutex // progress comes from any goroutine
+		last engine.Phase
+	)
+	opts := engine.Options{Version: run.Version, Job: run.Job, Progress: func(p engine.Progress) {
+		mu.Lock()
+		if p.Phase != last {
+			last = p.Phase
+			d.phaseLock(ctx, p.Phase)
+		}
+		mu.Unlock()
+		if d.cfg.System.Alive != nil {
+			d.cfg.System.Alive()
+		}
+		d.progress(p)
+	}}
+	var res *engine.Result
+	attempt := func(actx context.Context) error {
+		r, err := engine.Upgrade(actx, cfg, opts)
+		if r != nil {
+			if res != nil {
+				r.Fetched += res.Fetched
+			}
+			res = r
+		}
+		d.uninhibit() // an attempt cut off mid-apply must not keep the lock
+		return err
+	}
+	if d.cfg.System.Network == nil {
+		err = attempt(ctx)
+	} else {
+		err = d.cfg.System.Network.Persist(ctx, cfg.Mirrors, d.networkWait(), func(actx context.Context) error {
+			if d.cfg.System.Alive != nil {
+				d.cfg.System.Alive() // waiting for a link is work, not a hang
+			}
+			return attempt(actx)
+		})
+	}
+	return res, err
+}
+
+// withInhibit runs f (a boot pointer write by the security service) under
+// the lock.
+func (d *Daemon) withInhibit(ctx context.Context, f func() error) error {
+	d.inhibit(ctx)
+	defer d.uninhibit()
+	return f()
+}
+
+// Busy reports whether a job runs: the idle watchdog ticker pings only
+// when not, so that a hung job is left to the watchdog.
+func (d *Daemon) Busy() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel != nil
+}
+
+// StatusLine is the one-line STATUS= for the service manager.
+func (s Status) StatusLine() string {
+	switch s.State {
+	case StateIdle:
+		if s.LastError != "" {
+			return fmt.Sprintf("idle; last error: %s", s.LastErrorMessage)
+		}
+		return "idle"
+	case StateDownloading:
+		return fmt.Sprintf("job %d: downloading %d%% (%d/%d bytes)", s.Job, s.Progress, s.BytesDone, s.BytesTotal)
+	case StateReadyToReboot:
+		return fmt.Sprintf("version %s ready; reboot to use it", s.NextBootVersion)
+	}
+	return fmt.Sprintf("job %d: %s %d%%", s.Job, s.State, s.Progress)
+}

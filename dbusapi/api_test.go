@@ -1,0 +1,167 @@
+package dbusapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/google/go-cmp/cmp"
+
+	"laptop.org/upgrade/daemon"
+	"laptop.org/upgrade/errdefs"
+)
+
+// TestMethodsMatchIntrospection: the method table the server exports and
+// the checked-in XML name the same methods (the e2e tests then call each
+// one over a real bus).
+func TestMethodsMatchIntrospection(t *testing.T) {
+	iface, err := ParseInterface(UpgradeXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inXML []string
+	for _, m := range iface.Methods {
+		inXML = append(inXML, m.Name)
+	}
+	sort.Strings(inXML)
+	if diff := cmp.Diff(inXML, MethodNames()); diff != "" {
+		t.Errorf("methods (-XML +exported):\n%s", diff)
+	}
+}
+
+// TestPropertiesMatchIntrospection: every property of daemon.Status has
+// the name and D-Bus type the XML declares, and nothing is undeclared.
+func TestPropertiesMatchIntrospection(t *testing.T) {
+	iface, err := ParseInterface(UpgradeXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[string]string{}
+	for _, p := range iface.Properties {
+		declared[p.Name] = p.Type
+		if p.Access != "read" {
+			t.Errorf("property %s is %q: every property is read-only (the bus policy lets anyone call Set)", p.Name, p.Access)
+		}
+	}
+	got := map[string]string{}
+	for k, v := range (daemon.Status{}).Map() {
+		got[k] = dbus.SignatureOf(v).String()
+	}
+	if diff := cmp.Diff(declared, got); diff != "" {
+		t.Errorf("properties (-XML +daemon.Status):\n%s", diff)
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"", 0, true}, {" 7 ", 7, true}, {"42", 42, true},
+		{"0", 0, false}, {"-1", 0, false}, {"2.0", 0, false}, {"latest", 0, false}, {"18446744073709551616", 0, false},
+	} {
+		got, err := ParseVersion(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseVersion(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("ParseVersion(%q): %v is not InvalidArgument", tc.in, err)
+		}
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	v := dbus.MakeVariant
+	for _, tc := range []struct {
+		name string
+		in   map[string]dbus.Variant
+		want daemon.JobOpts
+		err  string
+	}{
+		{"none", nil, daemon.JobOpts{}, ""},
+		{"all", map[string]dbus.Variant{"force": v(true), "background": v(true), "tries": v(uint32(5))}, daemon.JobOpts{Force: true, Background: true, Tries: 5}, ""},
+		{"unknown key", map[string]dbus.Variant{"forse": v(true)}, daemon.JobOpts{}, `unknown option "forse" (known: force, background, tries): invalid argument`},
+		{"force as string", map[string]dbus.Variant{"force": v("true")}, daemon.JobOpts{}, `option "force" must be a boolean (b), got s: invalid argument`},
+		{"tries as int32", map[string]dbus.Variant{"tries": v(int32(5))}, daemon.JobOpts{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
+		{"tries zero", map[string]dbus.Variant{"tries": v(uint32(0))}, daemon.JobOpts{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
+		{"tries 100", map[string]dbus.Variant{"tries": v(uint32(100))}, daemon.JobOpts{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseOptions(tc.in)
+			msg := ""
+			if err != nil {
+				msg = err.Error()
+				if !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Errorf("%v is not InvalidArgument", err)
+				}
+			}
+			if diff := cmp.Diff(tc.err, msg); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			if tc.err == "" {
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("options (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// TestErrorNames: each class maps to its documented name, survives a trip
+// over the bus (FromDBus), and an unclassified error is Failed.
+func TestErrorNames(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{fmt.Errorf("job 3: %w", errdefs.ErrBusy), ErrBusy},
+		{fmt.Errorf("x: %w", errdefs.ErrNotAuthorized), ErrNotAuthorized},
+		{fmt.Errorf("x: %w", errdefs.ErrUpToDate), ErrUpToDate},
+		{fmt.Errorf("x: %w", errdefs.ErrNetwork), ErrNetwork},
+		{fmt.Errorf("x: %w", errdefs.ErrBadSignature), ErrBadSignature},
+		{fmt.Errorf("x: %w", errdefs.ErrVerification), ErrVerification},
+		{fmt.Errorf("x: %w", errdefs.ErrNoSpace), ErrNoSpace},
+		{fmt.Errorf("x: %w", errdefs.ErrCancelled), ErrCancelled},
+		{fmt.Errorf("x: %w", context.Canceled), ErrCancelled},
+		{fmt.Errorf("x: %w", errdefs.ErrInvalidArgument), ErrInvalidArgs},
+		{fmt.Errorf("x: %w", errdefs.ErrFailedPrecondition), ErrPrecondition},
+		{errors.New("something else"), ErrFailed},
+	} {
+		got := ErrorName(tc.err)
+		if got != tc.want {
+			t.Errorf("ErrorName(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+		if tc.err == nil || got == ErrFailed {
+			continue
+		}
+		back := FromDBus(*ToDBus(tc.err))
+		if ErrorName(back) != tc.want || back.Error() != tc.err.Error() {
+			t.Errorf("over the bus %v became %q %q", tc.err, ErrorName(back), back)
+		}
+	}
+}
+
+// TestSecurityUnavailable tells "nobody answered" from the security
+// service's own refusals, so the daemon can say which happened.
+func TestSecurityUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{dbus.Error{Name: "org.freedesktop.DBus.Error.NoReply"}, true},
+		{dbus.Error{Name: "org.freedesktop.DBus.Error.ServiceUnknown"}, true},
+		{&dbus.Error{Name: "org.freedesktop.DBus.Error.NameHasNoOwner"}, true},
+		{errors.New("dbus: connection closed by user"), true},
+		{dbus.Error{Name: ErrVerification}, false},
+		{dbus.Error{Name: "org.freedesktop.DBus.Error.AccessDenied"}, false},
+	} {
+		if got := securityUnavailable(tc.err); got != tc.want {
+			t.Errorf("securityUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
