@@ -23,7 +23,7 @@ import (
 type countingHandler struct {
 	h     http.Handler
 	bytes atomic.Int64
-	delay time.Duration // per 32 KiB written
+	delay atomic.Int64 // nanoseconds per 32 KiB written
 }
 
 func (c *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,11 +45,11 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if w.c.delay > 0 {
+		if d := time.Duration(w.c.delay.Load()); d > 0 {
 			if f, ok := w.ResponseWriter.(http.Flusher); ok {
 				f.Flush()
 			}
-			time.Sleep(w.c.delay)
+			time.Sleep(d)
 		}
 		p = p[k:]
 	}
@@ -74,7 +74,8 @@ func withBigFile(t *testing.T, rp *testrepo.Repo) {
 func TestCancelThenResume(t *testing.T) {
 	rp := testrepo.New(t, 2)
 	withBigFile(t, rp)
-	srv := &countingHandler{h: http.FileServer(http.Dir(rp.Dir)), delay: 20 * time.Millisecond}
+	srv := &countingHandler{h: http.FileServer(http.Dir(rp.Dir))}
+	srv.delay.Store(int64(20 * time.Millisecond))
 	url := testrepo.Serve(t, srv)
 	_, cfg := rp.Provision(t, url, 2)
 
@@ -92,7 +93,7 @@ func TestCancelThenResume(t *testing.T) {
 		t.Fatalf("a cancelled slot must not be recorded as installed: %v", err)
 	}
 	first := srv.bytes.Load()
-	srv.delay = 0
+	srv.delay.Store(0)
 	srv.bytes.Store(0)
 	res, err := engine.Upgrade(context.Background(), cfg, engine.Options{})
 	if err != nil {
