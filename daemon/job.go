@@ -168,7 +168,10 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) er
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), activateTimeout)
 	defer cancel()
 	err := d.withInhibit(actx, func() error { _, err := d.cfg.Security.Activate(actx, slot, tries); return err })
-	if ctx.Err() != nil && err == nil {
+	d.mu.Lock()
+	closing := d.closing // a shutdown, not a Cancel: the job resumes at the next start
+	d.mu.Unlock()
+	if ctx.Err() != nil && err == nil && !closing {
 		if err := d.cfg.Security.Invalidate(actx, slot); err != nil {
 			return fmt.Errorf("job %d was cancelled during activation, but withdrawing slot %s failed, so it boots next: %w", run.Job, slot, err)
 		}

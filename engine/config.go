@@ -27,7 +27,7 @@ type Config struct {
 	Hardware string
 	Keys     repo.Keyring
 	Policy   *manifest.Policy // nil: manifest.DefaultPolicy; otherwise used exactly as given
-	Fetch    fetch.Options // Mirrors and Progress are filled in by the engine
+	Fetch    fetch.Options    // Mirrors and Progress are filled in by the engine
 	Now      func() time.Time
 	Logf     func(string, ...any)
 	// BeforeWrite is called before the engine starts writing into slot; the

@@ -297,11 +297,22 @@ func summarize(what string, fails []mirrorFailure) error {
 	}
 	var ce checkError
 	if class == errBadCheck && errors.As(fails[len(fails)-1].err, &ce) {
-		// Every mirror failed the caller's check: keep the check's own class.
-		return fmt.Errorf("%s: every mirror failed: %s: %w", what, strings.Join(msgs, "; "), ce.err)
+		// Every mirror failed the caller's check: keep the check's own class
+		// without printing its message twice (msgs already holds it).
+		return &summaryError{msg: fmt.Sprintf("%s: every mirror failed: %s", what, strings.Join(msgs, "; ")), err: ce.err}
 	}
 	return fmt.Errorf("%s: every mirror failed: %s: %w", what, strings.Join(msgs, "; "), class)
 }
+
+// summaryError is a message that already says everything, wrapping the
+// error that classifies it.
+type summaryError struct {
+	msg string
+	err error
+}
+
+func (e *summaryError) Error() string { return e.msg }
+func (e *summaryError) Unwrap() error { return e.err }
 
 func contentClass(err error) error {
 	switch {
