@@ -322,7 +322,9 @@ class SystemUpdateModel(GObject.GObject):
         self._check_result = result
         # The reply can overtake the PropertiesChanged that carries the
         # same news (the daemon throttles those).
-        if result.get('up_to_date'):
+        # A version already built and waiting for the restart is not
+        # "available" any more: the ready state offers the restart instead.
+        if result.get('up_to_date') or result.get('ready_to_reboot'):
             self._props['AvailableVersion'] = ''
         elif result.get('available_version'):
             self._props['AvailableVersion'] = result['available_version']
