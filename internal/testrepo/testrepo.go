@@ -5,10 +5,13 @@ package testrepo
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,25 +33,69 @@ type Repo struct {
 	Trees []string // source tree of version i+1
 }
 
-// New publishes versions 1..n of the sample tree.
+// New returns a private copy of a repository with versions 1..n of the
+// sample tree. The versions are published once per test process (publishing
+// at the best compression is the slow part, especially under -race) and
+// copied for each caller, which may then publish more. The source trees are
+// shared and must be treated as read-only.
 func New(t testing.TB, n int) *Repo {
 	t.Helper()
-	base := t.TempDir()
-	os.Chmod(base, 0755)
+	base := published(t, n)
+	parent := t.TempDir()
+	os.Chmod(parent, 0755)
+	dir := filepath.Join(parent, "repo")
+	if out, err := exec.Command("cp", "-a", base.Dir, dir).CombinedOutput(); err != nil {
+		t.Fatalf("copy repository: %v %s", err, out)
+	}
+	return &Repo{Dir: dir, Key: base.Key, Keys: base.Keys, Trees: base.Trees}
+}
+
+var cache struct {
+	sync.Mutex
+	dir   string
+	repos map[int]*Repo
+}
+
+func published(t testing.TB, n int) *Repo {
+	cache.Lock()
+	defer cache.Unlock()
+	if r := cache.repos[n]; r != nil {
+		return r
+	}
+	if cache.dir == "" {
+		d, err := os.MkdirTemp("", "testrepo-cache-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(d, 0755)
+		cache.dir, cache.repos = d, map[int]*Repo{}
+	}
+	base := filepath.Join(cache.dir, fmt.Sprint(n))
 	k, err := repo.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &Repo{Dir: filepath.Join(base, "repo"), Key: k, Keys: repo.Keyring{k.ID: k.Public()}}
 	for v := 1; v <= n; v++ {
-		tree := filepath.Join(base, "tree", string(rune('0'+v)))
+		tree := filepath.Join(base, "tree", fmt.Sprint(v))
 		if err := testtree.Build(tree, v); err != nil {
 			t.Fatal(err)
 		}
 		r.Trees = append(r.Trees, tree)
 		r.Publish(t, tree)
 	}
+	cache.repos[n] = r
 	return r
+}
+
+// Cleanup removes the published cache; call it from TestMain after m.Run.
+func Cleanup() {
+	cache.Lock()
+	defer cache.Unlock()
+	if cache.dir != "" {
+		os.RemoveAll(cache.dir)
+		cache.dir, cache.repos = "", nil
+	}
 }
 
 // Publish adds tree as the next version.
