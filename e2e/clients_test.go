@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/layout"
 )
 
@@ -121,7 +122,7 @@ func contains(xs []string, x string) bool {
 }
 
 // assertReady checks everything a finished upgrade to v2 promises.
-func (e *env) assertReady(job uint32, before map[string]node) {
+func (e *env) assertReady(job uint32, before map[string]testtree.Node) {
 	t := e.t
 	t.Helper()
 	conn := e.conn()

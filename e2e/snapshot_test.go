@@ -1,64 +1,12 @@
 package e2e
 
 import (
-	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
-	"laptop.org/upgrade/manifest"
+	"laptop.org/upgrade/internal/testtree"
 )
 
-// node is everything about a path that an upgrade must not change in the
-// active slot (as in engine/engine_test.go). ctime is left out: linking an
-// inode into the clone bumps it.
-type node struct {
-	Ino, Size   uint64
-	Mode        uint32
-	UID, GID    uint32
-	Mtime       int64
-	SHA, Target string
-	Xattrs      string
-}
-
-// snapshot records every entry under dir.
-func snapshot(t *testing.T, dir string) map[string]node {
-	t.Helper()
-	out := map[string]node{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		n := node{Ino: st.Ino, Size: uint64(st.Size), Mode: st.Mode, UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
-		if d.Type().IsRegular() {
-			h, _, err := manifest.HashFile(p)
-			if err != nil {
-				return err
-			}
-			n.SHA = h.String()
-			xs, _ := manifest.ReadXattrs(p)
-			for _, x := range xs {
-				n.Xattrs += x.Name + "=" + string(x.Value) + ";"
-			}
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			n.Target, _ = os.Readlink(p)
-		}
-		if d.IsDir() {
-			n.Size, n.Mtime = 0, 0 // directory sizes and mtimes move with their entries
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = n
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+// snapshot records every entry under dir (internal/testtree.Snapshot).
+func snapshot(t *testing.T, dir string) map[string]testtree.Node {
+	return testtree.Snapshot(t, dir, nil)
 }

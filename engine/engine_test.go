@@ -3,71 +3,24 @@ package engine_test
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/internal/testrepo"
+	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 )
 
-// node is everything about a path that an upgrade must not change in the
-// active slot. ctime is left out: linking an inode into the clone bumps it.
-type node struct {
-	Ino, Size   uint64
-	Mode        uint32
-	UID, GID    uint32
-	Mtime       int64
-	SHA, Target string
-	Xattrs      string
-}
-
-func snapshot(t *testing.T, dir string) map[string]node {
-	t.Helper()
-	out := map[string]node{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		n := node{Ino: st.Ino, Size: uint64(st.Size), Mode: st.Mode, UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
-		if d.Type().IsRegular() {
-			h, _, err := manifest.HashFile(p)
-			if err != nil {
-				return err
-			}
-			n.SHA = h.String()
-			xs, _ := manifest.ReadXattrs(p)
-			for _, x := range xs {
-				n.Xattrs += x.Name + "=" + string(x.Value) + ";"
-			}
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			n.Target, _ = os.Readlink(p)
-		}
-		if d.IsDir() {
-			n.Size, n.Mtime = 0, 0 // directory sizes and mtimes move with their entries
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = n
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+func snapshot(t *testing.T, dir string) map[string]testtree.Node {
+	return testtree.Snapshot(t, dir, nil)
 }
 
 func TestUpgradeEndToEnd(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/engine"
@@ -24,7 +21,6 @@ import (
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/layout"
-	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
 )
@@ -360,50 +356,10 @@ func (w *world) goodAttempt() {
 }
 
 // node is what must not change about a path.
-type node struct {
-	Ino, Size uint64
-	Mode      uint32
-	UID, GID  uint32
-	Mtime     int64
-	SHA       string
-	Target    string
-}
+type node = testtree.Node
 
 func snapshot(t testing.TB, dir string, skip map[string]bool) map[string]node {
-	t.Helper()
-	out := map[string]node{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if skip[p] {
-			return filepath.SkipDir
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		n := node{Ino: st.Ino, Size: uint64(st.Size), Mode: st.Mode, UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
-		switch {
-		case d.Type().IsRegular():
-			h, _, err := manifest.HashFile(p)
-			if err != nil {
-				return err
-			}
-			n.SHA = h.String()
-		case d.Type()&fs.ModeSymlink != 0:
-			n.Target, _ = os.Readlink(p)
-		case d.IsDir():
-			n.Size, n.Mtime = 0, 0 // move with their entries (e.g. var/)
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = n
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testtree.Snapshot(t, dir, skip)
 }
 
 func mustJSON(t testing.TB, v any) []byte {
