@@ -1,0 +1,239 @@
+// Command dbusbench measures the daemon as a desktop sees it, on a private
+// system-like bus (internal/testbus's configuration, the project's policy):
+//
+//	go run ./bench/dbusbench -work DIR -bin BIN
+//
+// DIR is a pair's work directory left by pairbench (repository, trusted
+// keys, provisioned root). A copy of the root is upgraded by the real
+// securityd and upgraded. It prints the idle daemon's RSS (median of
+// samples a second apart, after startup settled), then starts an upgrade
+// over D-Bus and, until Finished arrives, times GetAll round trips every
+// 10 ms (a client polling a progress bar), printing p50/p99, and the
+// daemon's peak RSS over the job.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"laptop.org/upgrade/internal/testbus"
+)
+
+const (
+	name  = "org.laptop.Upgrade1"
+	opath = dbus.ObjectPath("/org/laptop/Upgrade1")
+)
+
+func main() {
+	work := flag.String("work", "", "pair work directory (from pairbench)")
+	bin := flag.String("bin", "bin", "directory of our binaries")
+	samples := flag.Int("idle-samples", 5, "idle RSS samples, one a second")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("dbusbench: ")
+	if *work == "" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	abs := func(p string) string { a, err := filepath.Abs(p); check(err); return a }
+	*work, *bin = abs(*work), abs(*bin)
+	w, err := os.MkdirTemp(*work, "dbus-")
+	check(err)
+	check(os.Chmod(w, 0755))
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		os.RemoveAll(w)
+	}()
+	fail := func(format string, args ...any) {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		os.RemoveAll(w)
+		log.Fatalf(format, args...)
+	}
+
+	root := filepath.Join(w, "root")
+	if out, err := exec.Command("cp", "-a", filepath.Join(*work, "root"), root).CombinedOutput(); err != nil {
+		fail("copy root: %v %s", err, out)
+	}
+	os.RemoveAll(filepath.Join(root, "b"))
+	os.RemoveAll(filepath.Join(root, "var/lib/upgrade"))
+	if out, err := exec.Command("cp", "-a", filepath.Join(*work, "state0"), filepath.Join(root, "var/lib/upgrade")).CombinedOutput(); err != nil {
+		fail("copy state: %v %s", err, out)
+	}
+
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	check(err)
+	srv := &http.Server{Handler: http.FileServer(http.Dir(filepath.Join(*work, "www"))), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	stops = append(stops, func() { srv.Close() })
+	mirror := "http://" + ln.Addr().String() + "/repo/"
+
+	conf, addr, err := testbus.Prepare(filepath.Join(w, "bus"))
+	check(err)
+	env := append(os.Environ(), testbus.EnvVar+"="+addr)
+	bus, _ := start(w, "bus", env, "dbus-daemon", "--config-file="+conf, "--nofork", "--print-address")
+	stops = append(stops, bus)
+	if !waitLog(filepath.Join(w, "bus.log"), "unix:") {
+		fail("dbus-daemon did not start")
+	}
+	keys := filepath.Join(*work, "trusted")
+	sec, _ := start(w, "securityd", env, filepath.Join(*bin, "securityd"), "--root", root, "--keys", keys)
+	stops = append(stops, sec)
+	if !waitLog(filepath.Join(w, "securityd.log"), "ready") {
+		fail("securityd did not start: %s", readFile(filepath.Join(w, "securityd.log")))
+	}
+	up, pid := start(w, "upgraded", env, filepath.Join(*bin, "upgraded"), "--root", root, "--keys", keys, "--mirror", mirror)
+	stops = append(stops, up)
+	if !waitLog(filepath.Join(w, "upgraded.log"), "ready") {
+		fail("upgraded did not start: %s", readFile(filepath.Join(w, "upgraded.log")))
+	}
+
+	time.Sleep(2 * time.Second) // let startup work (first check, GC) settle
+	var idle, anon, file []float64
+	for i := 0; i < *samples; i++ {
+		idle = append(idle, statusKiB(pid, "VmRSS")/1024)
+		anon = append(anon, statusKiB(pid, "RssAnon")/1024)
+		file = append(file, statusKiB(pid, "RssFile")/1024)
+		time.Sleep(time.Second)
+	}
+	fmt.Printf("BENCH idle_rss_mib %.2f MiB\n", median(idle))
+	// The parts: the Go heap and runtime, and the binary's pages (text and
+	// tables the kernel maps in, with fault-around, as code runs).
+	fmt.Printf("BENCH idle_rss_anon_mib %.2f MiB\n", median(anon))
+	fmt.Printf("BENCH idle_rss_file_mib %.2f MiB\n", median(file))
+
+	conn, err := dbus.Connect(addr)
+	if err != nil {
+		fail("connect: %v", err)
+	}
+	defer conn.Close()
+	sig := make(chan *dbus.Signal, 64)
+	conn.Signal(sig)
+	if err := conn.AddMatchSignal(dbus.WithMatchInterface(name), dbus.WithMatchMember("Finished")); err != nil {
+		fail("match: %v", err)
+	}
+	obj := conn.Object(name, opath)
+	var job uint32
+	if err := obj.Call(name+".Upgrade", 0, "", map[string]dbus.Variant{}).Store(&job); err != nil {
+		fail("Upgrade: %v", err)
+	}
+	t0 := time.Now()
+	var rtt []float64
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	ok := false
+loop:
+	for {
+		select {
+		case s := <-sig:
+			if s.Name == name+".Finished" {
+				if len(s.Body) >= 2 {
+					ok, _ = s.Body[1].(bool)
+				}
+				if !ok {
+					fail("upgrade failed: %v\n%s", s.Body, readFile(filepath.Join(w, "upgraded.log")))
+				}
+				break loop
+			}
+		case <-tick.C:
+			c0 := time.Now()
+			var props map[string]dbus.Variant
+			if err := obj.Call("org.freedesktop.DBus.Properties.GetAll", 0, name).Store(&props); err != nil {
+				fail("GetAll: %v", err)
+			}
+			rtt = append(rtt, float64(time.Since(c0).Microseconds())/1000)
+		case <-time.After(10 * time.Minute):
+			fail("no Finished after 10 minutes")
+		}
+	}
+	log.Printf("upgrade over D-Bus finished in %.1fs; %d GetAll calls", time.Since(t0).Seconds(), len(rtt))
+	fmt.Printf("BENCH dbus_getall_p50_ms %.3f ms\n", pct(rtt, 50))
+	fmt.Printf("BENCH dbus_getall_p99_ms %.3f ms\n", pct(rtt, 99))
+	fmt.Printf("BENCH daemon_peak_rss_mib %.2f MiB\n", statusKiB(pid, "VmHWM")/1024)
+}
+
+// start runs a server with its output in w/NAME.log; returns its stop
+// function (SIGTERM, then SIGKILL after 5 s) and pid.
+func start(w, tag string, env []string, name string, args ...string) (func(), int) {
+	lf, err := os.Create(filepath.Join(w, tag+".log"))
+	check(err)
+	cmd := exec.Command(name, args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, lf, lf
+	check(cmd.Start())
+	done := make(chan struct{})
+	go func() { cmd.Wait(); lf.Close(); close(done) }()
+	return func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}, cmd.Process.Pid
+}
+
+func waitLog(path, pat string) bool {
+	for i := 0; i < 200; i++ {
+		if strings.Contains(readFile(path), pat) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+func readFile(p string) string { b, _ := os.ReadFile(p); return string(b) }
+
+// statusKiB reads a "Key: N kB" line of /proc/PID/status.
+func statusKiB(pid int, key string) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	check(err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && k == key {
+			n, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			check(err)
+			return n
+		}
+	}
+	log.Fatalf("no %s in /proc/%d/status", key, pid)
+	return 0
+}
+
+func pct(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+func median(xs []float64) float64 { return pct(xs, 50) }
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}

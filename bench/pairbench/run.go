@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"slices"
+	"syscall"
+	"time"
+)
+
+// measured is one timed run of a command: wall time and the peak RSS the
+// kernel recorded for it (wait4's ru_maxrss, the largest of the process and
+// its waited-for children).
+type measured struct {
+	Seconds float64
+	RSSMiB  float64
+	Out     string
+}
+
+// timed runs name with args, failing the benchmark on a non-zero exit: a
+// peer that did not finish its job has no meaningful time.
+func timed(env []string, name string, args ...string) measured {
+	cmd := exec.Command(name, args...)
+	if env != nil {
+		cmd.Env = env
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	t0 := time.Now()
+	err := cmd.Run()
+	d := time.Since(t0).Seconds()
+	if err != nil {
+		log.Fatalf("%s %v: %v\n%s", name, args, err, tail(out.String(), 3000))
+	}
+	m := measured{Seconds: d, Out: out.String()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.RSSMiB = float64(ru.Maxrss) / 1024
+	}
+	return m
+}
+
+// quiet runs a setup command (not timed), failing loudly.
+func quiet(name string, args ...string) string {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		log.Fatalf("%s %v: %v\n%s", name, args, err, tail(string(out), 3000))
+	}
+	return string(out)
+}
+
+// background starts a server process and returns a function that stops it
+// (SIGTERM, then SIGKILL after 5 s) and waits for it.
+func background(logPath string, name string, args ...string) func() {
+	lf, err := os.Create(logPath)
+	check(err)
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	check(cmd.Start())
+	done := make(chan struct{})
+	go func() { cmd.Wait(); lf.Close(); close(done) }()
+	return func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// copyFile copies a small file (configs, keys).
+func copyFile(src, dst string) {
+	in, err := os.Open(src)
+	check(err)
+	defer in.Close()
+	out, err := os.Create(dst)
+	check(err)
+	_, err = io.Copy(out, in)
+	check(err)
+	check(out.Close())
+}
+
+// mib formats bytes as MB (10^6), the unit the issues use for wire bytes.
+func mb(n int64) string { return fmt.Sprintf("%.2f", float64(n)/1e6) }
