@@ -2,9 +2,9 @@ package main
 
 import (
 	"log"
-	"os"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 )
