@@ -123,8 +123,8 @@ func (d *Daemon) refreshLocked(ctx context.Context) {
 		return
 	}
 	d.st.BootedSlot = string(booted)
-	if inst, err := engine.LoadInstalled(r, booted); err == nil {
-		d.st.CurrentVersion = strconv.FormatUint(inst.Version, 10)
+	if v, err := engine.InstalledVersion(r, booted); err == nil {
+		d.st.CurrentVersion = strconv.FormatUint(v, 10)
 	}
 	d.st.NextBootSlot, d.st.NextBootVersion, d.st.BootFailure = string(booted), d.st.CurrentVersion, ""
 	if d.cfg.Security == nil {
@@ -138,8 +138,8 @@ func (d *Daemon) refreshLocked(ctx context.Context) {
 		return
 	}
 	d.st.NextBootSlot = string(p.Next)
-	if inst, err := engine.LoadInstalled(r, p.Next); err == nil {
-		d.st.NextBootVersion = strconv.FormatUint(inst.Version, 10)
+	if v, err := engine.InstalledVersion(r, p.Next); err == nil {
+		d.st.NextBootVersion = strconv.FormatUint(v, 10)
 	} else {
 		d.st.NextBootVersion = ""
 	}

@@ -10,7 +10,6 @@
 package delta
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -68,28 +67,15 @@ func Create(old []byte, newR io.Reader, w io.Writer) error {
 	}
 }
 
-// Apply decodes a delta against old into w, producing at most maxOut bytes
-// (more is ErrTooLarge: sizes come from signed metadata). The caller checks
-// the output's digest.
-func Apply(old []byte, d io.Reader, w io.Writer, maxOut int64) (int64, error) {
-	if len(old) == 0 || len(old) > MaxBase {
-		return 0, fmt.Errorf("delta base of %d bytes: %w", len(old), errdefs.ErrInvalidArgument)
-	}
-	dec, err := zstd.NewReader(d,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderDictRaw(0, old),
-		zstd.WithDecoderMaxWindow(uint64(window(len(old)))))
-	if err != nil {
-		return 0, err
-	}
-	defer dec.Close()
-	return copyCapped(w, dec, maxOut)
-}
-
 // Compress writes a plain zstd stream of r (objects in the repository).
 // The window is bounded so that a client decodes with little memory.
-func Compress(r io.Reader, w io.Writer) error {
-	enc, err := zstd.NewWriter(w,
+func Compress(r io.Reader, w io.Writer) error { return CompressSize(r, -1, w) }
+
+// CompressSize is Compress for content of a known size (-1: unknown): the
+// frame then records the size, and a small object gets a window no larger
+// than itself, so its decoder needs no more memory than the content.
+func CompressSize(r io.Reader, size int64, w io.Writer) error {
+	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedBestCompression),
 		zstd.WithWindowSize(ObjectWindow),
 		zstd.WithEncoderConcurrency(1),
@@ -97,6 +83,7 @@ func Compress(r io.Reader, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	enc.ResetContentSize(w, size)
 	if _, err := io.Copy(enc, r); err != nil {
 		enc.Close()
 		return err
@@ -107,49 +94,3 @@ func Compress(r io.Reader, w io.Writer) error {
 // ObjectWindow is the zstd window of stored objects and the most a client
 // will allocate to decode one.
 const ObjectWindow = 8 << 20
-
-// Decompress decodes a stored object into w, at most maxOut bytes.
-func Decompress(r io.Reader, w io.Writer, maxOut int64) (int64, error) {
-	dec, err := zstd.NewReader(r,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(ObjectWindow))
-	if err != nil {
-		return 0, err
-	}
-	defer dec.Close()
-	return copyCapped(w, dec, maxOut)
-}
-
-func copyCapped(w io.Writer, r io.Reader, maxOut int64) (int64, error) {
-	ew := &errWriter{w: w}
-	n, err := io.Copy(ew, io.LimitReader(r, maxOut+1))
-	if err != nil {
-		if ew.err != nil {
-			return n, ew.err // writing failed (a full disk), the data may be fine
-		}
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return n, fmt.Errorf("decoded data over %d bytes: %w", maxOut, errdefs.ErrTooLarge)
-		}
-		return n, fmt.Errorf("decode: %v: %w", err, errdefs.ErrCorrupt)
-	}
-	if n > maxOut {
-		return n, fmt.Errorf("decoded data over %d bytes: %w", maxOut, errdefs.ErrTooLarge)
-	}
-	return n, nil
-}
-
-// errWriter remembers the destination's own error, so that a full disk is
-// not reported as corrupt data from the repository.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	n, err := e.w.Write(p)
-	if err != nil && e.err == nil {
-		e.err = err
-	}
-	return n, err
-}

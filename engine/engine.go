@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/clone"
+	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
@@ -74,6 +76,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	defer delta.Release() // a daemon keeps no decoder memory between jobs
 	report := func(p Progress) {
 		if o.Progress != nil {
 			o.Progress(p)
@@ -104,10 +107,12 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	case ref.Version < cur.Version:
 		return res, fmt.Errorf("version %d is older than the running %d; downgrades are refused: %w", ref.Version, cur.Version, errdefs.ErrInvalidArgument)
 	}
-	t, err := rm.LoadTarget(ctx, ref)
+	t, err := rm.LoadTargetFrom(ctx, ref, cur)
 	if err != nil {
 		return res, err
 	}
+	cur.Raw = nil // only the manifest delta needed it; the heap is the budget
+	defer limitMemory(len(cur.Manifest.Entries) + len(t.Manifest.Entries))()
 	if err := os.MkdirAll(r.StagingDir(), 0755); err != nil {
 		return res, err
 	}
@@ -137,7 +142,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	for _, d := range drift {
 		driftSet[d.Path] = true
 	}
-	plan, err := MakePlan(cur.Manifest, driftSet, t)
+	plan, err := rm.Plan(ctx, cur.Manifest, driftSet, t)
 	if err != nil {
 		return res, err
 	}
@@ -178,28 +183,45 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	}
 	defer bRoot.Close()
 
+	// The download does not depend on the clone, so it starts now and runs
+	// while the clone works (the clone is metadata on the local disk, the
+	// download network and hashing). Download progress is reported once
+	// the clone is done.
+	total := res.DownloadBytes
+	before := rm.F.BytesReceived()
+	var cloned atomic.Bool
+	rm.SetProgress(func(done, tot int64) {
+		if cloned.Load() {
+			report(Progress{Phase: PhaseDownloading, BytesDone: done, BytesTotal: tot})
+		}
+	})
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	fetched := make(chan error, 1)
+	go func() { fetched <- rm.F.Fetch(fctx, r.StagingDir(), plan.Blobs) }()
 	if !res.Resumed {
 		report(Progress{Phase: PhaseCloning})
 		cr, err := clone.Clone(ctx, aRoot, bRoot, cur.Manifest, clone.Options{
-			Workers:  cfg.Workers,
+			Workers:  defaultWorkers(cfg.Workers),
 			Progress: func(done, total int) { report(Progress{Phase: PhaseCloning, ItemsDone: done, ItemsTotal: total}) },
 		})
 		if err != nil {
+			fcancel()
+			<-fetched
 			return res, fmt.Errorf("clone %s to %s: %w", active, inactive, err)
 		}
 		cfg.Logf("cloned %s to %s: %d linked, %d kept, %d removed, %d dirs", active, inactive, cr.Linked, cr.Kept, cr.Removed, cr.Dirs)
 		j.Cloned = true
 	}
+	cloned.Store(true)
 	j.Phase = PhaseDownloading
 	if err := j.Save(r); err != nil {
+		fcancel()
+		<-fetched
 		return res, err
 	}
-
-	total := res.DownloadBytes
-	report(Progress{Phase: PhaseDownloading, BytesTotal: total})
-	before := rm.F.BytesReceived()
-	rm.SetProgress(func(done, tot int64) { report(Progress{Phase: PhaseDownloading, BytesDone: done, BytesTotal: tot}) })
-	err = rm.F.Fetch(ctx, r.StagingDir(), plan.Blobs)
+	report(Progress{Phase: PhaseDownloading, BytesDone: rm.F.BytesReceived() - before, BytesTotal: total})
+	err = <-fetched
 	res.Fetched = rm.F.BytesReceived() - before
 	j.Fetched += res.Fetched
 	if err != nil {
@@ -212,7 +234,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 		return res, err
 	}
 	report(Progress{Phase: PhaseApplying, ItemsTotal: len(plan.Actions)})
-	ap := &applier{a: aRoot, b: bRoot, t: t, p: plan, staging: r.StagingDir(), resume: res.Resumed, workers: defaultWorkers(cfg.Workers),
+	ap := &applier{a: aRoot, b: bRoot, t: t, p: plan, staging: r.StagingDir(), resume: res.Resumed, cloned: cur.Manifest, workers: defaultWorkers(cfg.Workers),
 		progress: func(done, total int) { report(Progress{Phase: PhaseApplying, ItemsDone: done, ItemsTotal: total}) }}
 	if err := ap.run(ctx); err != nil {
 		return res, fullDisk(err)
@@ -245,7 +267,7 @@ func verifySlot(ctx context.Context, r layout.Root, s layout.Slot, m *manifest.M
 	defer root.Close()
 	report(Progress{Phase: PhaseVerifying})
 	return verify.Slot(ctx, root, m, verify.Options{
-		Workers:  cfg.Workers,
+		Workers:  defaultWorkers(cfg.Workers),
 		Progress: func(done, total int64) { report(Progress{Phase: PhaseVerifying, BytesDone: done, BytesTotal: total}) },
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"laptop.org/upgrade/bootptr"
+	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/slotfs"
@@ -23,6 +24,7 @@ func Provision(ctx context.Context, cfg *Config, version uint64) (*Result, error
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	defer delta.Release()
 	r := cfg.Root
 	for _, d := range append([]string{"", string(layout.SlotA), string(layout.SlotB)}, layout.PersistentDirs...) {
 		if err := os.MkdirAll(filepath.Join(r.Dir, d), 0755); err != nil {
@@ -41,7 +43,8 @@ func Provision(ctx context.Context, cfg *Config, version uint64) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	plan, err := MakePlan(nil, nil, t)
+	defer limitMemory(len(t.Manifest.Entries))()
+	plan, err := rm.Plan(ctx, nil, nil, t)
 	if err != nil {
 		return nil, err
 	}

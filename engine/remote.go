@@ -131,12 +131,32 @@ func (rm *Remote) Pick(want uint64) (*repo.VersionRef, error) {
 
 // LoadTarget fetches the manifest and delivery list of v into staging.
 func (rm *Remote) LoadTarget(ctx context.Context, v *repo.VersionRef) (*Target, error) {
+	return rm.LoadTargetFrom(ctx, v, nil)
+}
+
+// LoadTargetFrom is LoadTarget for a machine running cur (nil: none): the
+// delivery list comes first, and when it has a delta from cur's manifest to
+// v's, the manifest is patched from cur's instead of downloaded whole.
+func (rm *Remote) LoadTargetFrom(ctx context.Context, v *repo.VersionRef, cur *Installed) (*Target, error) {
 	if lim := rm.cfg.policy().MaxEntries; v.Entries > manifest.DefaultMaxEntries || (lim > 0 && v.Entries > lim) {
 		return nil, fmt.Errorf("version %d has %d entries, more than this machine accepts: %w", v.Version, v.Entries, errdefs.ErrTooLarge)
 	}
-	mb, err := rm.getDoc(ctx, v.Manifest)
+	db, err := rm.getDoc(ctx, v.Delivery)
 	if err != nil {
-		return nil, fmt.Errorf("manifest of version %d: %w", v.Version, err)
+		return nil, fmt.Errorf("delivery list of version %d: %w", v.Version, err)
+	}
+	dl, err := repo.ParseDelivery(db, v.Version)
+	if err != nil {
+		return nil, err
+	}
+	var mb []byte
+	if cur != nil && len(cur.Raw) > 0 {
+		mb = rm.patchDoc(ctx, dl, cur.Raw, v.Manifest)
+	}
+	if mb == nil {
+		if mb, err = rm.getDoc(ctx, v.Manifest); err != nil {
+			return nil, fmt.Errorf("manifest of version %d: %w", v.Version, err)
+		}
 	}
 	m, err := manifest.Decode(bytes.NewReader(mb), rm.cfg.policy())
 	if err != nil {
@@ -148,15 +168,65 @@ func (rm *Remote) LoadTarget(ctx context.Context, v *repo.VersionRef) (*Target, 
 	if rm.cfg.Hardware != "" && m.Hardware != "" && m.Hardware != rm.cfg.Hardware {
 		return nil, fmt.Errorf("version %d is for hardware %q, this machine is %q: %w", v.Version, m.Hardware, rm.cfg.Hardware, errdefs.ErrPolicy)
 	}
-	db, err := rm.getDoc(ctx, v.Delivery)
-	if err != nil {
-		return nil, fmt.Errorf("delivery list of version %d: %w", v.Version, err)
-	}
-	dl, err := repo.ParseDelivery(db, v.Version)
-	if err != nil {
-		return nil, err
-	}
 	return &Target{Ref: *v, Manifest: m, ManifestRaw: mb, Delivery: dl}, nil
+}
+
+// patchDoc makes the pinned document ref from old with a delta the
+// delivery list offers, or returns nil (then the caller fetches ref whole:
+// a failure here costs bytes, never correctness).
+func (rm *Remote) patchDoc(ctx context.Context, dl *repo.Delivery, old []byte, ref repo.BlobRef) []byte {
+	from := digest.Of(old)
+	for _, d := range dl.DeltasTo(ref.SHA256) {
+		if d.From != from || !d.With.IsZero() {
+			continue
+		}
+		dir := rm.cfg.Root.StagingDir()
+		if err := rm.F.Fetch(ctx, dir, []fetch.Blob{{Path: d.Path(), Size: d.Size, SHA256: d.SHA256}}); err != nil {
+			rm.cfg.Logf("manifest delta: %v (fetching the manifest whole)", err)
+			return nil
+		}
+		f, err := os.Open(filepath.Join(dir, d.SHA256.String()))
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		var out bytes.Buffer
+		if _, err := delta.Apply(old, f, &out, ref.Size); err != nil || int64(out.Len()) != ref.Size || digest.Of(out.Bytes()) != ref.SHA256 {
+			rm.cfg.Logf("manifest delta %s does not give the pinned manifest (fetching it whole)", d.SHA256)
+			return nil
+		}
+		return out.Bytes()
+	}
+	return nil
+}
+
+// loadAllObjects replaces the delivery list's short object list with the
+// full one it pins (see repo.Delivery.AllObjects).
+func (rm *Remote) loadAllObjects(ctx context.Context, t *Target) error {
+	ref := t.Delivery.AllObjects
+	b, err := rm.getDoc(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("object list of version %d: %w", t.Ref.Version, err)
+	}
+	objs, err := repo.ParseObjects(b, t.Ref.Version)
+	if err != nil {
+		return err
+	}
+	t.Delivery.Objects, t.Delivery.AllObjects = objs, repo.BlobRef{}
+	return nil
+}
+
+// Plan is MakePlan, fetching the full object list when the short one in
+// the delivery list lacks an object the plan needs.
+func (rm *Remote) Plan(ctx context.Context, active *manifest.Manifest, drift map[string]bool, t *Target) (*Plan, error) {
+	p, err := MakePlan(active, drift, t)
+	if errors.Is(err, errNoObject) && !t.Delivery.AllObjects.SHA256.IsZero() {
+		if err := rm.loadAllObjects(ctx, t); err != nil {
+			return nil, err
+		}
+		p, err = MakePlan(active, drift, t)
+	}
+	return p, err
 }
 
 // getDoc fetches a pinned object into staging and returns its content.

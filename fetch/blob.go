@@ -17,7 +17,8 @@ import (
 // Fetch downloads every blob into dir as dir/<sha256 hex>. A final name exists
 // only for a complete, verified, durable file; in-progress bytes live in
 // dir/<hex>.partial and are resumed by a later call, even after kill -9.
-// Blobs already final are skipped. The first blob that fails on every mirror
+// Finished blobs are made final in batches (commit.go), all of them before
+// Fetch returns. Blobs already final are skipped. The first blob that fails on every mirror
 // stops the others (their partials are kept) and its error is returned:
 // ErrNetwork, or ErrCorrupt / ErrTooLarge when every mirror served bad bytes.
 // A cancelled ctx returns promptly with an error wrapping ErrCancelled and
@@ -30,7 +31,7 @@ func (f *Fetcher) Fetch(ctx context.Context, dir string, blobs []Blob) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("fetch: mkdir %s: %w", dir, err)
 	}
-	run := &run{progress: f.o.Progress}
+	run := &run{progress: f.o.Progress, commits: &committer{dir: dir}}
 	for _, b := range todo {
 		run.total += b.Size
 	}
@@ -65,6 +66,11 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	// Blobs that arrived are committed even when another failed or ctx was
+	// cancelled: a later run then skips them instead of rehashing.
+	if err := run.commits.flush(); err != nil && first == nil {
+		first = fmt.Errorf("fetch: %w", err)
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("fetch: %w: %w", errdefs.ErrCancelled, context.Cause(ctx))
 	}
@@ -98,6 +104,7 @@ func (f *Fetcher) plan(dir string, blobs []Blob) ([]Blob, error) {
 
 // run is the progress of one Fetch call.
 type run struct {
+	commits  *committer
 	progress func(done, total int64)
 	done     atomic.Int64
 	total    int64
@@ -129,7 +136,12 @@ func (f *Fetcher) fetchBlob(ctx context.Context, dir string, b Blob, r *run) err
 	if err != nil {
 		return fmt.Errorf("blob %s (%s): %w", b.Path, b.SHA256, err)
 	}
-	defer p.close()
+	handed := false // to the committer, which closes p after the rename
+	defer func() {
+		if !handed {
+			p.close()
+		}
+	}()
 	if isFinal(dir, b) { // another process finished it while we waited
 		r.add(b.Size - p.off)
 		p.remove()
@@ -144,7 +156,8 @@ func (f *Fetcher) fetchBlob(ctx context.Context, dir string, b Blob, r *run) err
 		err := f.fromMirror(ctx, m, b, p)
 		if err == nil {
 			f.down[i].Store(false)
-			if err := p.commit(b); err != nil {
+			handed = true
+			if err := r.commits.add(p, b); err != nil {
 				return fmt.Errorf("blob %s: %w", b.Path, err)
 			}
 			return nil

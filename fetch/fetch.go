@@ -6,8 +6,8 @@
 // ignore Range, stall, or lie. The signed metadata tells us each blob's exact
 // size and SHA-256, so fetch never trusts a mirror: it reads at most the signed
 // size (+1 byte to detect an overrun), hashes as it writes, and names a file by
-// its digest only after fsync, size and digest check, rename and directory
-// fsync. In-progress bytes survive kill -9 and are rehashed to resume.
+// its digest only after size and digest check and syncfs (a batch at a time),
+// then renames and fsyncs the directory. In-progress bytes survive kill -9 and are rehashed to resume.
 //
 // fetch must never publish a file under its final name before it is verified,
 // never read more than signed metadata allows, and never let one mirror's bad

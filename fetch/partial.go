@@ -122,27 +122,14 @@ func (p *partial) close() {
 	}
 }
 
-// commit publishes a complete partial under its final name: fsync the file,
-// check size and digest, rename, fsync the directory. Only here does a file
-// named by a digest appear, and then it is durable and verified.
-func (p *partial) commit(b Blob) error {
-	if err := p.f.Sync(); err != nil {
-		return fmt.Errorf("commit %s: fsync: %w", p.name, err)
-	}
+// check confirms that the partial holds exactly b (size and digest); the
+// committer then makes it durable and final (commit.go).
+func (p *partial) check(b Blob) error {
 	if p.off != b.Size {
 		return fmt.Errorf("commit %s: size %d, want %d: %w", p.name, p.off, b.Size, errdefs.ErrCorrupt)
 	}
 	if got := p.sum(); got != b.SHA256 {
 		return fmt.Errorf("commit %s: digest %s: %w", p.name, got, errdefs.ErrCorrupt)
-	}
-	final := filepath.Join(p.dir, p.name)
-	if err := os.Rename(p.path(), final); err != nil {
-		return fmt.Errorf("commit %s: rename: %w", p.name, err)
-	}
-	p.close()
-	// Past the point of no return: the file is in place and verified.
-	if err := syncDir(p.dir); err != nil {
-		return fmt.Errorf("commit %s: fsync dir: %w", p.name, err)
 	}
 	return nil
 }

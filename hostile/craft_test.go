@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"laptop.org/upgrade/delta"
+	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
@@ -55,6 +56,51 @@ func (f *fixture) objectPath(t testing.TB, v uint64, path string) string {
 	return repo.ObjectPath(e.SHA256)
 }
 
+// delivery returns the delivery list of version v.
+func (f *fixture) delivery(t testing.TB, v uint64) *repo.Delivery {
+	t.Helper()
+	ref := f.parsedIndex(t).Find(v).Delivery
+	dl, err := repo.ParseDelivery(f.doc(t, ref), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dl
+}
+
+// carriers returns every repository path that can deliver the content of
+// one file of version v: its object, the packs holding it, the deltas to
+// it (docs/repository-format.md).
+func (f *fixture) carriers(t testing.TB, v uint64, path string) []string {
+	t.Helper()
+	e := f.manifestOf(t, v).Find(path)
+	if e == nil {
+		t.Fatalf("version %d has no %s", v, path)
+	}
+	return f.contentCarriers(t, v, e.SHA256)
+}
+
+// manifestCarriers is carriers for the manifest of version v.
+func (f *fixture) manifestCarriers(t testing.TB, v uint64) []string {
+	t.Helper()
+	return f.contentCarriers(t, v, f.parsedIndex(t).Find(v).Manifest.SHA256)
+}
+
+func (f *fixture) contentCarriers(t testing.TB, v uint64, d digest.Digest) []string {
+	dl := f.delivery(t, v)
+	out := []string{repo.ObjectPath(d)}
+	for _, p := range dl.Packs {
+		for _, it := range p.Items {
+			if it.SHA256 == d {
+				out = append(out, repo.PackPath(p.SHA256))
+			}
+		}
+	}
+	for _, dr := range dl.DeltasTo(d) {
+		out = append(out, dr.Path())
+	}
+	return out
+}
+
 // craft publishes version 3 through the overlay: version 2's tree changed
 // by mutate, encoded as is (no sorting, no validation: the publisher would
 // refuse most of these), with version 2's delivery list, in an index
@@ -72,6 +118,13 @@ func (w *world) craft(mutate func(m *manifest.Manifest), keys ...repo.PrivateKey
 		t.Fatal(err)
 	}
 	dl.Version = 3
+	if !dl.AllObjects.SHA256.IsZero() { // the crafted list carries every object inline
+		objs, err := repo.ParseObjects(w.fix.doc(t, dl.AllObjects), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dl.Objects, dl.AllObjects = objs, repo.BlobRef{}
+	}
 	mref := w.srv.putDoc(t, m.Bytes())
 	dref := w.srv.putDoc(t, mustJSON(t, &dl))
 	x.Versions = append(x.Versions, repo.VersionRef{Version: 3, Created: m.Created, Manifest: mref, Delivery: dref, Entries: len(m.Entries)})

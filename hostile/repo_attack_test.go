@@ -2,6 +2,7 @@ package hostile
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -33,7 +34,16 @@ func TestRepositoryAttacks(t *testing.T) {
 		g.sign(w.t, f.parsedIndex(w.t), f.key)
 		c.Mirrors = append(c.Mirrors, g.URL)
 	}
-	v2object := func(w *world) string { return f.objectPath(w.t, 2, "usr/bin/newtool") }
+	// An upgrade from version 1 gets newtool's content, and the manifest,
+	// from whichever blob the delivery list offers (object, pack, delta):
+	// each attack hits every one of them.
+	v2objects := func(w *world) []string { return f.carriers(w.t, 2, "usr/bin/newtool") }
+	v2manifests := func(w *world) []string { return f.manifestCarriers(w.t, 2) }
+	hookAll := func(w *world, paths []string, h func(p string) http.HandlerFunc) {
+		for _, p := range paths {
+			w.srv.hook(p, h(p))
+		}
+	}
 	tests := []attack{
 		// Arbitrary software.
 		{name: "bad signature", class: errdefs.ErrBadSignature, msg: "no valid signature",
@@ -94,8 +104,7 @@ func TestRepositoryAttacks(t *testing.T) {
 			setup: func(w *world) { w.srv.hook(repo.IndexPath, endless) }},
 		{name: "manifest larger than signed", class: errdefs.ErrTooLarge, msg: "more than the signed",
 			setup: func(w *world) {
-				p := repo.ObjectPath(f.parsedIndex(w.t).Find(2).Manifest.SHA256)
-				w.srv.hook(p, w.srv.appendBytes(p, 100))
+				hookAll(w, v2manifests(w), func(p string) http.HandlerFunc { return w.srv.appendBytes(p, 100) })
 			}},
 		{name: "delivery list larger than signed", class: errdefs.ErrTooLarge, msg: "more than the signed",
 			setup: func(w *world) {
@@ -103,17 +112,21 @@ func TestRepositoryAttacks(t *testing.T) {
 				w.srv.hook(p, w.srv.appendBytes(p, 1))
 			}},
 		{name: "endless object", class: errdefs.ErrTooLarge, msg: "more than the signed",
-			setup: func(w *world) { w.srv.hook(v2object(w), endless) }},
+			setup: func(w *world) { hookAll(w, v2objects(w), func(string) http.HandlerFunc { return endless }) }},
 		// Slow retrieval (stall timeout 1 s in these tests).
 		{name: "index trickled at 1 byte/s", class: errdefs.ErrNetwork, msg: "no byte for 1s",
 			setup: func(w *world) { w.srv.hook(repo.IndexPath, trickle) }},
 		{name: "object stalls after headers", class: errdefs.ErrNetwork, msg: "no byte for 1s",
-			setup: func(w *world) { w.srv.hook(v2object(w), stallAfterHeaders) }},
+			setup: func(w *world) {
+				hookAll(w, v2objects(w), func(string) http.HandlerFunc { return stallAfterHeaders })
+			}},
 		// Mix and match.
 		{name: "mirror serves another version's manifest", class: errdefs.ErrCorrupt, msg: "< signed size",
 			setup: func(w *world) {
 				x := f.parsedIndex(w.t)
-				w.srv.hook(repo.ObjectPath(x.Find(2).Manifest.SHA256), w.srv.serveFile(repo.ObjectPath(x.Find(1).Manifest.SHA256)))
+				hookAll(w, v2manifests(w), func(string) http.HandlerFunc {
+					return w.srv.serveFile(repo.ObjectPath(x.Find(1).Manifest.SHA256))
+				})
 			}},
 		{name: "index pins another version's manifest", class: errdefs.ErrBadSignature, msg: "manifest says version 1",
 			setup: func(w *world) {
@@ -123,11 +136,13 @@ func TestRepositoryAttacks(t *testing.T) {
 			}},
 		{name: "mirror flips a byte of an object", class: errdefs.ErrCorrupt, msg: "digest",
 			setup: func(w *world) {
-				w.srv.hook(v2object(w), w.srv.edited(v2object(w), func(b []byte) []byte { b[len(b)/2] ^= 1; return b }))
+				hookAll(w, v2objects(w), func(p string) http.HandlerFunc {
+					return w.srv.edited(p, func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
+				})
 			}},
 		{name: "mirror serves another version's object", class: errdefs.ErrCorrupt, msg: "< signed size",
 			setup: func(w *world) {
-				w.srv.hook(v2object(w), w.srv.serveFile(f.objectPath(w.t, 1, "usr/bin/httpd")))
+				hookAll(w, v2objects(w), func(string) http.HandlerFunc { return w.srv.serveFile(f.objectPath(w.t, 1, "usr/bin/httpd")) })
 			}},
 		// Malicious mirrors: the bad one is first, a good one second.
 		{name: "bad mirror: unknown key", config: good,
@@ -135,13 +150,15 @@ func TestRepositoryAttacks(t *testing.T) {
 		{name: "bad mirror: rolled-back index", config: good,
 			setup: func(w *world) { w.srv.put(w.t, repo.IndexPath, f.oldIndex) }},
 		{name: "bad mirror: endless object", config: good,
-			setup: func(w *world) { w.srv.hook(v2object(w), endless) }},
+			setup: func(w *world) { hookAll(w, v2objects(w), func(string) http.HandlerFunc { return endless }) }},
 		{name: "bad mirror: wrong object", config: good,
 			setup: func(w *world) {
-				w.srv.hook(v2object(w), w.srv.serveFile(f.objectPath(w.t, 1, "usr/bin/httpd")))
+				hookAll(w, v2objects(w), func(string) http.HandlerFunc { return w.srv.serveFile(f.objectPath(w.t, 1, "usr/bin/httpd")) })
 			}},
 		{name: "bad mirror: stall", config: good,
-			setup: func(w *world) { w.srv.hook(v2object(w), stallAfterHeaders) }},
+			setup: func(w *world) {
+				hookAll(w, v2objects(w), func(string) http.HandlerFunc { return stallAfterHeaders })
+			}},
 		// Wrong software.
 		{name: "other channel", class: errdefs.ErrPolicy, msg: `channel "beta"`,
 			setup: func(w *world) {

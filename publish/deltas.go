@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
@@ -14,66 +16,90 @@ import (
 	"laptop.org/upgrade/repo"
 )
 
-// minDeltaSize: below this, a delta saves too little to be worth a request.
-const minDeltaSize = 4 << 10
+// minDeltaSize: below this a file is so small that its object (in a pack)
+// costs about as much as a delta.
+const minDeltaSize = 64
 
 // keepRatio: a delta is published only when it is at most this fraction of
 // the compressed object, so that fetching it is clearly worth the CPU.
 const keepRatio = 0.9
 
+// cliMinSize: with Options.Best, new contents at least this large get their
+// delta from the zstd command when it is installed (smaller ones gain
+// little from it and would cost a process each).
+const cliMinSize = 64 << 10
+
+// pair is one delta to make: old content from -> new content to, with an
+// optional second base (a content of the new tree, see companions).
 type pair struct {
 	from, to digest.Digest
 	fromSize int64
 	path     string // a path of the new tree holding `to`
+	with     *companion
 }
 
-// makeDeltas publishes deltas from the contents the previous versions had at
-// each path to the new content at that path.
-func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest, prev []*manifest.Manifest, dl *repo.Delivery, res *Result, logf func(string, ...any)) error {
+// makeDeltas publishes deltas to the new contents: from what the previous
+// versions had at the same path; for a new path, from a file of the newest
+// version whose name differs only in its digits (tables15.0.0.go ->
+// tables17.0.0.go); and for large files, with a second base when another
+// new file shares much of their content (companions.go).
+func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest, prev []*manifest.Manifest, dl *repo.Delivery, res *Result, o Options) error {
+	logf := o.Logf
 	stored := map[digest.Digest]int64{}
 	for _, o := range dl.Objects {
 		stored[o.SHA256] = o.StoredSize
 	}
-	seen := map[[2]digest.Digest]bool{}
-	var pairs []pair
-	for _, pm := range prev {
-		for i := range m.Entries {
-			e := &m.Entries[i]
-			if e.Type != manifest.File || e.Link != "" || e.Size < minDeltaSize {
-				continue
-			}
-			old := pm.Find(e.Path)
-			if old == nil || old.Type != manifest.File || old.SHA256 == e.SHA256 || old.Size == 0 || old.Size > delta.MaxBase {
-				continue
-			}
-			k := [2]digest.Digest{old.SHA256, e.SHA256}
-			if !seen[k] {
-				seen[k] = true
-				pairs = append(pairs, pair{from: old.SHA256, to: e.SHA256, fromSize: old.Size, path: e.Path})
+	pairs := deltaPairs(m, prev)
+	if len(prev) > 0 {
+		comps, err := chooseCompanions(ctx, st, tree, m, prev[0], pairs, logf)
+		if err != nil {
+			return err
+		}
+		for i := range pairs {
+			if c := comps[pairs[i].to]; c != nil && pairs[i].from == c.from {
+				pairs[i].with = c
 			}
 		}
+	}
+	zstd := ""
+	if o.Best {
+		zstd = delta.CLI()
 	}
 	refs := make([]*repo.DeltaRef, len(pairs))
 	err := parallel(ctx, len(pairs), func(i int) error {
 		p := pairs[i]
-		rel := repo.DeltaPath(p.from, p.to)
+		ref := repo.DeltaRef{From: p.from, To: p.to}
+		if p.with != nil {
+			ref.With = p.with.with
+		}
+		rel := ref.Path()
 		if d, n, ok, err := st.stat(rel); err != nil || ok {
 			if ok && float64(n) <= keepRatio*float64(stored[p.to]) {
-				refs[i] = &repo.DeltaRef{From: p.from, To: p.to, SHA256: d, Size: n}
+				ref.SHA256, ref.Size = d, n
+				refs[i] = &ref
 			}
 			return err
 		}
+		bases := [][]byte{}
 		old, err := st.readObject(p.from, p.fromSize)
 		if err != nil {
 			return err
 		}
-		f, err := os.Open(filepath.Join(tree, filepath.FromSlash(p.path)))
+		bases = append(bases, old)
+		if p.with != nil {
+			bases = append(bases, p.with.content)
+		}
+		nb, err := os.ReadFile(filepath.Join(tree, filepath.FromSlash(p.path)))
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		var buf bytes.Buffer
-		if err := delta.Create(old, f, &buf); err != nil {
+		if zstd != "" && len(nb) >= cliMinSize {
+			err = createCLI(zstd, bases, nb, &buf)
+		} else {
+			err = delta.Create(delta.Dict(bases...), bytes.NewReader(nb), &buf)
+		}
+		if err != nil {
 			return err
 		}
 		if float64(buf.Len()) > keepRatio*float64(stored[p.to]) {
@@ -83,7 +109,8 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 		if err != nil {
 			return err
 		}
-		refs[i] = &repo.DeltaRef{From: p.from, To: p.to, SHA256: d, Size: n}
+		ref.SHA256, ref.Size = d, n
+		refs[i] = &ref
 		mu.Lock()
 		res.NewDeltas++
 		res.StoredBytes += n
@@ -97,6 +124,120 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 	}
 	logf("deltas: %d candidates, %d kept", len(pairs), len(dl.Deltas))
 	return err
+}
+
+// createCLI writes the dictionary to a temp file for the zstd command.
+func createCLI(zstd string, bases [][]byte, nb []byte, w io.Writer) error {
+	f, err := os.CreateTemp("", "delta-dict-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	for i, b := range bases {
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return err
+		}
+		if i < len(bases)-1 {
+			if _, err := f.Write(make([]byte, delta.DictSize(int64(len(b)), 0)-int64(len(b)))); err != nil {
+				f.Close()
+				return err
+			}
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return delta.CreateCLI(zstd, f.Name(), nb, w)
+}
+
+// deltaPairs lists the deltas worth trying: for every new content, from
+// each content its path had in the previous versions, and for a path the
+// newest version lacks, from its closest relative by name.
+func deltaPairs(m *manifest.Manifest, prev []*manifest.Manifest) []pair {
+	seen := map[[2]digest.Digest]bool{}
+	var pairs []pair
+	add := func(old, e *manifest.Entry) {
+		k := [2]digest.Digest{old.SHA256, e.SHA256}
+		if !seen[k] {
+			seen[k] = true
+			pairs = append(pairs, pair{from: old.SHA256, to: e.SHA256, fromSize: old.Size, path: e.Path})
+		}
+	}
+	usable := func(old, e *manifest.Entry) bool {
+		return old != nil && old.Type == manifest.File && old.SHA256 != e.SHA256 && old.Size > 0 && old.Size <= delta.MaxBase
+	}
+	var family map[string][]*manifest.Entry
+	if len(prev) > 0 {
+		family = nameFamilies(prev[0])
+	}
+	for _, pm := range prev {
+		for i := range m.Entries {
+			e := &m.Entries[i]
+			if e.Type != manifest.File || e.Link != "" || e.Size < minDeltaSize {
+				continue
+			}
+			if old := pm.Find(e.Path); usable(old, e) {
+				add(old, e)
+			} else if pm == prev[0] && old == nil {
+				if rel := relative(family, e); usable(rel, e) {
+					add(rel, e)
+				}
+			}
+		}
+	}
+	return pairs
+}
+
+// familyKey is a path with every run of digits replaced by '#'.
+func familyKey(p string) string {
+	var b strings.Builder
+	digits := false
+	for _, r := range p {
+		if r >= '0' && r <= '9' {
+			if !digits {
+				b.WriteByte('#')
+			}
+			digits = true
+			continue
+		}
+		digits = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// nameFamilies groups the files of m whose names have digits by family
+// key (only those can have a relative that differs from them).
+func nameFamilies(m *manifest.Manifest) map[string][]*manifest.Entry {
+	out := map[string][]*manifest.Entry{}
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if e.Type == manifest.File && e.Link == "" && strings.ContainsAny(path.Base(e.Path), "0123456789") {
+			k := familyKey(e.Path)
+			out[k] = append(out[k], e)
+		}
+	}
+	return out
+}
+
+// relative picks the member of e's name family closest to e in size, if
+// their sizes are within a factor of 4.
+func relative(family map[string][]*manifest.Entry, e *manifest.Entry) *manifest.Entry {
+	var best *manifest.Entry
+	dist := func(o *manifest.Entry) int64 {
+		if d := o.Size - e.Size; d >= 0 {
+			return d
+		} else {
+			return -d
+		}
+	}
+	for _, o := range family[familyKey(e.Path)] {
+		if o.Size*4 >= e.Size && e.Size*4 >= o.Size && (best == nil || dist(o) < dist(best)) {
+			best = o
+		}
+	}
+	return best
 }
 
 func jsonCompact(v any) ([]byte, error) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"laptop.org/upgrade/atomicfile"
+	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
@@ -34,9 +35,14 @@ type Options struct {
 	Name       string          // human version name, e.g. "2.0"
 	Version    uint64          // 0 = latest+1
 	DeltaDepth int             // make deltas from this many previous versions (default 3)
-	TTL        time.Duration   // index validity (default 30 days)
-	Now        func() time.Time
-	Logf       func(string, ...any)
+	// Best spends build-server CPU for smaller downloads: deltas of large
+	// files and packs are made by the zstd command (level 19) when it is
+	// installed, 10-16 % smaller than the Go encoder's on executables and
+	// several times slower. For releases; tests and drafts leave it off.
+	Best bool
+	TTL  time.Duration // index validity (default 30 days)
+	Now  func() time.Time
+	Logf func(string, ...any)
 }
 
 // Result says what Add did.
@@ -72,6 +78,9 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("publish: empty channel: %w", errdefs.ErrInvalidArgument)
 	}
 	st := store{dir: o.Repo}
+	if o.Best {
+		st.zstd = delta.CLI()
+	}
 	idx, err := LoadIndex(o.Repo, o.Key, o.Channel)
 	if err != nil {
 		return Result{}, err
@@ -111,14 +120,24 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 	if err := storeObjects(ctx, st, tree, m, dl, &res); err != nil {
 		return Result{}, err
 	}
-	if err := makeDeltas(ctx, st, tree, m, prev, dl, &res, o.Logf); err != nil {
+	if err := makeDeltas(ctx, st, tree, m, prev, dl, &res, o); err != nil {
 		return Result{}, err
 	}
-	dl.Sort()
-	mref, err := st.putBytes(m.Bytes())
+	mb := m.Bytes()
+	mref, err := st.putBytes(mb)
 	if err != nil {
 		return Result{}, err
 	}
+	if len(prev) > 0 {
+		dl.Sort() // makePacks looks deltas up
+		if err := makePacks(ctx, st, tree, m, prev[0], dl, &res, o); err != nil {
+			return Result{}, err
+		}
+		if err := slimDelivery(st, &idx.Versions[len(idx.Versions)-1], prev[0], mb, mref, dl, &res); err != nil {
+			return Result{}, err
+		}
+	}
+	dl.Sort()
 	dlBytes, err := jsonCompact(dl)
 	if err != nil {
 		return Result{}, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"laptop.org/upgrade/atomicfile"
@@ -16,7 +17,16 @@ import (
 
 // store writes immutable, world-readable files into a repository directory
 // (a web server's workers read them as nobody).
-type store struct{ dir string }
+type store struct {
+	dir string
+	// zstd, when set, is the zstd command: objects of at least
+	// cliMinObject bytes are compressed by it (Options.Best).
+	zstd string
+}
+
+// cliMinObject: smaller objects gain little from the zstd command (and
+// most of them go into packs).
+const cliMinObject = 1 << 20
 
 func (s store) path(rel string) string { return filepath.Join(s.dir, filepath.FromSlash(rel)) }
 
@@ -59,7 +69,10 @@ func (s store) putObject(d digest.Digest, size int64, open func() (io.ReadCloser
 			return err
 		}
 		defer r.Close()
-		return delta.Compress(r, w)
+		if s.zstd != "" && size >= cliMinObject {
+			return compressCLI(s.zstd, r, size, w)
+		}
+		return delta.CompressSize(r, size, w)
 	})
 	if err != nil {
 		return repo.BlobRef{}, fmt.Errorf("object %s: %w", d, err)
@@ -89,4 +102,16 @@ func (s store) readObject(d digest.Digest, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("object %s: content does not match its name", d)
 	}
 	return b.Bytes(), nil
+}
+
+// compressCLI is delta.CompressSize by the zstd command: level 19, the same
+// 8 MiB window limit, the size recorded in the frame.
+func compressCLI(zstd string, r io.Reader, size int64, w io.Writer) error {
+	cmd := exec.Command(zstd, "-q", "-c", fmt.Sprintf("-%d", delta.CLILevel), "--zstd=wlog=23", fmt.Sprintf("--stream-size=%d", size), "-")
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = r, w, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("zstd: %v: %s", err, stderr.String())
+	}
+	return nil
 }

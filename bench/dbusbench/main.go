@@ -42,6 +42,7 @@ func main() {
 	work := flag.String("work", "", "pair work directory (from pairbench)")
 	bin := flag.String("bin", "bin", "directory of our binaries")
 	samples := flag.Int("idle-samples", 5, "idle RSS samples, one a second")
+	denv := flag.String("daemon-env", "", "extra environment for upgraded (e.g. GOMAXPROCS=3), for experiments")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("dbusbench: ")
@@ -100,7 +101,11 @@ func main() {
 	if !waitLog(filepath.Join(w, "securityd.log"), "ready") {
 		fail("securityd did not start: %s", readFile(filepath.Join(w, "securityd.log")))
 	}
-	up, pid := start(w, "upgraded", env, filepath.Join(*bin, "upgraded"), "--root", root, "--keys", keys, "--mirror", mirror)
+	uenv := env
+	if *denv != "" {
+		uenv = append(append([]string{}, env...), strings.Fields(*denv)...)
+	}
+	up, pid := start(w, "upgraded", uenv, filepath.Join(*bin, "upgraded"), "--root", root, "--keys", keys, "--mirror", mirror)
 	stops = append(stops, up)
 	if !waitLog(filepath.Join(w, "upgraded.log"), "ready") {
 		fail("upgraded did not start: %s", readFile(filepath.Join(w, "upgraded.log")))

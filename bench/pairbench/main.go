@@ -141,6 +141,11 @@ func main() {
 		if casyncP != nil {
 			casyncP.reset(tr)
 		}
+		// Before every timed run, `sync` (not timed): a durable update
+		// (ours syncs its filesystem; ostree fsyncs) would otherwise also
+		// pay for the dirty data the resets and the previous contender
+		// left, which rsync and cp never wait for.
+		quiet("sync")
 		srv.Reset()
 		m, fetched := o.run(srv, nil)
 		served, reqs := srv.Reset()
@@ -149,6 +154,7 @@ func main() {
 		us.Bytes, us.Seconds, us.RSSMiB = append(us.Bytes, served), append(us.Seconds, m.Seconds), append(us.RSSMiB, m.RSSMiB)
 		log.Printf("run %d: ours %.2fs, %s MB served in %d requests (%s MB of blobs), peak RSS %.1f MiB", i+1, m.Seconds, mb(served), reqs, mb(fetched), m.RSSMiB)
 		if rsyncP != nil {
+			quiet("sync")
 			cp, r, n, dst := rsyncP.run(base)
 			rs.Bytes, rs.Seconds = append(rs.Bytes, n), append(rs.Seconds, cp.Seconds+r.Seconds)
 			rs.RSSMiB = append(rs.RSSMiB, r.RSSMiB)
@@ -160,6 +166,7 @@ func main() {
 			}
 		}
 		if ostreeP != nil {
+			quiet("sync")
 			srv.Reset()
 			pull, co, dst := ostreeP.run()
 			n, reqs := srv.Reset()
@@ -173,6 +180,7 @@ func main() {
 			}
 		}
 		if casyncP != nil {
+			quiet("sync")
 			srv.Reset()
 			m, dst := casyncP.run(srv, base)
 			n, reqs := srv.Reset()

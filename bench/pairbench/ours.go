@@ -50,7 +50,9 @@ func publisherKey() string {
 			log.Fatalf("no sources in %s: run from the module root", dir)
 		}
 		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
+			// delta's client side (decode.go, frames.go) does not shape
+			// what the publisher writes.
+			if strings.HasSuffix(f, "_test.go") || f == "delta/decode.go" || f == "delta/frames.go" {
 				continue
 			}
 			b, err := os.ReadFile(f)
@@ -102,7 +104,7 @@ func (o *ours) publish(oldTree, newTree, key string, tr *trash) {
 	added := regexp.MustCompile(`(\d+) bytes added`)
 	for i, tree := range []string{oldTree, newTree} {
 		log.Printf("ours: publishing %s as version %d", tree, i+1)
-		m := timed(nil, pub, "add", "--repo", o.repo, "--key", filepath.Join(keys, "bench.key"), "--name", fmt.Sprint(i+1), tree)
+		m := timed(nil, pub, "add", "--best", "--repo", o.repo, "--key", filepath.Join(keys, "bench.key"), "--name", fmt.Sprint(i+1), tree)
 		o.Publish.Seconds[i] = m.Seconds
 		if s := added.FindStringSubmatch(m.Out); s != nil {
 			o.Publish.AddedBytes[i], _ = strconv.ParseInt(s[1], 10, 64)

@@ -117,6 +117,7 @@ func main() {
 	if len(reps) > 0 {
 		b.WriteString("\n![bytes on the wire per system and pair](bytes.png)\n")
 	}
+	b.WriteString(notes)
 	check(os.WriteFile(*md, []byte(b.String()), 0644))
 	log.Printf("wrote %s (%d BENCH lines, %d pairs)", *md, len(lines), len(reps))
 	if len(reps) > 0 {
@@ -231,6 +232,27 @@ func readLines(dir string) []line {
 	return out
 }
 
+// notes say how the figures were taken (see also bench/README.md).
+const notes = `
+## How these were measured
+- Ours is ` + "`upgraded --once`" + ` from a root provisioned at the old version (check, clone, download over HTTP on
+  127.0.0.1, apply, verify, all durable); bytes are every HTTP body byte the counting server sent (signed index,
+  manifest, delivery list included). The repository was published with ` + "`upgrade-publish add --best`" + `.
+- rsync runs ` + "`cp -al`" + ` of a fresh copy of the old tree, then ` + "`rsync -azcH --delete`" + ` from an rsync daemon on
+  127.0.0.1 (bytes: its "Total bytes received"). ` + "`-c`" + ` is needed because deployed trees have every mtime at 1 s;
+  without it rsync skips changed files of unchanged size. It starts from a copy and not from our slot because rsync
+  changes metadata of hard-linked files in place (chmod/chown on the inode the clone shares: OLPC's failure mode);
+  in the first runs it rewrote the very tree it had been cloned from.
+- ostree: archive repository with a static delta from the old commit; the client's bare repository holds the old
+  commit; timed: ` + "`ostree pull`" + ` and ` + "`ostree checkout --require-hardlinks`" + `. casync: ` + "`casync extract --seed=OLD --hardlink=yes`" + `.
+- Between runs nothing is deleted (old results go to a trash emptied at the next benchmark's start, then 90 s of
+  waiting): this machine's ext4 has no journal and then skips inodes freed in the last 60-360 s on every file
+  creation, which made creations 10-15x slower right after a large delete. Before every timed run, ` + "`sync`" + `
+  (not timed), so that durable updates do not pay for dirty data others left.
+- Peak RSS is wait4's ru_maxrss: resident anonymous memory plus the file-backed pages the process mapped (for us,
+  the old executables a delta is applied against, and our own binary).
+`
+
 func readPairs(dir string) []*pairReport {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	var out []*pairReport
@@ -241,6 +263,18 @@ func readPairs(dir string) []*pairReport {
 		check(json.Unmarshal(b, &r))
 		out = append(out, &r)
 	}
+	order := map[string]int{"go": 0, "deb": 1}
+	sort.SliceStable(out, func(i, j int) bool {
+		oi, ok1 := order[out[i].Pair]
+		oj, ok2 := order[out[j].Pair]
+		if !ok1 {
+			oi = 9
+		}
+		if !ok2 {
+			oj = 9
+		}
+		return oi < oj
+	})
 	return out
 }
 

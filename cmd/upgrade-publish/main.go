@@ -26,7 +26,7 @@ const usage = `usage: upgrade-publish COMMAND [flags]
 
 commands:
   keygen    --out DIR [--name NAME]            new Ed25519 key pair: NAME.key (secret), NAME.pub
-  add       --repo DIR --key FILE [--channel C] [--hardware H] [--name N] [--version V] TREE
+  add       --repo DIR --key FILE [--channel C] [--hardware H] [--name N] [--version V] [--best] TREE
   resign    --repo DIR --key FILE [--channel C]    refresh serial and expiry of the index
   provision --root R --mirror URL --keys DIR [--channel C] [--version V]
   serve     --repo DIR [--listen [::1]:8080]     serve a repository over HTTP (cache headers set)
@@ -66,6 +66,7 @@ func run(ctx context.Context, args []string) error {
 		hardware = fs.String("hardware", "", "hardware class ('' = any)")
 		version  = fs.Uint64("version", 0, "version number (0 = next / newest)")
 		depth    = fs.Int("depth", 3, "make deltas from this many previous versions")
+		best     = fs.Bool("best", false, "smallest downloads: deltas and packs by the zstd command (slower; for releases)")
 		ttl      = fs.Duration("ttl", 30*24*time.Hour, "index validity")
 		root     = fs.String("root", "", "root prefix to provision")
 		keysDir  = fs.String("keys", "", "directory of trusted *.pub keys")
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		o := publish.Options{Repo: *repoDir, Key: k, Channel: *channel, Hardware: *hardware, Name: *name, Version: *version, DeltaDepth: *depth, TTL: *ttl, Logf: log.Printf}
+		o := publish.Options{Repo: *repoDir, Key: k, Channel: *channel, Hardware: *hardware, Name: *name, Version: *version, DeltaDepth: *depth, Best: *best, TTL: *ttl, Logf: log.Printf}
 		if args[0] == "resign" {
 			return publish.Resign(o)
 		}
