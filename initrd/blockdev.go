@@ -181,19 +181,51 @@ func matches(prefix, sysBlock, name, dev string, spec RootSpec) (bool, error) {
 	return false, fmt.Errorf("unknown root kind %q", spec.Kind)
 }
 
-// waitDevice polls findDevice until it succeeds or wait has passed. Module
-// probing usually creates the device before finit_module returns, but USB
-// and SD hosts announce theirs later, hence the bounded poll.
-func waitDevice(prefix string, spec RootSpec, wait time.Duration) (string, error) {
-	deadline := time.Now().Add(wait)
+// waitDevice looks for the device until it is found or wait has passed.
+// Module probing usually creates the device before finit_module returns,
+// so the first scan normally finds it; but USB and SD hosts announce theirs
+// later. After a miss it opens the kernel's uevent socket, scans again (an
+// event between the miss and the socket would otherwise be lost), and then
+// sleeps on the socket between scans, so a device that appears is seen at
+// once rather than at the next tick of a coarse poll. The timeout on the
+// socket is a backstop for missed events.
+//
+// w.D is the time from the first scan's start to the start of the scan
+// that succeeded (all of it on failure): the device wait the boot-cost
+// figure leaves out. The scans themselves, the successful one included,
+// are work and are counted only in so far as they fall between the two.
+func waitDevice(prefix string, spec RootSpec, wait time.Duration) (dev string, w DeviceWait, err error) {
+	start := time.Now()
+	deadline := start.Add(wait)
+	ue := uevents{fd: -1}
+	defer func() { ue.close() }()
 	for {
+		scan := time.Now()
 		dev, err := findDevice(prefix, spec)
-		if err == nil || !errors.Is(err, errdefs.ErrNotFound) || time.Now().After(deadline) {
-			if err != nil && errors.Is(err, errdefs.ErrNotFound) {
-				err = fmt.Errorf("%w after waiting %v (is the driver in the image's module list?)", err, wait)
-			}
-			return dev, err
+		w.Scans++
+		if err == nil || !errors.Is(err, errdefs.ErrNotFound) {
+			w.D = scan.Sub(start)
+			return dev, w, err
 		}
-		time.Sleep(20 * time.Millisecond)
+		if w.Scans == 1 {
+			w.FirstMiss = err.Error()
+			ue = openUevents()
+			w.Uevents = ue.fd >= 0
+			continue
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			w.D = time.Since(start)
+			return "", w, fmt.Errorf("%w after waiting %v (is the driver in the image's module list?)", err, wait)
+		}
+		ue.wait(min(left, ue.tick()))
 	}
+}
+
+// DeviceWait is how find-root's wait went, for the boot-cost report.
+type DeviceWait struct {
+	D         time.Duration // before the successful scan
+	Scans     int
+	FirstMiss string // why the first scan found nothing, if it did not
+	Uevents   bool   // woken by the uevent socket (else polled)
 }

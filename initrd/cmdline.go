@@ -22,6 +22,7 @@ type Cmdline struct {
 	Init       string        // init=: the real init; "" means the default list
 	Slot       layout.Slot   // upgrade.slot=a|b: this boot only; kept raw so Decide can say why it ignored a bad value
 	InitArgs   []string      // words after "--", passed to the real init
+	Timing     bool          // upgrade.timing: print each step's and module's time (make bench-initrd)
 }
 
 // Wait returns how long /init waits for the root device. The kernel's
@@ -79,6 +80,8 @@ func ParseCmdline(s string) Cmdline {
 			c.Init = val
 		case "upgrade.slot":
 			c.Slot = layout.Slot(val)
+		case "upgrade.timing":
+			c.Timing = !hasVal || val == "1"
 		}
 	}
 	return c

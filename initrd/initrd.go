@@ -36,9 +36,23 @@ type State struct {
 	Cmdline    Cmdline
 	RootDev    string
 	RootFSType string
+	// rootWritable says NewRoot is mounted read-write (see makeWritable).
+	rootWritable bool
+	// DeviceWait is the time find-root spent waiting for the root device
+	// to appear: from the first scan's start to the start of the scan that
+	// found it (zero when the first scan finds it). The boot-cost figure
+	// subtracts it and nothing else.
 	DeviceWait time.Duration
+	Wait       DeviceWait // the details, for upgrade.timing
 	Decision   bootptr.Decision
-	Timings    []string // "step=N ms" per finished step, for the console and the bench
+	Steps      []StepTime   // per finished step, for the console and the bench
+	Modules    []ModuleTime // per module, from load-modules
+}
+
+// StepTime is how long one step took.
+type StepTime struct {
+	Name string
+	D    time.Duration
 }
 
 // NewRoot is where the root filesystem is mounted before the switch.
@@ -108,7 +122,7 @@ func Run(s *State, steps []Step) error {
 		if err := st.Run(s); err != nil {
 			return &StepError{Step: st.Name, Err: err}
 		}
-		s.Timings = append(s.Timings, fmt.Sprintf("%s=%d", st.Name, time.Since(t0).Milliseconds()))
+		s.Steps = append(s.Steps, StepTime{st.Name, time.Since(t0)})
 	}
 	return nil
 }

@@ -71,8 +71,10 @@ func TestNamespace(t *testing.T) {
 		}
 	}
 
-	// Boot 1: trial b with its last try: boots b, writes tries=0, swings current.
-	boot("root="+root, "b", "")
+	// Boot 1: trial b with its last try, "ro": the root is mounted
+	// read-only, made writable for the try and the swing, then read-only
+	// again (the child checks). Boots b, writes tries=0, swings current.
+	boot("root="+root+" ro", "b", "")
 	wantPtr(bootptr.Pointer{Next: "b", Good: "a", Trial: true, Tries: 0, Seq: 4})
 	wantCurrent("b")
 	// Boot 2: never marked good: falls back to a and reports b.
@@ -81,7 +83,11 @@ func TestNamespace(t *testing.T) {
 	wantCurrent("a")
 	// Boot 3: normal: nothing on the disk changes.
 	ptrID, curID := identity(t, img, "/var/lib/securityd/bootptr"), identity(t, img, "/current")
+	mounts := mountCount(t, img)
 	boot("root="+root+" ro", "a", "")
+	if got := mountCount(t, img); got != mounts {
+		t.Errorf("normal ro boot mounted the root read-write (mount count %s -> %s)", mounts, got)
+	}
 	if got := identity(t, img, "/var/lib/securityd/bootptr"); got != ptrID {
 		t.Errorf("normal boot rewrote the pointer:\n%s\nwas\n%s", got, ptrID)
 	}
@@ -103,6 +109,9 @@ func nsChild(t *testing.T) {
 	s := &State{Prefix: prefix, Console: &console, Start: time.Now(),
 		ReadCmdline: func() (string, error) { return os.Getenv("NS_CMDLINE"), nil }}
 	err := Run(s, HostSafe())
+	if err == nil && s.Cmdline.Timing {
+		s.report(s.since()) // what execInit would print (TestNativeBench)
+	}
 	fmt.Print(console.String())
 	defer unmountAll(t, prefix)
 	if want := os.Getenv("NS_WANT_ERR"); want != "" {
@@ -167,6 +176,19 @@ func unmountAll(t *testing.T, prefix string) {
 	if err := unix.Unmount(nr, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		t.Errorf("unmount %s: %v", nr, err)
 	}
+}
+
+// mountCount is the ext4 superblock's mount count, which only a read-write
+// mount increments.
+func mountCount(t *testing.T, img string) string {
+	t.Helper()
+	for _, l := range strings.Split(run(t, "dumpe2fs", "-h", img), "\n") {
+		if v, ok := strings.CutPrefix(l, "Mount count:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("dumpe2fs -h %s: no mount count", img)
+	return ""
 }
 
 func grepLines(out, substr string) string {

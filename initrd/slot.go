@@ -27,7 +27,11 @@ func chooseSlot(s *State) error {
 		return fmt.Errorf("no bootable slot: %s: %w", d.Reason, errdefs.ErrNotFound)
 	}
 	if d.Write {
-		if err := bootptr.Write(root.BootPointer(), d.New); err != nil {
+		err := s.makeWritable()
+		if err == nil {
+			err = bootptr.Write(root.BootPointer(), d.New)
+		}
+		if err != nil {
 			// Booting a trial whose try could not be recorded could loop
 			// forever; boot the good slot instead. Any other write (a fresh
 			// pointer, a fallback) only records a decision that is already
@@ -85,7 +89,14 @@ func syncDir(dir string) error {
 }
 
 func setCurrent(s *State) error {
-	changed, err := SetCurrent(layout.Root{Dir: s.NewRoot()}, s.Decision.Boot)
+	root := layout.Root{Dir: s.NewRoot()}
+	if t, err := os.Readlink(root.Current()); err == nil && t == string(s.Decision.Boot) {
+		return nil // the usual boot: nothing to write, so no remount
+	}
+	if err := s.makeWritable(); err != nil {
+		return err
+	}
+	changed, err := SetCurrent(root, s.Decision.Boot)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,10 +105,7 @@ func execInit(s *State) error {
 	if s.Cmdline.Init != "" {
 		inits = []string{s.Cmdline.Init}
 	}
-	ready := s.since()
-	s.logf("ready in %d ms (device wait %d ms, total %d ms)",
-		(ready - s.DeviceWait).Milliseconds(), s.DeviceWait.Milliseconds(), ready.Milliseconds())
-	s.logf("step ms: %s", strings.Join(s.Timings, " "))
+	s.report(s.since())
 	var errs []error
 	for _, p := range inits {
 		argv := append([]string{p}, s.Cmdline.InitArgs...)

@@ -7,9 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -84,10 +81,14 @@ func (v *vm) boot(t *testing.T, img, args string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-nographic", "-no-reboot", "-m", "512", "-nic", "none",
+	qargs := []string{"-nographic", "-no-reboot", "-m", "512", "-nic", "none",
 		"-kernel", v.kernel, "-initrd", v.initrd,
-		"-drive", "file="+img+",format=raw,if=virtio",
-		"-append", "console=ttyS0 panic=-1 quiet "+args)
+		"-drive", "file=" + img + ",format=raw,if=virtio",
+		"-append", "console=ttyS0 panic=-1 quiet " + args}
+	if n := os.Getenv("UPGRADE_VM_SMP"); n != "" { // for measuring the parallel module loader
+		qargs = append(qargs, "-smp", n)
+	}
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", qargs...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -154,7 +155,7 @@ func TestVM(t *testing.T) {
 		out := v.boot(t, img, rootArg)
 		wantLines(t, out, "upgrade-init: booting slot a (normal a)", "upgrade-init: ready in ",
 			"slot-init: pid=1 slot=a current=a exe=/a/sbin/init", "slot-init: pointer next=a good=a trial=false tries=0 failed= seq=4",
-			"/proc:proc /sys:sysfs /dev:devtmpfs /run:tmpfs", "slot-init: powering off")
+			"/proc:proc /sys:sysfs /dev:devtmpfs /run:tmpfs", "slot-init: root rw", "slot-init: powering off")
 		if strings.Contains(out, "/newroot visible") {
 			t.Error("initramfs not switched away")
 		}
@@ -176,8 +177,10 @@ func TestVM(t *testing.T) {
 		t.Parallel()
 		img := v.disk(t, disk{current: "a", ptr: &bootptr.Pointer{Next: "b", Good: "a", Trial: true, Tries: 2, Seq: 7}})
 		// Two boots of b, each consuming a try; b never says boot-complete.
-		out := v.boot(t, img, rootArg)
-		wantLines(t, out, "upgrade-init: booting slot b (trial b: 1 tries left)", "slot-init: pid=1 slot=b current=b")
+		// The first with "ro": a read-only root made writable for the try.
+		out := v.boot(t, img, rootArg+" ro")
+		wantLines(t, out, "upgrade-init: booting slot b (trial b: 1 tries left)", "slot-init: pid=1 slot=b current=b",
+			"slot-init: root ro")
 		wantOnDisk(t, img, bootptr.Pointer{Next: "b", Good: "a", Trial: true, Tries: 1, Seq: 8})
 		out = v.boot(t, img, rootArg)
 		wantLines(t, out, "upgrade-init: booting slot b (trial b: 0 tries left)", "slot-init: pid=1 slot=b current=b")
@@ -209,31 +212,4 @@ func TestVM(t *testing.T) {
 			t.Error("want a clean reboot from PID 1, not a panic or a boot")
 		}
 	})
-}
-
-var readyRE = regexp.MustCompile(`upgrade-init: ready in (\d+) ms \(device wait (\d+) ms, total (\d+) ms\)`)
-
-// TestVMBench boots a normal disk three times and prints the median time
-// from /init's start to just before exec of the real init, device wait
-// excluded (make bench-initrd).
-func TestVMBench(t *testing.T) {
-	if os.Getenv("UPGRADE_VM_BENCH") == "" {
-		t.Skip("run by make bench-initrd")
-	}
-	v := needVM(t)
-	var ready, wait []int
-	for i := 0; i < 3; i++ {
-		img := v.disk(t, disk{current: "a", ptr: &bootptr.Pointer{Next: "a", Good: "a", Seq: 1}})
-		m := readyRE.FindStringSubmatch(v.boot(t, img, rootArg))
-		if m == nil {
-			t.Fatal("no ready line on the console")
-		}
-		r, _ := strconv.Atoi(m[1])
-		w, _ := strconv.Atoi(m[2])
-		ready, wait = append(ready, r), append(wait, w)
-	}
-	sort.Ints(ready)
-	sort.Ints(wait)
-	fmt.Printf("BENCH initrd_ms %d ms\n", ready[1])
-	fmt.Printf("BENCH initrd_device_wait_ms %d ms\n", wait[1])
 }

@@ -31,14 +31,15 @@ func main() {
 	kmod := flag.String("kmod", "", "kernel module directory holding modules.dep (e.g. /lib/modules/VERSION)")
 	modList := flag.String("modules", "", "file naming the modules to include, one per line (# comments)")
 	out := flag.String("o", "initrd.cpio.gz", "output file")
+	sequential := flag.Bool("sequential", false, "make /init load the modules one at a time (no dependency lists in the order file)")
 	flag.Parse()
-	if err := run(*initBin, *kmod, *modList, *out); err != nil {
+	if err := run(*initBin, *kmod, *modList, *out, *sequential); err != nil {
 		fmt.Fprintln(os.Stderr, "mkinitrd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(initBin, kmod, modList, out string) error {
+func run(initBin, kmod, modList, out string, sequential bool) error {
 	if initBin == "" {
 		return fmt.Errorf("-init is required")
 	}
@@ -47,6 +48,7 @@ func run(initBin, kmod, modList, out string) error {
 		return err
 	}
 	var mods []string
+	var depText []byte
 	if modList != "" {
 		want, err := readList(modList)
 		if err != nil {
@@ -55,11 +57,10 @@ func run(initBin, kmod, modList, out string) error {
 		if len(want) > 0 && kmod == "" {
 			return fmt.Errorf("-modules needs -kmod")
 		}
-		dep, err := os.ReadFile(filepath.Join(kmod, "modules.dep"))
-		if err != nil {
+		if depText, err = os.ReadFile(filepath.Join(kmod, "modules.dep")); err != nil {
 			return fmt.Errorf("%w (run depmod)", err)
 		}
-		if mods, err = Resolve(string(dep), want); err != nil {
+		if mods, err = Resolve(string(depText), want); err != nil {
 			return err
 		}
 	}
@@ -80,15 +81,22 @@ func run(initBin, kmod, modList, out string) error {
 		{Name: initrd.ModuleDir, Mode: cpio.TypeDir | 0o755},
 		{Name: "init", Mode: cpio.TypeReg | 0o755, Data: initData},
 	}
+	deps := depMap(string(depText))
 	var order strings.Builder
 	for _, m := range mods {
 		data, err := os.ReadFile(filepath.Join(kmod, m))
 		if err != nil {
 			return err
 		}
-		name := path.Base(m)
-		recs = append(recs, cpio.Record{Name: path.Join(initrd.ModuleDir, name), Mode: cpio.TypeReg | 0o644, Data: data})
-		order.WriteString(name + "\n")
+		if data, err = decompress(m, data); err != nil {
+			return err
+		}
+		recs = append(recs, cpio.Record{Name: path.Join(initrd.ModuleDir, imageName(m)), Mode: cpio.TypeReg | 0o644, Data: data})
+		if sequential {
+			order.WriteString(imageName(m) + "\n")
+		} else {
+			order.WriteString(OrderLine(m, deps[m]) + "\n")
+		}
 	}
 	recs = append(recs, cpio.Record{Name: initrd.ModuleOrder, Mode: cpio.TypeReg | 0o644, Data: []byte(order.String())})
 	for _, r := range recs {
@@ -146,22 +154,30 @@ func modName(p string) string {
 	return strings.ReplaceAll(b, "-", "_")
 }
 
+// depMap parses modules.dep: "path.ko: dep.ko dep.ko ..." per line, the
+// dependencies being the transitive closure.
+func depMap(modulesDep string) map[string][]string {
+	deps := map[string][]string{}
+	for _, line := range strings.Split(modulesDep, "\n") {
+		p, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		deps[strings.TrimSpace(p)] = strings.Fields(rest)
+	}
+	return deps
+}
+
 // Resolve returns the module files (relative to the module dir) for the
 // named modules and all their dependencies, each dependency before the
 // modules that need it, each once. modules.dep lines are
 // "path.ko: dep.ko dep.ko ..."; a name missing from it is an error, so a
 // typo in the list fails the build rather than the boot.
 func Resolve(modulesDep string, names []string) ([]string, error) {
-	deps := map[string][]string{}
+	deps := depMap(modulesDep)
 	paths := map[string]string{}
-	for _, line := range strings.Split(modulesDep, "\n") {
-		p, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		p = strings.TrimSpace(p)
+	for p := range deps {
 		paths[modName(p)] = p
-		deps[p] = strings.Fields(rest)
 	}
 	var order []string
 	state := map[string]int{} // 1 visiting, 2 done

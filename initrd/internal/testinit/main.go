@@ -30,12 +30,17 @@ func main() {
 	}
 	mounts, _ := os.ReadFile("/proc/mounts")
 	var have []string
+	rootMode := "?"
 	for _, l := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(l); len(f) > 2 {
+		if f := strings.Fields(l); len(f) > 3 {
 			have = append(have, f[1]+":"+f[2])
+			if f[1] == "/" {
+				rootMode, _, _ = strings.Cut(f[3], ",") // the last "/" is the visible one
+			}
 		}
 	}
 	fmt.Printf("slot-init: mounts %s\n", strings.Join(have, " "))
+	fmt.Printf("slot-init: root %s\n", rootMode)
 	if _, err := os.Stat("/newroot"); err == nil {
 		fmt.Println("slot-init: /newroot visible: initramfs not switched away")
 	}
