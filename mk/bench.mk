@@ -57,4 +57,4 @@ bench-quick: deps build $(BENCH_DIR)/quick/.done
 	@$(BENCH_TEE) $(GO) run ./bench/pairbench -pair quick -old $(BENCH_DIR)/quick/old -new $(BENCH_DIR)/quick/new \
 		-work $(BENCH_DIR)/work-quick -bin $(BIN) -runs 3 -verify -json $(BENCH_DIR)/quick.json | tee $(BENCH_DIR)/quick.txt
 
-BENCH_TARGETS += bench-clone bench-go bench-deb bench-scale bench-dbus bench-report
+BENCH_TARGETS += bench-clone bench-go bench-deb bench-scale bench-dbus

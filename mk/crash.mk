@@ -77,7 +77,7 @@ powercut-crash: deps build initrd
 crashtest: powercut-crash
 
 bench-powercut: deps build initrd
-	@$(call run-powercut,$(POWERCUT_CUTS),40m,grep '^BENCH')
+	@$(BENCH_TEE) { $(call run-powercut,$(POWERCUT_CUTS),40m,grep '^BENCH'); } | tee $(BENCH_LOG)/powercut.txt
 
 TEST_EXTRA += powercut-short
 BENCH_TARGETS += bench-powercut

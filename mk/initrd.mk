@@ -26,9 +26,9 @@ vmtest: deps initrd
 # Boot cost (docs/boot.md): median of 5 qemu boots (TCG) and of 5 native
 # runs of the host-safe steps in a private mount+PID namespace.
 bench-initrd: initrd
-	@UPGRADE_VM=1 UPGRADE_VM_KERNEL=$(KERNEL_DIR)/vmlinuz UPGRADE_VM_INITRD=$(INITRD) UPGRADE_VM_BENCH=1 UPGRADE_INIT_BIN=$(BUILD)/initrd/init \
-		$(GO) test -count=1 -timeout 10m -run '^(TestVMBench|TestNativeBench)$$' -v ./initrd/ | grep '^BENCH' ; exit $${PIPESTATUS[0]}
-	@echo "BENCH initrd_kib $$(( ($$(stat -c %s $(INITRD)) + 1023) / 1024 )) KiB"
+	@$(BENCH_TEE) { UPGRADE_VM=1 UPGRADE_VM_KERNEL=$(KERNEL_DIR)/vmlinuz UPGRADE_VM_INITRD=$(INITRD) UPGRADE_VM_BENCH=1 UPGRADE_INIT_BIN=$(BUILD)/initrd/init \
+		$(GO) test -count=1 -timeout 10m -run '^(TestVMBench|TestNativeBench)$$' -v ./initrd/ | grep '^BENCH' && \
+	echo "BENCH initrd_kib $$(( ($$(stat -c %s $(INITRD)) + 1023) / 1024 )) KiB"; } | tee $(BENCH_LOG)/initrd.txt
 
 TEST_EXTRA += vmtest
 BENCH_TARGETS += bench-initrd

@@ -22,7 +22,7 @@ bench-systemd: build
 	@d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
 	sed 's|@BINDIR@|$(BIN)|g' systemd/units/upgraded.service > $$d/upgraded.service && \
 	s=$$(systemd-analyze security --offline=true $$d/upgraded.service | sed -n 's/.*Overall exposure level for upgraded.service: \([0-9.]*\).*/\1/p') && \
-	test -n "$$s" && echo "BENCH unit_exposure_upgraded $$s (0 = locked down, 10 = exposed)"
+	test -n "$$s" && mkdir -p $(BENCH_LOG) && echo "BENCH unit_exposure_upgraded $$s (0 = locked down, 10 = exposed)" | tee $(BENCH_LOG)/systemd.txt
 
 TEST_EXTRA += installtest
 BENCH_TARGETS += bench-systemd
