@@ -224,4 +224,5 @@ func (d *Daemon) finish(run Running, resumed bool, err error) {
 	if d.cfg.Finished != nil {
 		d.cfg.Finished(run.Job, err == nil, entry.Error, entry.Message)
 	}
+	releaseMemory()
 }

@@ -74,8 +74,10 @@ func (p *decoderPool) put(dec *zstd.Decoder, opts ...zstd.DOption) {
 	}
 }
 
-// Release closes the idle decoders, returning their memory.
+// Release closes the idle decoders and drops the kept frame buffers,
+// returning their memory.
 func Release() {
+	releaseFrameBufs()
 	for _, p := range []*decoderPool{patchDecoders, objDecoders} {
 		for {
 			select {

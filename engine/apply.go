@@ -17,6 +17,7 @@ import (
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
+	"laptop.org/upgrade/verify"
 )
 
 // applier rewrites the inactive slot b to the target manifest. It never
@@ -42,6 +43,19 @@ type applier struct {
 	// 4 MiB frame of a new 28 MB executable touches 12-17 MB of the old
 	// one's mapped pages, and two at once doubled the resident set.
 	big chan struct{}
+	// bases are the files of b that later deltas use as second bases
+	// (Action.WithInB), by path.
+	bases map[string]*baseFile
+	// written holds the digest of each file committed in this run, as
+	// writeTemp computed and checked it; the committer alone writes it,
+	// the final verification reads it after run (see verify.Options.Written).
+	written map[verify.Inode]digest.Digest
+}
+
+// Written is verify.Options.Written for the slot this applier wrote.
+func (ap *applier) Written(i verify.Inode) (digest.Digest, bool) {
+	d, ok := ap.written[i]
+	return d, ok
 }
 
 // bigDict is the dictionary size from which a delta takes the big slot.
@@ -50,18 +64,24 @@ const bigDict = 8 << 20
 func (ap *applier) run(ctx context.Context) error {
 	ap.slots = make(chan struct{}, max(ap.workers, 1))
 	ap.big = make(chan struct{}, 1)
+	ap.bases = map[string]*baseFile{}
+	ap.written = map[verify.Inode]digest.Digest{}
+	for i := range ap.p.Actions {
+		if a := &ap.p.Actions[i]; a.WithInB {
+			ap.bases[a.With] = &baseFile{ready: make(chan struct{})}
+		}
+	}
+	defer ap.closeBases()
 	if err := ap.structure(ctx); err != nil {
 		return fmt.Errorf("apply structure: %w", err)
 	}
-	for lvl := 0; lvl < max(ap.p.Levels, 1); lvl++ {
-		if err := ap.files(ctx, lvl); err != nil {
-			return fmt.Errorf("apply files: %w", err)
-		}
+	if err := ap.files(ctx); err != nil {
+		return fmt.Errorf("apply files: %w", err)
 	}
 	if err := ap.links(); err != nil {
 		return fmt.Errorf("apply hard links: %w", err)
 	}
-	if err := ap.removeExtras(ctx, ""); err != nil {
+	if err := ap.removeStale(ctx); err != nil {
 		return fmt.Errorf("apply removals: %w", err)
 	}
 	if err := ap.b.SyncFS(); err != nil {
@@ -209,15 +229,25 @@ func (ap *applier) writeTemp(a *Action, fill func(io.Writer) error, check func()
 	if err == nil {
 		err = tmp.SetMeta(e.Mode, e.UID, e.GID, e.Xattrs)
 	}
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(int(tmp.Fd()), &st)
+	}
 	if err != nil {
 		tmp.Abort()
 		return pending{}, err
 	}
+	gen, hasGen := verify.Generation(int(tmp.Fd()))
+	ap.baseWritten(e.Path, tmp)
 	base := e.Path[len(dir):]
 	if dir != "" {
 		base = base[1:]
 	}
-	return pending{tmp: tmp, base: base, size: e.Size}, nil
+	p := pending{tmp: tmp, base: base, size: e.Size}
+	if hasGen {
+		p.ino, p.sum = verify.Inode{Dev: st.Dev, Ino: st.Ino, Gen: gen}, e.SHA256
+	}
+	return p, nil
 }
 
 func (ap *applier) sameInode(aPath, bPath string) bool {
@@ -286,15 +316,11 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	defer base.Close()
 	files := []*os.File{base}
 	if a.With != "" {
-		src := ap.a
-		if a.WithInB {
-			src = ap.b
-		}
-		with, err := src.OpenFile(a.With)
+		with, done, err := ap.secondBase(a)
 		if err != nil {
 			return fmt.Errorf("second base: %w", err)
 		}
-		defer with.Close()
+		defer done()
 		files = append(files, with)
 	}
 	dict, err := mapDict(files...)

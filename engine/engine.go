@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -12,6 +13,7 @@ import (
 	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/clone"
 	"laptop.org/upgrade/delta"
+	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
@@ -92,6 +94,22 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("active slot %s: %w", active, err)
 	}
+	aRoot, err := slotfs.Open(r.Slot(active))
+	if err != nil {
+		return nil, err
+	}
+	defer aRoot.Close()
+	// The drift check reads the local disk only: it runs while the index,
+	// the manifest and the delivery list come over the network.
+	var drift []clone.Drift
+	var driftErr error
+	dctx, dcancel := context.WithCancel(ctx)
+	driftDone := make(chan struct{})
+	go func() {
+		defer close(driftDone)
+		drift, driftErr = clone.DetectDrift(dctx, aRoot, cur.Manifest, defaultWorkers(cfg.Workers))
+	}()
+	defer func() { dcancel(); <-driftDone }() // before aRoot.Close
 	rm, err := OpenRemote(ctx, cfg, nil)
 	if err != nil {
 		return nil, err
@@ -116,23 +134,26 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	if err := os.MkdirAll(r.StagingDir(), 0755); err != nil {
 		return res, err
 	}
-	aRoot, err := slotfs.Open(r.Slot(active))
-	if err != nil {
-		return res, err
+	// The target manifest's exact bytes are recorded with the slot at the
+	// end; until then they wait in staging rather than in the heap (2-4 MiB
+	// for a 15k-file tree, and the heap is the job's memory budget).
+	spill := filepath.Join(r.StagingDir(), "manifest-"+ref.Manifest.SHA256.String())
+	if err := os.WriteFile(spill, t.ManifestRaw, 0644); err != nil {
+		return res, fullDisk(fmt.Errorf("stage the manifest: %w", err))
 	}
-	defer aRoot.Close()
+	t.ManifestRaw = nil
 
 	// Already built and recorded (e.g. a second Upgrade after ready-to-reboot)?
 	if inst, err := LoadInstalled(r, inactive); err == nil && inst.Version == ref.Version {
-		if err := verifySlot(ctx, r, inactive, t.Manifest, cfg, report); err == nil {
+		if err := verifySlot(ctx, r, inactive, t.Manifest, cfg, nil, report); err == nil {
 			res.AlreadyReady = true
 			return res, nil
 		}
 	}
 
-	drift, err := clone.DetectDrift(ctx, aRoot, cur.Manifest, defaultWorkers(cfg.Workers))
-	if err != nil {
-		return res, fmt.Errorf("drift check of slot %s: %w", active, err)
+	<-driftDone
+	if driftErr != nil {
+		return res, fmt.Errorf("drift check of slot %s: %w", active, driftErr)
 	}
 	res.Drift = drift
 	for _, d := range drift {
@@ -243,10 +264,21 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	if err := j.Save(r); err != nil {
 		return res, err
 	}
-	if err := verifySlot(ctx, r, inactive, t.Manifest, cfg, report); err != nil {
+	// Files this job wrote are not read again: their bytes were hashed and
+	// checked against the manifest as they were written, by this process,
+	// into the slot nothing else writes (their metadata, and everything
+	// else, is checked as usual; the security service checks all again).
+	if err := verifySlot(ctx, r, inactive, t.Manifest, cfg, ap.Written, report); err != nil {
 		return res, err
 	}
-	if err := SaveInstalled(r, inactive, ref.Version, rm.IndexRaw, t.ManifestRaw); err != nil {
+	manifestRaw, err := os.ReadFile(spill)
+	if err == nil && digest.Of(manifestRaw) != ref.Manifest.SHA256 {
+		err = fmt.Errorf("digest changed: %w", errdefs.ErrCorrupt)
+	}
+	if err != nil {
+		return res, fmt.Errorf("staged manifest %s: %w", spill, err)
+	}
+	if err := SaveInstalled(r, inactive, ref.Version, rm.IndexRaw, manifestRaw); err != nil {
 		return res, err
 	}
 	if err := ClearJournal(r); err != nil {
@@ -259,7 +291,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	return res, nil
 }
 
-func verifySlot(ctx context.Context, r layout.Root, s layout.Slot, m *manifest.Manifest, cfg *Config, report func(Progress)) error {
+func verifySlot(ctx context.Context, r layout.Root, s layout.Slot, m *manifest.Manifest, cfg *Config, written func(verify.Inode) (digest.Digest, bool), report func(Progress)) error {
 	root, err := slotfs.Open(r.Slot(s))
 	if err != nil {
 		return err
@@ -269,6 +301,7 @@ func verifySlot(ctx context.Context, r layout.Root, s layout.Slot, m *manifest.M
 	return verify.Slot(ctx, root, m, verify.Options{
 		Workers:  defaultWorkers(cfg.Workers),
 		Progress: func(done, total int64) { report(Progress{Phase: PhaseVerifying, BytesDone: done, BytesTotal: total}) },
+		Written:  written,
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/repo"
 )
 
@@ -125,6 +126,7 @@ func (ap *applier) unpack(ctx context.Context, k int, acts []*Action, out func(p
 	var wg sync.WaitGroup
 	for range ap.workers {
 		wg.Go(func() {
+			defer lowprio.Background()()
 			for t := range tasks {
 				if !failed() {
 					ap.slots <- struct{}{}
@@ -194,7 +196,12 @@ func checkItem(pk *repo.Pack, it repo.PackItem, got digest.Digest) error {
 
 // placeItem places the actions using one pack item read from item (with
 // check, if any, run after the first result is written).
-func (ap *applier) placeItem(us []*Action, item io.Reader, check func() error, out func(pending) error) error {
+func (ap *applier) placeItem(us []*Action, item io.Reader, check func() error, out func(pending) error) (err error) {
+	defer func() {
+		for _, a := range us {
+			ap.baseDone(a.Entry.Path, err)
+		}
+	}()
 	first, err := ap.writeTemp(us[0], func(w io.Writer) error {
 		if us[0].Src == Object {
 			_, err := io.Copy(w, item)

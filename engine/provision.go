@@ -65,7 +65,7 @@ func Provision(ctx context.Context, cfg *Config, version uint64) (*Result, error
 	if err := ap.run(ctx); err != nil {
 		return nil, fmt.Errorf("provision: %w", err)
 	}
-	if err := verifySlot(ctx, r, layout.SlotA, t.Manifest, cfg, func(Progress) {}); err != nil {
+	if err := verifySlot(ctx, r, layout.SlotA, t.Manifest, cfg, nil, func(Progress) {}); err != nil {
 		return nil, fmt.Errorf("provision: %w", err)
 	}
 	if err := SaveInstalled(r, layout.SlotA, ref.Version, rm.IndexRaw, t.ManifestRaw); err != nil {

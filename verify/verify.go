@@ -7,6 +7,11 @@
 // Modification times are not checked: they are not part of a file's
 // identity (DESIGN, Repository).
 //
+// The one exception to "trusts nothing": Options.Written lets the engine,
+// checking the slot it has just written, skip re-reading the files whose
+// bytes it hashed and checked as it wrote them (still checking everything
+// else about them). The security service never sets it.
+//
 // Verification only reads. Paths are walked with openat2(RESOLVE_BENEATH|
 // RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV) and *at calls that never follow
 // symlinks, so a tree that tries to point the verifier elsewhere fails.
@@ -23,7 +28,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
 )
@@ -32,6 +39,14 @@ import (
 type Options struct {
 	Workers  int                               // goroutines; 0 = GOMAXPROCS
 	Progress func(doneBytes, totalBytes int64) // bytes hashed; called from one goroutine at a time
+	// Written, when set, returns the digest the calling process computed
+	// of a file's bytes as it wrote them, if it wrote that file (that
+	// incarnation of the inode: see Generation). Such a file's bytes are
+	// not read again; everything else about it is checked as usual. Only
+	// the engine sets it, for the slot it has just written and nothing
+	// else writes; the security service verifies with Written unset,
+	// trusting nothing but the manifest.
+	Written func(Inode) (digest.Digest, bool)
 }
 
 // Mismatch is one way the tree differs from the manifest.
@@ -146,6 +161,7 @@ func (v *verifier) run() ([]Mismatch, error) {
 	var workers sync.WaitGroup
 	for range v.o.Workers {
 		workers.Go(func() {
+			defer lowprio.Background()()
 			buf := make([]byte, 1<<20)
 			for t := range v.tasks {
 				if v.ctx.Err() == nil {

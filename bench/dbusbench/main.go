@@ -5,11 +5,15 @@
 //
 // DIR is a pair's work directory left by pairbench (repository, trusted
 // keys, provisioned root). A copy of the root is upgraded by the real
-// securityd and upgraded. It prints the idle daemon's RSS (median of
-// samples a second apart, after startup settled), then starts an upgrade
-// over D-Bus and, until Finished arrives, times GetAll round trips every
-// 10 ms (a client polling a progress bar), printing p50/p99, and the
-// daemon's peak RSS over the job.
+// securityd and upgraded. It prints the idle RSS (median of samples a
+// second apart, after startup settled) of a bare godbus service
+// (idlebase: the floor any Go D-Bus service pays) and of the daemon, then
+// times 300 GetAll round trips to the idle daemon (the control: what the
+// machine's other load costs the bus path), then starts an upgrade over
+// D-Bus and, until Finished arrives, times GetAll round trips every 10 ms
+// (a client polling a progress bar), printing p50/p99 (and, in the log,
+// per job state), the daemon's peak RSS over the job and its RSS once
+// idle again.
 package main
 
 import (
@@ -43,6 +47,8 @@ func main() {
 	bin := flag.String("bin", "bin", "directory of our binaries")
 	samples := flag.Int("idle-samples", 5, "idle RSS samples, one a second")
 	denv := flag.String("daemon-env", "", "extra environment for upgraded (e.g. GOMAXPROCS=3), for experiments")
+	floor := flag.Bool("floor", true, "also measure the idle RSS of bench/dbusbench/idlebase (a bare godbus service) as the floor")
+	logs := flag.String("logs", "", "copy the servers' logs into this directory at the end")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("dbusbench: ")
@@ -56,17 +62,22 @@ func main() {
 	check(err)
 	check(os.Chmod(w, 0755))
 	var stops []func()
-	defer func() {
+	cleanup := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
+		if *logs != "" {
+			os.MkdirAll(*logs, 0755)
+			ls, _ := filepath.Glob(filepath.Join(w, "*.log"))
+			for _, l := range ls {
+				os.WriteFile(filepath.Join(*logs, filepath.Base(l)), []byte(readFile(l)), 0644)
+			}
+		}
 		os.RemoveAll(w)
-	}()
+	}
+	defer cleanup()
 	fail := func(format string, args ...any) {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-		os.RemoveAll(w)
+		cleanup()
 		log.Fatalf(format, args...)
 	}
 
@@ -101,6 +112,25 @@ func main() {
 	if !waitLog(filepath.Join(w, "securityd.log"), "ready") {
 		fail("securityd did not start: %s", readFile(filepath.Join(w, "securityd.log")))
 	}
+	if *floor {
+		// The same build flags as `make build`.
+		exe := filepath.Join(w, "idlebase")
+		b := exec.Command("go", "build", "-trimpath", "-o", exe, "./bench/dbusbench/idlebase")
+		b.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := b.CombinedOutput(); err != nil {
+			fail("build idlebase: %v %s", err, out)
+		}
+		stop, fpid := start(w, "idlebase", env, exe)
+		if !waitLog(filepath.Join(w, "idlebase.log"), "ready") {
+			stop()
+			fail("idlebase did not start: %s", readFile(filepath.Join(w, "idlebase.log")))
+		}
+		idle, anon, file := idleRSS(fpid, *samples)
+		stop()
+		fmt.Printf("BENCH idle_rss_floor_mib %.2f MiB\n", idle)
+		fmt.Printf("BENCH idle_rss_floor_anon_mib %.2f MiB\n", anon)
+		fmt.Printf("BENCH idle_rss_floor_file_mib %.2f MiB\n", file)
+	}
 	uenv := env
 	if *denv != "" {
 		uenv = append(append([]string{}, env...), strings.Fields(*denv)...)
@@ -111,19 +141,12 @@ func main() {
 		fail("upgraded did not start: %s", readFile(filepath.Join(w, "upgraded.log")))
 	}
 
-	time.Sleep(2 * time.Second) // let startup work (first check, GC) settle
-	var idle, anon, file []float64
-	for i := 0; i < *samples; i++ {
-		idle = append(idle, statusKiB(pid, "VmRSS")/1024)
-		anon = append(anon, statusKiB(pid, "RssAnon")/1024)
-		file = append(file, statusKiB(pid, "RssFile")/1024)
-		time.Sleep(time.Second)
-	}
-	fmt.Printf("BENCH idle_rss_mib %.2f MiB\n", median(idle))
+	idle, anon, file := idleRSS(pid, *samples)
+	fmt.Printf("BENCH idle_rss_mib %.2f MiB\n", idle)
 	// The parts: the Go heap and runtime, and the binary's pages (text and
 	// tables the kernel maps in, with fault-around, as code runs).
-	fmt.Printf("BENCH idle_rss_anon_mib %.2f MiB\n", median(anon))
-	fmt.Printf("BENCH idle_rss_file_mib %.2f MiB\n", median(file))
+	fmt.Printf("BENCH idle_rss_anon_mib %.2f MiB\n", anon)
+	fmt.Printf("BENCH idle_rss_file_mib %.2f MiB\n", file)
 
 	conn, err := dbus.Connect(addr)
 	if err != nil {
@@ -136,12 +159,34 @@ func main() {
 		fail("match: %v", err)
 	}
 	obj := conn.Object(name, opath)
+	getAll := func() (float64, string) {
+		c0 := time.Now()
+		var props map[string]dbus.Variant
+		if err := obj.Call("org.freedesktop.DBus.Properties.GetAll", 0, name).Store(&props); err != nil {
+			fail("GetAll: %v", err)
+		}
+		ms := float64(time.Since(c0).Microseconds()) / 1000
+		st, _ := props["State"].Value().(string)
+		return ms, st
+	}
+	// The control: the same calls to the idle daemon. What the machine's
+	// other load costs the bus path, without our job.
+	var ctl []float64
+	for range 300 {
+		ms, _ := getAll()
+		ctl = append(ctl, ms)
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("BENCH dbus_getall_idle_p50_ms %.3f ms\n", pct(ctl, 50))
+	fmt.Printf("BENCH dbus_getall_idle_p99_ms %.3f ms\n", pct(ctl, 99))
 	var job uint32
 	if err := obj.Call(name+".Upgrade", 0, "", map[string]dbus.Variant{}).Store(&job); err != nil {
 		fail("Upgrade: %v", err)
 	}
 	t0 := time.Now()
 	var rtt []float64
+	byState := map[string][]float64{} // where the slow calls fall
+	var states []string
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	ok := false
@@ -159,20 +204,71 @@ loop:
 				break loop
 			}
 		case <-tick.C:
-			c0 := time.Now()
-			var props map[string]dbus.Variant
-			if err := obj.Call("org.freedesktop.DBus.Properties.GetAll", 0, name).Store(&props); err != nil {
-				fail("GetAll: %v", err)
+			ms, st := getAll()
+			rtt = append(rtt, ms)
+			if _, ok := byState[st]; !ok {
+				states = append(states, st)
 			}
-			rtt = append(rtt, float64(time.Since(c0).Microseconds())/1000)
+			byState[st] = append(byState[st], ms)
 		case <-time.After(10 * time.Minute):
 			fail("no Finished after 10 minutes")
 		}
 	}
 	log.Printf("upgrade over D-Bus finished in %.1fs; %d GetAll calls", time.Since(t0).Seconds(), len(rtt))
+	for _, st := range states {
+		x := byState[st]
+		log.Printf("  %-16s %4d calls: p50 %6.2f ms, p99 %6.2f ms, max %6.2f ms", st, len(x), pct(x, 50), pct(x, 99), pct(x, 100))
+	}
 	fmt.Printf("BENCH dbus_getall_p50_ms %.3f ms\n", pct(rtt, 50))
 	fmt.Printf("BENCH dbus_getall_p99_ms %.3f ms\n", pct(rtt, 99))
 	fmt.Printf("BENCH daemon_peak_rss_mib %.2f MiB\n", statusKiB(pid, "VmHWM")/1024)
+	after, _, _ := idleRSS(pid, 3)
+	fmt.Printf("BENCH idle_after_job_rss_mib %.2f MiB\n", after)
+	// The job's niced worker threads (internal/lowprio) must have died
+	// with their goroutines: none may be left to serve a D-Bus call.
+	n, niced := threadNice(pid)
+	log.Printf("after the job: %d threads, %d of them niced", n, niced)
+	if niced > 0 {
+		fail("%d niced threads outlived the job", niced)
+	}
+}
+
+// idleRSS waits for startup work (first refresh, GC) to settle, then
+// returns the medians of n samples a second apart of the resident set and
+// its anonymous and file-backed parts, in MiB.
+func idleRSS(pid, n int) (rss, anon, file float64) {
+	time.Sleep(2 * time.Second)
+	var r, a, f []float64
+	for i := 0; i < n; i++ {
+		r = append(r, statusKiB(pid, "VmRSS")/1024)
+		a = append(a, statusKiB(pid, "RssAnon")/1024)
+		f = append(f, statusKiB(pid, "RssFile")/1024)
+		time.Sleep(time.Second)
+	}
+	return median(r), median(a), median(f)
+}
+
+// threadNice counts pid's threads and those whose nice value (field 19
+// of /proc/PID/task/TID/stat) differs from the main thread's.
+func threadNice(pid int) (n, niced int) {
+	nice := func(path string) string {
+		s := readFile(path)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 16 {
+			return f[16]
+		}
+		return ""
+	}
+	main := nice(fmt.Sprintf("/proc/%d/stat", pid))
+	ts, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, t := range ts {
+		if v := nice(t); v != "" {
+			n++
+			if v != main {
+				niced++
+			}
+		}
+	}
+	return n, niced
 }
 
 // start runs a server with its output in w/NAME.log; returns its stop

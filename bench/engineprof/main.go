@@ -32,7 +32,11 @@ func main() {
 	workers := flag.Int("workers", 0, "engine workers (0 = GOMAXPROCS)")
 	mem := flag.String("memprofile", "", "write a heap profile (allocations) here")
 	heapAt := flag.String("heapat", "", "write the live heap when this phase starts (to -memprofile.PHASE)")
+	jobLimit := flag.Int64("joblimit", -1, "engine.JobMemoryLimit in MiB (-1: the engine's default)")
 	flag.Parse()
+	if *jobLimit >= 0 {
+		engine.JobMemoryLimit = *jobLimit << 20
+	}
 	lr, err := layout.New(*root)
 	check(err)
 	kr, err := repo.LoadKeyring(*keys)

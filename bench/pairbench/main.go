@@ -68,6 +68,7 @@ func main() {
 	primary := flag.Bool("primary", false, "also print issue 2's unsuffixed names (the Go pair)")
 	doVerify := flag.Bool("verify", false, "also measure verification against sha256sum")
 	out := flag.String("json", "", "write all runs here")
+	stale := flag.Bool("stale-repo", false, "measure with the cached repository and root even if the publisher's sources changed (client-side work: saves the republish)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("pairbench " + *pair + ": ")
@@ -90,6 +91,7 @@ func main() {
 
 	tr := newTrash(*work)
 	o := newOurs(*bin, *work)
+	o.stale = *stale
 	o.prepare(*oldTree, *newTree, srv, tr)
 	rep.Publish["ours"], rep.Growth["ours"] = o.Publish.Seconds[1], o.Publish.AddedBytes[1]
 	// rsync and casync start from a fresh copy of the old tree each round,

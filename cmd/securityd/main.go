@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,10 +19,15 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"laptop.org/upgrade/dbusapi"
+	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/security"
 )
+
+// The main goroutine keeps the main thread, so that no verify worker
+// (lowprio.Background) lands there and runs at normal priority.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -39,6 +45,7 @@ func run(ctx context.Context) error {
 	tries := flag.Int("tries", security.DefaultTries, "boots a new slot gets to reach boot-complete")
 	allow := flag.String("allow-uid", "", "comma-separated uids besides root that may call (the daemon's user)")
 	flag.Parse()
+	lowprio.Enable() // verification yields to the desktop
 	lr, err := layout.New(*root)
 	if err != nil {
 		return err

@@ -24,11 +24,44 @@ import (
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/fetch"
+	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/security"
 )
+
+// The main goroutine keeps the main thread, so that no worker of
+// lowprio.Background lands there: ps and top show the daemon at its own
+// priority, and the thread is never niced.
+func init() { runtime.LockOSThread() }
+
+// maxProcs is GOMAXPROCS while a job runs (busy) and while idle. Busy: a P
+// for every goroutine a job keeps busy, plus spare ones: a worker per
+// core, a second pool of that size placing a pack's items while its
+// stream is decoded, and fetch hashing on up to 4 connections (the engine
+// sizes its pools by cores, not by GOMAXPROCS). If busy workers hold every
+// P, a D-Bus call waits in the run queue until the runtime preempts one
+// (10 ms slices): GetAll p99 during an upgrade was 20-60 ms with
+// GOMAXPROCS = cores. With spare Ps the kernel decides who runs, and the
+// workers' threads are the niced ones (internal/lowprio). bench/dbusbench,
+// interleaved runs on 2 cores: GetAll p99 5.3-6.9 ms with 8 Ps, 6.2-9.5 ms
+// with cores + 1. Idle: cores + 1, since every P that runs starts threads
+// of its own (~0.3 MiB more idle RSS with 8).
+func maxProcs(busy bool) int {
+	if busy {
+		return 2*runtime.NumCPU() + 4
+	}
+	return runtime.NumCPU() + 1
+}
+
+// setMaxProcs applies maxProcs; an explicit GOMAXPROCS in the environment
+// wins (experiments). Setting the current value again costs nothing.
+func setMaxProcs(busy bool) {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(maxProcs(busy))
+	}
+}
 
 type list []string
 
@@ -122,11 +155,17 @@ func run(ctx context.Context, f flags) error {
 	if f.once {
 		return once(ctx, cfg, fc, f, svc)
 	}
-	// One P more than cores: a job keeps a worker per core busy (the
-	// engine sizes its workers by cores), and the spare P lets D-Bus calls
-	// run at once instead of waiting for a scheduler quantum (GetAll p99
-	// during an upgrade 20-60 ms -> ~11 ms in bench/dbusbench).
-	runtime.GOMAXPROCS(runtime.NumCPU() + 1)
+	lowprio.Enable()   // a daemon's job is background work; --once is waited for
+	setMaxProcs(false) // raised while a job runs: service.notify
+	// A job's soft memory limit (engine/memory.go) keeps the heap near its
+	// live set, so the collector ran ~35 times a second while files were
+	// applied; every cycle stops the world twice, and stopping a worker
+	// that the kernel has descheduled (nice 10, a busy machine) took up to
+	// 40 ms, all of which a D-Bus call waits. 8 MiB more room cuts the
+	// cycles tenfold (bench/dbusbench: ~350 -> ~35 per job; GetAll p99
+	// 20-50 ms -> 7-10 ms) for ~8 MiB more peak RSS (60 -> ~68 MiB). Only
+	// the daemon: --once keeps the engine's default and its peak.
+	engine.JobMemoryLimit += 8 << 20
 	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
 		return fmt.Errorf("system bus: %w", err)

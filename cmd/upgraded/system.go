@@ -98,10 +98,17 @@ func (s *service) notify(next func(map[string]any)) func(map[string]any) {
 		s.phase = string(st.State)
 		s.mu.Unlock()
 		if moved {
+			setMaxProcs(busyState(st.State))
 			slog.Info(fmt.Sprintf("job %d: %s", st.Job, st.State), "job", st.Job, "phase", string(st.State),
 				"version", st.TargetVersion, "bytes_done", st.BytesDone, "bytes_total", st.BytesTotal)
 		}
 	}
+}
+
+// busyState tells whether the daemon works in state st (a job, a check, a
+// rollback) rather than waiting.
+func busyState(st daemon.State) bool {
+	return st != daemon.StateIdle && st != daemon.StateReadyToReboot
 }
 
 // finished logs the end of a job with its fields, then passes it on.
