@@ -5,13 +5,16 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/bgpolicy"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/internal/fakesys"
+	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/internal/testbus"
 )
 
@@ -80,9 +83,11 @@ func TestCheckWithoutServices(t *testing.T) {
 	}
 }
 
-// TestLower: every thread gets nice 19 and the idle I/O class; restore
-// puts back what each had.
+// TestLower: while lowered, a worker that starts gets nice 19 and the idle
+// I/O class, the calling thread keeps its priority; after restore workers
+// get lowprio's ordinary background level again.
 func TestLower(t *testing.T) {
+	lowprio.Enable()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tid := unix.Gettid()
@@ -90,17 +95,34 @@ func TestLower(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	worker := func() (nice, io int) {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			defer lowprio.Background()()
+			nice, io, _ = bgpolicy.ThreadPriority(unix.Gettid())
+		})
+		wg.Wait()
+		return nice, io
+	}
+	type prio struct{ Nice, IOClass int }
 	restore, err := bgpolicy.Lower()
 	if err != nil {
 		t.Fatal(err)
 	}
-	nice, io, _ := bgpolicy.ThreadPriority(tid)
-	if nice != 19 || io != 3 {
-		t.Errorf("lowered: nice %d, I/O class %d; want 19, 3 (idle)", nice, io)
-	}
+	var got []prio
+	n, io := worker()
+	got = append(got, prio{n, io})
+	n, io, _ = bgpolicy.ThreadPriority(tid)
+	got = append(got, prio{n, io})
 	restore()
-	nice, io, _ = bgpolicy.ThreadPriority(tid)
-	if nice != nice0 || io != io0 {
-		t.Errorf("restored: nice %d, I/O class %d; want %d, %d", nice, io, nice0, io0)
+	n, io = worker()
+	got = append(got, prio{n, io})
+	want := []prio{
+		{max(19, nice0), 3},           // a worker during the job: idle
+		{nice0, io0},                  // the caller (a D-Bus thread) untouched
+		{max(lowprio.Nice, nice0), 2}, // a worker after: best effort
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got)\n%s", d)
 	}
 }

@@ -1,7 +1,7 @@
 package bgpolicy
 
 import (
-	"fmt"
+	"laptop.org/upgrade/internal/lowprio"
 	"os"
 	"strconv"
 
@@ -18,41 +18,14 @@ const (
 
 func ioprio(class, data int) int { return class<<ioprioClassShift | data }
 
-// Lower gives every thread of this process idle I/O priority and nice 19,
-// and returns a function that restores what each had. Linux keeps both per
-// thread, and a Go program's goroutines move between threads, so all of
-// them are changed; a thread created meanwhile inherits from its creator.
-// Restoring a lower nice needs CAP_SYS_NICE (the unit grants it); without
-// it the daemon stays polite, which is harmless.
+// Lower makes the job's worker threads (internal/lowprio) run at nice 19
+// and the idle I/O class until restore is called. Only the workers: the
+// daemon's D-Bus threads keep their priority, so the Sugar panel that
+// looks in on a timer's job still gets quick answers (renicing every
+// thread also left threads created during the job at nice 19 for good,
+// and made each garbage collection wait for a starved thread).
 func Lower() (restore func(), err error) {
-	tids, err := threads()
-	if err != nil {
-		return func() {}, err
-	}
-	type saved struct{ tid, nice, io int }
-	var old []saved
-	for _, tid := range tids {
-		s := saved{tid: tid}
-		if n, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err == nil {
-			s.nice = 20 - n // the raw syscall returns 20 - nice
-		}
-		if r, _, e := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0); e == 0 {
-			s.io = int(r)
-		}
-		old = append(old, s)
-		if e := setIOPrio(tid, ioprio(ioprioClassIdle, 0)); e != nil && err == nil {
-			err = fmt.Errorf("ioprio_set idle: %w", e)
-		}
-		if e := unix.Setpriority(unix.PRIO_PROCESS, tid, niceIdle); e != nil && err == nil {
-			err = fmt.Errorf("setpriority: %w", e)
-		}
-	}
-	return func() {
-		for _, s := range old {
-			setIOPrio(s.tid, s.io)
-			unix.Setpriority(unix.PRIO_PROCESS, s.tid, s.nice)
-		}
-	}, err
+	return lowprio.Idle(), nil
 }
 
 func setIOPrio(tid, prio int) error {

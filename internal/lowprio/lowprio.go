@@ -32,6 +32,7 @@ package lowprio
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -52,7 +53,27 @@ const (
 	ioprioBELowest = ioprioClassBE<<ioprioClassShift | 7
 )
 
-var enabled atomic.Bool
+// IdleNice is the nice value of a worker during Idle.
+const IdleNice = 19
+
+// ioprioIdle is the idle I/O class: only a job nobody waits for (a timer's)
+// may starve behind every other reader.
+const ioprioIdle = 3 << ioprioClassShift
+
+var (
+	enabled atomic.Bool
+	idle    atomic.Int32 // Idle calls not yet restored
+)
+
+// Idle makes workers that start from now until restore is called run at
+// nice IdleNice and the idle I/O class, for a background job; the
+// process's other threads (the D-Bus ones) keep their priority, so a
+// desktop that looks in on the job still gets quick answers.
+func Idle() (restore func()) {
+	idle.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { idle.Add(-1) }) }
+}
 
 // Enable makes Background lower priorities from now on (a daemon calls it
 // at startup).
@@ -86,13 +107,17 @@ func Background() (restore func()) {
 		return func() {}
 	}
 	oldIO, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
-	nice := max(int32(Nice), old.Nice)
+	nice, io := int32(Nice), uintptr(ioprioBELowest)
+	if idle.Load() > 0 {
+		nice, io = IdleNice, ioprioIdle
+	}
+	nice = max(nice, old.Nice)
 	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH, Nice: nice}
 	if unix.SchedSetAttr(tid, &attr, 0) != nil {
 		_ = unix.Setpriority(unix.PRIO_PROCESS, tid, int(nice))
 	}
 	if errno == 0 {
-		_, _, _ = unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprioBELowest)
+		_, _, _ = unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), io)
 	}
 	return func() {
 		back := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: old.Policy, Nice: old.Nice, Priority: old.Priority}
