@@ -83,6 +83,11 @@ func TestCheckWithoutServices(t *testing.T) {
 	}
 }
 
+// The main goroutine keeps the main thread, as in the binaries: lowprio
+// never renices the main thread, so a worker landing there would run at
+// normal priority.
+func init() { runtime.LockOSThread() }
+
 // TestLower: while lowered, a worker that starts gets nice 19 and the idle
 // I/O class, the calling thread keeps its priority; after restore workers
 // get lowprio's ordinary background level again.
@@ -99,7 +104,10 @@ func TestLower(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			defer lowprio.Background()()
-			nice, io, _ = bgpolicy.ThreadPriority(unix.Gettid())
+			var err error
+			if nice, io, err = bgpolicy.ThreadPriority(unix.Gettid()); err != nil {
+				t.Error(err)
+			}
 		})
 		wg.Wait()
 		return nice, io
