@@ -171,7 +171,9 @@ func (s *UpgradeServer) preflight(sender dbus.Sender, version string) (map[strin
 
 // ParseVersion reads "" (newest) or a decimal version number.
 func ParseVersion(v string) (uint64, error) {
-	v = strings.TrimSpace(v)
+	// ASCII blanks only: strings.TrimSpace also drops U+00A0 and U+0085,
+	// and "\u00a0" must be an error, not "the newest" (found by fuzzing).
+	v = strings.Trim(v, " \t\n\r\v\f")
 	if v == "" {
 		return 0, nil
 	}
