@@ -16,9 +16,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"time"
 
+	"laptop.org/upgrade/bench/internal/stats"
 	"laptop.org/upgrade/clone"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
@@ -83,15 +83,7 @@ func main() {
 	fmt.Printf("BENCH clone_ratio_vs_cp_al %.3f x\n", c/p)
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	} else {
-		return s[n/2]
-	}
-}
+func median(xs []float64) float64 { return stats.Median(xs) }
 
 func check(err error) {
 	if err != nil {

@@ -29,11 +29,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 
+	"laptop.org/upgrade/bench/internal/proc"
 	"laptop.org/upgrade/internal/testbus"
 )
 
@@ -274,22 +274,9 @@ func threadNice(pid int) (n, niced int) {
 // start runs a server with its output in w/NAME.log; returns its stop
 // function (SIGTERM, then SIGKILL after 5 s) and pid.
 func start(w, tag string, env []string, name string, args ...string) (func(), int) {
-	lf, err := os.Create(filepath.Join(w, tag+".log"))
+	stop, pid, err := proc.Start(filepath.Join(w, tag+".log"), env, name, args...)
 	check(err)
-	cmd := exec.Command(name, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, lf, lf
-	check(cmd.Start())
-	done := make(chan struct{})
-	go func() { cmd.Wait(); lf.Close(); close(done) }()
-	return func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}, cmd.Process.Pid
+	return stop, pid
 }
 
 func waitLog(path, pat string) bool {

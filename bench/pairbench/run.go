@@ -7,9 +7,11 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"slices"
 	"syscall"
 	"time"
+
+	"laptop.org/upgrade/bench/internal/proc"
+	"laptop.org/upgrade/bench/internal/stats"
 )
 
 // measured is one timed run of a command: wall time and the peak RSS the
@@ -56,22 +58,9 @@ func quiet(name string, args ...string) string {
 // background starts a server process and returns a function that stops it
 // (SIGTERM, then SIGKILL after 5 s) and waits for it.
 func background(logPath string, name string, args ...string) func() {
-	lf, err := os.Create(logPath)
+	stop, _, err := proc.Start(logPath, nil, name, args...)
 	check(err)
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	check(cmd.Start())
-	done := make(chan struct{})
-	go func() { cmd.Wait(); lf.Close(); close(done) }()
-	return func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
+	return stop
 }
 
 func tail(s string, n int) string {
@@ -81,17 +70,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-	return s[len(s)/2]
-}
+func median(xs []float64) float64 { return stats.Median(xs) }
 
 func check(err error) {
 	if err != nil {

@@ -19,11 +19,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"laptop.org/upgrade/bench/internal/stats"
 )
 
 type line struct {
@@ -282,17 +283,7 @@ func readPairs(dir string) []*pairReport {
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
-func medianF(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-	return s[len(s)/2]
-}
+func medianF(xs []float64) float64 { return stats.Median(xs) }
 
 func medianI(xs []int64) int64 {
 	f := make([]float64, len(xs))

@@ -21,11 +21,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"laptop.org/upgrade/bench/internal/stats"
 	"laptop.org/upgrade/clone"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/engine"
@@ -241,11 +241,7 @@ func countFiles(m *manifest.Manifest) int {
 	return k
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
+func median(xs []float64) float64 { return stats.Median(xs) }
 
 func check(err error) {
 	if err != nil {
