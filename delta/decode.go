@@ -98,12 +98,15 @@ func NewReader(r io.Reader, maxOut int64) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cappedReader{dec: dec, left: maxOut}, nil
+	return &cappedReader{dec: dec, left: maxOut, done: func() { objDecoders.put(dec) }}, nil
 }
 
+// cappedReader ends a decoded stream at its signed size: one byte more is
+// an error. Decoder errors are ErrCorrupt.
 type cappedReader struct {
-	dec  *zstd.Decoder
+	dec  io.Reader
 	left int64
+	done func() // returns the decoder, if pooled
 }
 
 func (c *cappedReader) Read(p []byte) (int, error) {
@@ -126,7 +129,13 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *cappedReader) Close() error { objDecoders.put(c.dec); return nil }
+func (c *cappedReader) Close() error {
+	if c.done != nil {
+		c.done()
+		c.done = nil
+	}
+	return nil
+}
 
 // Decompress decodes a stored object into w, at most maxOut bytes.
 func Decompress(r io.Reader, w io.Writer, maxOut int64) (int64, error) {

@@ -31,6 +31,9 @@ func (p *Plan) choosePacks(t *Target) {
 	}
 	where := map[digest.Digest]int{}
 	for k := range packs {
+		if !repo.KnownCodec(packs[k].Codec) {
+			continue // its items come some other way
+		}
 		for _, it := range packs[k].Items {
 			if _, ok := where[it.SHA256]; !ok {
 				where[it.SHA256] = k
@@ -106,7 +109,12 @@ func (ap *applier) unpack(ctx context.Context, k int, acts []*Action, out func(p
 	for _, it := range pk.Items {
 		total += it.Size
 	}
-	dec, err := delta.NewReader(f, total)
+	var dec io.ReadCloser
+	if pk.Codec == repo.CodecXZ {
+		dec, err = delta.NewXZReader(f, repo.XZDictMax, total)
+	} else {
+		dec, err = delta.NewReader(f, total)
+	}
 	if err != nil {
 		return err
 	}

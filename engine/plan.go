@@ -270,7 +270,7 @@ func (p *Plan) addBlobs(t *Target) {
 	for i := range p.Actions {
 		if k := p.Actions[i].Pack; k >= 0 {
 			pk := &t.Delivery.Packs[k]
-			add(fetch.Blob{Path: repo.PackPath(pk.SHA256), Size: pk.Size, SHA256: pk.SHA256})
+			add(fetch.Blob{Path: repo.PackPath(pk), Size: pk.Size, SHA256: pk.SHA256})
 		}
 	}
 	p.Packs = len(p.Blobs)

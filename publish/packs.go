@@ -56,7 +56,7 @@ func makePacks(ctx context.Context, st store, tree string, m, newest *manifest.M
 			best[d.To] = d
 		}
 	}
-	var items []packItem
+	var items, lone []packItem
 	seen := map[digest.Digest]bool{}
 	for i := range m.Entries {
 		e := &m.Entries[i]
@@ -72,10 +72,13 @@ func makePacks(ctx context.Context, st store, tree string, m, newest *manifest.M
 			}
 			continue
 		}
-		if e.Size < packItemMax {
-			e := e
-			items = append(items, packItem{sha: e.SHA256, path: e.Path, size: e.Size,
-				read: func() ([]byte, error) { return os.ReadFile(filepath.Join(tree, filepath.FromSlash(e.Path))) }})
+		it := packItem{sha: e.SHA256, path: e.Path, size: e.Size,
+			read: func() ([]byte, error) { return os.ReadFile(filepath.Join(tree, filepath.FromSlash(e.Path))) }}
+		switch {
+		case e.Size < packItemMax:
+			items = append(items, it)
+		case o.Best && e.Size <= xzLoneMax:
+			lone = append(lone, it)
 		}
 	}
 	// Neighbours in the tree are alike (one package's files, one source
@@ -105,6 +108,11 @@ func makePacks(ctx context.Context, st store, tree string, m, newest *manifest.M
 		mu.Unlock()
 		return nil
 	})
+	if err == nil {
+		var lp []*repo.Pack
+		lp, err = loneXZPacks(ctx, st, lone, dl, res)
+		packs = append(packs, lp...)
+	}
 	var n, total int
 	for _, p := range packs {
 		if p != nil {
@@ -146,13 +154,29 @@ func writePack(st store, items []packItem, best bool) (*repo.Pack, int64, error)
 	} else if err := delta.CompressSize(bytes.NewReader(raw.Bytes()), int64(raw.Len()), &z); err != nil {
 		return nil, 0, err
 	}
-	p.SHA256, p.Size = digest.Of(z.Bytes()), int64(z.Len())
-	rel := repo.PackPath(p.SHA256)
+	stored := z.Bytes()
+	if best {
+		x, ok, err := smallerXZ(raw.Bytes(), int64(len(stored)))
+		if err != nil {
+			return nil, 0, err
+		}
+		if ok {
+			stored, p.Codec = x, repo.CodecXZ
+		}
+	}
+	return storePack(st, p, stored)
+}
+
+// storePack stores a pack's bytes under their digest and returns its entry
+// and the bytes it added to the repository (none if it was there).
+func storePack(st store, p *repo.Pack, stored []byte) (*repo.Pack, int64, error) {
+	p.SHA256, p.Size = digest.Of(stored), int64(len(stored))
+	rel := repo.PackPath(p)
 	_, _, existed, err := st.stat(rel)
 	if err != nil {
 		return nil, 0, err
 	}
-	if _, _, err := st.put(rel, func(w io.Writer) error { _, err := w.Write(z.Bytes()); return err }); err != nil {
+	if _, _, err := st.put(rel, func(w io.Writer) error { _, err := w.Write(stored); return err }); err != nil {
 		return nil, 0, err
 	}
 	if existed {

@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string) error {
 		hardware = fs.String("hardware", "", "hardware class ('' = any)")
 		version  = fs.Uint64("version", 0, "version number (0 = next / newest)")
 		depth    = fs.Int("depth", 3, "make deltas from this many previous versions")
-		best     = fs.Bool("best", false, "smallest downloads: deltas and packs by the zstd command (slower; for releases)")
+		best     = fs.Bool("best", false, "smallest downloads: deltas and packs by the zstd and xz commands (slower; for releases)")
 		ttl      = fs.Duration("ttl", 30*24*time.Hour, "index validity")
 		root     = fs.String("root", "", "root prefix to provision")
 		keysDir  = fs.String("keys", "", "directory of trusted *.pub keys")

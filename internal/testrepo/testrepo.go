@@ -31,6 +31,8 @@ type Repo struct {
 	Key   repo.PrivateKey
 	Keys  repo.Keyring
 	Trees []string // source tree of version i+1
+	// Best publishes with publish.Options.Best (the zstd and xz commands).
+	Best bool
 }
 
 // New returns a private copy of a repository with versions 1..n of the
@@ -101,7 +103,7 @@ func Cleanup() {
 // Publish adds tree as the next version.
 func (r *Repo) Publish(t testing.TB, tree string) publish.Result {
 	t.Helper()
-	res, err := publish.Add(context.Background(), tree, publish.Options{Repo: r.Dir, Key: r.Key, Channel: Channel})
+	res, err := publish.Add(context.Background(), tree, publish.Options{Repo: r.Dir, Key: r.Key, Channel: Channel, Best: r.Best})
 	if err != nil {
 		t.Fatal(err)
 	}
