@@ -17,6 +17,7 @@ import (
 	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/internal/textpages"
 	"laptop.org/upgrade/layout"
 )
 
@@ -272,7 +273,13 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 // left behind. Without it the pages stay until the next collection, which
 // an idle daemon (a heap of a few hundred KiB, far below its goal) may not
 // run for hours: the resident set would stay that of the last job.
-func releaseMemory() { debug.FreeOSMemory() }
+//
+// The code pages go back too (internal/textpages): a daemon that checks
+// once a day need not keep the job's code mapped in between.
+func releaseMemory() {
+	debug.FreeOSMemory()
+	_, _ = textpages.Release() // best effort: an old kernel keeps them
+}
 
 func (d *Daemon) setErrorLocked(err error) {
 	if err == nil {

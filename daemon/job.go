@@ -9,6 +9,7 @@ import (
 
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/layout"
 )
 
@@ -115,7 +116,13 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 	if d.cfg.Security != nil {
 		cfg.BeforeWrite = func(s layout.Slot) error { return d.cfg.Security.Invalidate(ctx, s) }
 	}
+	// The engine's own goroutine (fetching and decoding the index, the
+	// manifests and the delivery list, planning: most of the checking
+	// phase) is background work like its worker pools; D-Bus calls that
+	// arrive meanwhile keep their normal priority.
+	restore := lowprio.Background()
 	res, err := d.runEngine(ctx, run, &cfg)
+	restore()
 	if res != nil && err == nil {
 		c := res.Counts
 		d.cfg.Logf("job %d: version %d into slot %s: keep %d, link %d, copy %d, delta %d, object %d; fetched %d bytes (resumed %v, drift %d)",

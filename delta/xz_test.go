@@ -12,7 +12,7 @@ import (
 )
 
 // xzCLI compresses b with the xz command and the given arguments.
-func xzCLI(t *testing.T, b []byte, args ...string) []byte {
+func xzCLI(t testing.TB, b []byte, args ...string) []byte {
 	t.Helper()
 	xz, err := exec.LookPath("xz")
 	if err != nil {
@@ -77,4 +77,26 @@ func TestXZReader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzXZReader feeds arbitrary streams to the xz decoder: it must fail
+// cleanly (a pack's bytes are checked against the signed digest first, but
+// a publisher's bug must not crash a client), never panic, never take a
+// dictionary over the limit, and never decode past the cap.
+func FuzzXZReader(f *testing.F) {
+	text := sample(20_000, 22)
+	f.Add(xzCLI(f, text, "--lzma2=preset=6,dict=64KiB"))
+	f.Add(xzCLI(f, text[:3000], "--x86", "--lzma2=preset=9e,dict=64KiB"))
+	f.Add([]byte{0xfd, '7', 'z', 'X', 'Z', 0})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		r, err := NewXZReader(bytes.NewReader(stream), 1<<20, 1<<16)
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		n, _ := io.Copy(io.Discard, r)
+		if n > 1<<16 {
+			t.Fatalf("decoded %d bytes over the cap", n)
+		}
+	})
 }

@@ -13,7 +13,7 @@
 // D-Bus and, until Finished arrives, times GetAll round trips every 10 ms
 // (a client polling a progress bar), printing p50/p99 (and, in the log,
 // per job state), the daemon's peak RSS over the job and its RSS once
-// idle again.
+// idle again. The job figures are medians of -runs such sessions.
 package main
 
 import (
@@ -49,6 +49,7 @@ func main() {
 	denv := flag.String("daemon-env", "", "extra environment for upgraded (e.g. GOMAXPROCS=3), for experiments")
 	floor := flag.Bool("floor", true, "also measure the idle RSS of bench/dbusbench/idlebase (a bare godbus service) as the floor")
 	logs := flag.String("logs", "", "copy the servers' logs into this directory at the end")
+	runs := flag.Int("runs", 5, "upgrade jobs, each on a fresh root and fresh servers")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("dbusbench: ")
@@ -58,6 +59,50 @@ func main() {
 	}
 	abs := func(p string) string { a, err := filepath.Abs(p); check(err); return a }
 	*work, *bin = abs(*work), abs(*bin)
+	o := opts{work: *work, bin: *bin, samples: *samples, denv: *denv, floor: *floor, logs: *logs}
+	// The job's figures vary from run to run far more than the idle ones
+	// (what else the two cores run, where the kernel's writeback falls):
+	// like every figure of make bench, they are medians of -runs jobs,
+	// each on a fresh copy of the root with fresh servers.
+	var rs []result
+	for i := range *runs {
+		r := session(o, i == 0)
+		log.Printf("run %d: GetAll p50 %.3f ms, p99 %.3f ms (idle p99 %.3f ms)", i+1, r.p50, r.p99, r.idleP99)
+		rs = append(rs, r)
+	}
+	med := func(f func(result) float64) float64 {
+		var xs []float64
+		for _, r := range rs {
+			xs = append(xs, f(r))
+		}
+		return median(xs)
+	}
+	fmt.Printf("BENCH dbus_getall_idle_p50_ms %.3f ms\n", med(func(r result) float64 { return r.idleP50 }))
+	fmt.Printf("BENCH dbus_getall_idle_p99_ms %.3f ms\n", med(func(r result) float64 { return r.idleP99 }))
+	fmt.Printf("BENCH dbus_getall_p50_ms %.3f ms\n", med(func(r result) float64 { return r.p50 }))
+	fmt.Printf("BENCH dbus_getall_p99_ms %.3f ms\n", med(func(r result) float64 { return r.p99 }))
+	fmt.Printf("BENCH daemon_peak_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.peak }))
+	fmt.Printf("BENCH idle_after_job_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.after }))
+	fmt.Printf("BENCH dbus_runs %d jobs (figures are medians)\n", len(rs))
+}
+
+type opts struct {
+	work, bin, denv, logs string
+	samples               int
+	floor                 bool
+}
+
+// result is one job's figures, in ms and MiB.
+type result struct {
+	idleP50, idleP99, p50, p99, peak, after float64
+}
+
+// session starts a bus, securityd and upgraded on a fresh copy of the
+// pair's root, times GetAll on the idle daemon and then during one
+// upgrade, and stops everything. The first also prints the idle RSS.
+func session(o opts, first bool) result {
+	work, bin, samples, denv, floor, logs := &o.work, &o.bin, &o.samples, &o.denv, &o.floor, &o.logs
+	var res result
 	w, err := os.MkdirTemp(*work, "dbus-")
 	check(err)
 	check(os.Chmod(w, 0755))
@@ -112,7 +157,7 @@ func main() {
 	if !waitLog(filepath.Join(w, "securityd.log"), "ready") {
 		fail("securityd did not start: %s", readFile(filepath.Join(w, "securityd.log")))
 	}
-	if *floor {
+	if *floor && first {
 		// The same build flags as `make build`.
 		exe := filepath.Join(w, "idlebase")
 		b := exec.Command("go", "build", "-trimpath", "-o", exe, "./bench/dbusbench/idlebase")
@@ -141,12 +186,16 @@ func main() {
 		fail("upgraded did not start: %s", readFile(filepath.Join(w, "upgraded.log")))
 	}
 
-	idle, anon, file := idleRSS(pid, *samples)
-	fmt.Printf("BENCH idle_rss_mib %.2f MiB\n", idle)
-	// The parts: the Go heap and runtime, and the binary's pages (text and
-	// tables the kernel maps in, with fault-around, as code runs).
-	fmt.Printf("BENCH idle_rss_anon_mib %.2f MiB\n", anon)
-	fmt.Printf("BENCH idle_rss_file_mib %.2f MiB\n", file)
+	if first {
+		idle, anon, file := idleRSS(pid, *samples)
+		fmt.Printf("BENCH idle_rss_mib %.2f MiB\n", idle)
+		// The parts: the Go heap and runtime, and the binary's pages (text and
+		// tables the kernel maps in, with fault-around, as code runs).
+		fmt.Printf("BENCH idle_rss_anon_mib %.2f MiB\n", anon)
+		fmt.Printf("BENCH idle_rss_file_mib %.2f MiB\n", file)
+	} else {
+		time.Sleep(2 * time.Second) // startup settles, as idleRSS waits
+	}
 
 	conn, err := dbus.Connect(addr)
 	if err != nil {
@@ -177,8 +226,7 @@ func main() {
 		ctl = append(ctl, ms)
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Printf("BENCH dbus_getall_idle_p50_ms %.3f ms\n", pct(ctl, 50))
-	fmt.Printf("BENCH dbus_getall_idle_p99_ms %.3f ms\n", pct(ctl, 99))
+	res.idleP50, res.idleP99 = pct(ctl, 50), pct(ctl, 99)
 	var job uint32
 	if err := obj.Call(name+".Upgrade", 0, "", map[string]dbus.Variant{}).Store(&job); err != nil {
 		fail("Upgrade: %v", err)
@@ -219,11 +267,9 @@ loop:
 		x := byState[st]
 		log.Printf("  %-16s %4d calls: p50 %6.2f ms, p99 %6.2f ms, max %6.2f ms", st, len(x), pct(x, 50), pct(x, 99), pct(x, 100))
 	}
-	fmt.Printf("BENCH dbus_getall_p50_ms %.3f ms\n", pct(rtt, 50))
-	fmt.Printf("BENCH dbus_getall_p99_ms %.3f ms\n", pct(rtt, 99))
-	fmt.Printf("BENCH daemon_peak_rss_mib %.2f MiB\n", statusKiB(pid, "VmHWM")/1024)
-	after, _, _ := idleRSS(pid, 3)
-	fmt.Printf("BENCH idle_after_job_rss_mib %.2f MiB\n", after)
+	res.p50, res.p99 = pct(rtt, 50), pct(rtt, 99)
+	res.peak = statusKiB(pid, "VmHWM") / 1024
+	res.after, _, _ = idleRSS(pid, 3)
 	// The job's niced worker threads (internal/lowprio) must have died
 	// with their goroutines: none may be left to serve a D-Bus call.
 	n, niced := threadNice(pid)
@@ -231,6 +277,7 @@ loop:
 	if niced > 0 {
 		fail("%d niced threads outlived the job", niced)
 	}
+	return res
 }
 
 // idleRSS waits for startup work (first refresh, GC) to settle, then

@@ -25,6 +25,7 @@ import (
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/fetch"
 	"laptop.org/upgrade/internal/lowprio"
+	"laptop.org/upgrade/internal/textpages"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
@@ -190,6 +191,10 @@ func run(ctx context.Context, f flags) error {
 		return err
 	}
 	svc.ready(ctx, d) // the name is owned: READY=1
+	// Start-up mapped nearly the whole binary; idle needs little of it.
+	if _, err := textpages.Release(); err != nil {
+		log.Printf("code pages stay resident: %v", err)
+	}
 	log.Printf("ready on %s (root %s, %d mirrors, channel %s)", dbusapi.UpgradeName, cfg.Root.Dir, len(cfg.Mirrors), cfg.Channel)
 	if job, ok := d.Resume(); ok {
 		log.Printf("job %d resumed", job)
