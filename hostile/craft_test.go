@@ -91,7 +91,7 @@ func (f *fixture) contentCarriers(t testing.TB, v uint64, d digest.Digest) []str
 	for _, p := range dl.Packs {
 		for _, it := range p.Items {
 			if it.SHA256 == d {
-				out = append(out, repo.PackPath(p.SHA256))
+				out = append(out, repo.PackPath(&p))
 			}
 		}
 	}
