@@ -187,17 +187,21 @@ func run(ctx context.Context, f flags) error {
 		return err
 	}
 	defer d.Close()
+	// A job cut off by a crash or a power cut resumes before the name is
+	// claimed: the first state a client can read shows it, never an idle
+	// daemon that a moment later is running job N again.
+	resumed, ok := d.Resume()
 	if err := srv.Export(d); err != nil {
 		return err
 	}
 	svc.ready(ctx, d) // the name is owned: READY=1
-	// Start-up mapped nearly the whole binary; idle needs little of it.
-	if _, err := textpages.Release(); err != nil {
-		log.Printf("code pages stay resident: %v", err)
-	}
 	log.Printf("ready on %s (root %s, %d mirrors, channel %s)", dbusapi.UpgradeName, cfg.Root.Dir, len(cfg.Mirrors), cfg.Channel)
-	if job, ok := d.Resume(); ok {
-		log.Printf("job %d resumed", job)
+	if ok {
+		log.Printf("job %d resumed", resumed)
+	} else if _, err := textpages.Release(); err != nil {
+		// Start-up mapped nearly the whole binary; idle needs little of it
+		// (a resumed job releases when it ends).
+		log.Printf("code pages stay resident: %v", err)
 	}
 	<-ctx.Done()
 	svc.stopping()
