@@ -66,6 +66,13 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// MaxRate caps bytes per second across the Fetcher (0 = unlimited).
 	MaxRate int64
+	// MinRate is the floor, in bytes per second averaged over each
+	// StallTimeout, below which an HTTP attempt is cut off like a stalled
+	// one (default 512; <0: none). The stall timer alone is kicked by any
+	// byte: a mirror (or a box in the path) dripping one byte every 29 s
+	// would hold a download for ever. 512 B/s is far below any link a
+	// school has (a 2G modem does ~5 KB/s) and above a deliberate drip.
+	MinRate int64
 }
 
 // Fetcher downloads blobs from a fixed list of mirrors. It is safe for
@@ -103,6 +110,9 @@ func New(o Options) (*Fetcher, error) {
 	}
 	if f.o.StallTimeout <= 0 {
 		f.o.StallTimeout = 30 * time.Second
+	}
+	if f.o.MinRate == 0 {
+		f.o.MinRate = 512
 	}
 	switch {
 	case f.o.Retries == 0:

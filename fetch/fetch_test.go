@@ -108,6 +108,8 @@ func TestFetchBadMirrors(t *testing.T) {
 		{"404 then good", fault{kind: faultStatus, n: 404}, true, nil},
 		{"500 only", fault{kind: faultStatus, n: 500}, false, errdefs.ErrNetwork},
 		{"trickle only", fault{kind: faultTrickle}, false, errdefs.ErrNetwork},
+		{"drip under the stall timeout only", fault{kind: faultDrip}, false, errdefs.ErrNetwork},
+		{"drip then good", fault{kind: faultDrip}, true, nil},
 		{"stall after headers then good", fault{kind: faultStallHeaders}, true, nil},
 	}
 	for _, tc := range tests {

@@ -35,6 +35,7 @@ const (
 	faultCorrupt                // flip one byte of the body
 	faultEndless                // 200 with no length and bytes until the client leaves
 	faultTrickle                // 1 byte per second
+	faultDrip                   // 1 byte every 50 ms: under any stall timeout, far under the rate floor
 	faultStallHeaders           // headers, then nothing
 	faultStatus                 // answer with status n
 )
@@ -144,17 +145,21 @@ func (s *testServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		return
-	case faultTrickle, faultStallHeaders:
+	case faultTrickle, faultDrip, faultStallHeaders:
 		w.Header().Set("Content-Length", itoa(int64(len(data))))
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
-		for i := 0; f.kind == faultTrickle && i < len(data); i++ {
+		gap := time.Second
+		if f.kind == faultDrip {
+			gap = 50 * time.Millisecond
+		}
+		for i := 0; f.kind != faultStallHeaders && i < len(data); i++ {
 			if _, err := cw.Write(data[i : i+1]); err != nil {
 				return
 			}
 			w.(http.Flusher).Flush()
 			select {
-			case <-time.After(time.Second):
+			case <-time.After(gap):
 			case <-r.Context().Done():
 				return
 			}

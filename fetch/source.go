@@ -70,6 +70,13 @@ type meter struct {
 	f   *Fetcher
 	ctx context.Context
 	st  *stall
+	// The rate floor (Options.MinRate): at least floor bytes must arrive
+	// in each window of length span, measured from win (time spent in
+	// our own rate limiter does not count). floor 0: none.
+	floor    int64
+	span     time.Duration
+	win      time.Time
+	winBytes int64
 }
 
 func (m *meter) Read(p []byte) (int, error) {
@@ -84,13 +91,35 @@ func (m *meter) Read(p []byte) (int, error) {
 		m.f.received.Add(int64(n))
 		if m.f.limit != nil {
 			m.st.stop() // waiting for our own rate limit is not a stall
+			t0 := time.Now()
 			if werr := m.f.limit.wait(m.ctx, n); werr != nil {
 				return n, werr
 			}
+			m.win = m.win.Add(time.Since(t0))
 		}
 		m.st.kick()
+		if ferr := m.checkFloor(n); ferr != nil {
+			return n, ferr
+		}
 	}
 	return n, err
+}
+
+// checkFloor counts n more bytes in the current window and fails the
+// attempt (errStalled) when a whole window passed with fewer than floor.
+func (m *meter) checkFloor(n int) error {
+	if m.floor <= 0 {
+		return nil
+	}
+	m.winBytes += int64(n)
+	if m.winBytes >= m.floor {
+		m.win, m.winBytes = time.Now(), 0
+		return nil
+	}
+	if time.Since(m.win) >= m.span {
+		return fmt.Errorf("%d bytes in %v, under the floor of %d B/s: %w", m.winBytes, m.span, m.f.o.MinRate, errStalled)
+	}
+	return nil
 }
 
 // blobURL joins a validated repo-relative path onto a mirror base.
@@ -134,7 +163,10 @@ func (f *Fetcher) open(ctx context.Context, base *url.URL, p string, off, size i
 		return fail(err)
 	}
 	st.kick()
-	m := &meter{r: resp.Body, f: f, ctx: actx, st: st}
+	m := &meter{r: resp.Body, f: f, ctx: actx, st: st, span: f.o.StallTimeout, win: time.Now()}
+	if f.o.MinRate > 0 {
+		m.floor = max(1, int64(f.o.MinRate*int64(f.o.StallTimeout)/int64(time.Second)))
+	}
 	done = func() {
 		st.stop()
 		cancel(nil)
