@@ -168,7 +168,8 @@ func endless(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// trickle sends one byte per second.
+// trickle sends five bytes a second: each inside any stall timeout, far
+// under the rate floor (fetch.Options.MinRate).
 func trickle(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", "1000000")
 	w.WriteHeader(http.StatusOK)
@@ -178,7 +179,7 @@ func trickle(w http.ResponseWriter, r *http.Request) {
 		}
 		w.(http.Flusher).Flush()
 		select {
-		case <-time.After(time.Second):
+		case <-time.After(200 * time.Millisecond):
 		case <-r.Context().Done():
 		}
 	}

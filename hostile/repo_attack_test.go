@@ -114,9 +114,9 @@ func TestRepositoryAttacks(t *testing.T) {
 		{name: "endless object", class: errdefs.ErrTooLarge, msg: "more than the signed",
 			setup: func(w *world) { hookAll(w, v2objects(w), func(string) http.HandlerFunc { return endless }) }},
 		// Slow retrieval (stall timeout 1 s in these tests).
-		// A trickle is cut by the rate floor (fetch.Options.MinRate) when
-		// each byte comes within the stall timeout.
-		{name: "index trickled at 1 byte/s", class: errdefs.ErrNetwork, msg: "under the floor of 512 B/s",
+		// A trickle with every byte inside the stall timeout: only the
+		// rate floor (fetch.Options.MinRate) can end it.
+		{name: "index trickled at 5 bytes/s", class: errdefs.ErrNetwork, msg: "under the floor of 512 B/s",
 			setup: func(w *world) { w.srv.hook(repo.IndexPath, trickle) }},
 		{name: "object stalls after headers", class: errdefs.ErrNetwork, msg: "no byte for 1s",
 			setup: func(w *world) {

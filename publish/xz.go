@@ -33,7 +33,7 @@ var xzOnce = sync.OnceValue(func() string { p, _ := exec.LookPath("xz"); return 
 
 // smallerXZ compresses raw with the xz command (with the x86 filter when
 // raw holds an ELF file, keeping whichever of the two is smaller) and
-// returns the result when it is at most (1 - xzMinSaving) of than bytes.
+// returns the result when it is at most (1 - xzMinSaving) × than bytes.
 // Without the xz command it returns false.
 func smallerXZ(raw []byte, than int64) ([]byte, bool, error) {
 	xz := xzOnce()
