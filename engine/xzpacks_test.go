@@ -7,12 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/layout"
-	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
 )
 
@@ -38,32 +35,12 @@ func TestXZPacks(t *testing.T) {
 		}
 		v2["usr/lib/new"+filepath.Base(exe)] = b
 	}
-	base := t.TempDir()
-	os.Chmod(base, 0o755)
-	k, err := repo.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := &testrepo.Repo{Dir: filepath.Join(base, "repo"), Key: k, Keys: repo.Keyring{k.ID: k.Public()}, Best: true}
-	for i, files := range []map[string][]byte{v1, v2} {
-		tree := filepath.Join(base, "tree", string(rune('1'+i)))
-		writeTree(t, tree, files)
-		rp.Trees = append(rp.Trees, tree)
-		rp.Publish(t, tree)
-	}
+	rp := publishVersions(t, true, v1, v2)
 	url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
 	_, cfg := rp.Provision(t, url, 1)
 	ctx := context.Background()
 
-	rm, err := engine.OpenRemote(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := rm.Pick(0)
-	target, err := rm.LoadTarget(ctx, ref)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rm, _, target := openNewest(t, ctx, cfg)
 	xzPacks := 0
 	for _, p := range target.Delivery.Packs {
 		if p.Codec == repo.CodecXZ {
@@ -103,15 +80,5 @@ func TestXZPacks(t *testing.T) {
 		t.Errorf("fetched %d bytes; the new objects alone are %d", res.Fetched, objects)
 	}
 	t.Logf("fetched %d bytes; objects would be %d", res.Fetched, objects)
-	wantM, err := manifest.Scan(ctx, rp.Trees[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotM, err := manifest.Scan(ctx, cfg.Root.Slot(layout.SlotB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(wantM.Entries, gotM.Entries); diff != "" {
-		t.Fatalf("slot b differs from the v2 tree (-want +got):\n%s", diff)
-	}
+	checkSlotB(t, ctx, cfg, rp.Trees[1])
 }

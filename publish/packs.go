@@ -103,9 +103,7 @@ func makePacks(ctx context.Context, st store, tree string, m, newest *manifest.M
 			return err
 		}
 		packs[i] = p
-		mu.Lock()
-		res.StoredBytes += added
-		mu.Unlock()
+		res.addStored(added)
 		return nil
 	})
 	if err == nil {
@@ -122,6 +120,13 @@ func makePacks(ctx context.Context, st store, tree string, m, newest *manifest.M
 	}
 	o.Logf("packs: %d with %d items", n, total)
 	return err
+}
+
+// addStored counts n bytes a parallel worker added to the repository.
+func (r *Result) addStored(n int64) {
+	mu.Lock()
+	r.StoredBytes += n
+	mu.Unlock()
 }
 
 // writePack compresses the items as one stream (with best, by the zstd

@@ -111,9 +111,7 @@ func loneXZPacks(ctx context.Context, st store, items []packItem, dl *repo.Deliv
 			return err
 		}
 		packs[i] = p
-		mu.Lock()
-		res.StoredBytes += added
-		mu.Unlock()
+		res.addStored(added)
 		return nil
 	})
 	var out []*repo.Pack
