@@ -22,9 +22,11 @@ func NewXZReader(r io.Reader, dictMax uint32, maxOut int64) (io.ReadCloser, erro
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrCorrupt)
 	}
-	// The dictionary is sized from the block header when the first block
-	// starts, so the limit is checked on the first Read (xz.ErrMemlimit,
-	// reported as corrupt like any stream this client cannot take).
+	// NewReader has already decoded the first block's header, where the
+	// dictionary size is: a size over dictMax fails there (tested), before
+	// the dictionary is allocated, and is reported as corrupt like any
+	// stream this client cannot take. A pack is one stream: decoding stops
+	// at its end (the pack's signed digest covers the whole file).
 	dec.Multistream(false)
 	return &cappedReader{dec: dec, left: maxOut}, nil
 }

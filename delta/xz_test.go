@@ -57,6 +57,9 @@ func TestXZReader(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := NewXZReader(bytes.NewReader(tc.stream), tc.dictMax, tc.maxOut)
+			if tc.name == "dictionary over the limit" && err == nil {
+				t.Fatal("a dictionary over the limit passed NewXZReader: it would be allocated on the first Read")
+			}
 			var got []byte
 			if err == nil {
 				got, err = io.ReadAll(r)
