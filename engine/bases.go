@@ -128,12 +128,13 @@ func (ap *applier) closeBases() {
 }
 
 // removeStale deletes what b holds but the target does not list. After a
-// clone made in this run, b holds exactly the active manifest's entries
-// (the clone removed everything else; drifted files were left out), the
-// structure step and the placed files are the target's, and every temp was
-// committed or removed: the stale names are the active manifest's entries
-// that the target lacks, found without listing a directory. A resumed job's
-// b may hold anything (a crash's temp files), so it is listed in full.
+// clone made in this run, b holds exactly the cloned entries (the clone
+// removed everything else), the structure step and the placed files are
+// the target's, and every temp was committed or removed: the stale names
+// are the cloned entries that the target lacks, found without listing a
+// directory. cloneSet leaves none, so this is a check that costs one
+// lookup per entry. A resumed job's b may hold anything (a crash's temp
+// files), so it is listed in full.
 func (ap *applier) removeStale(ctx context.Context) error {
 	if ap.cloned == nil || ap.resume {
 		return ap.removeExtras(ctx, "")

@@ -44,6 +44,9 @@ type Result struct {
 	NeedInodes    int64
 	FreeInodes    int64
 	Drift         []clone.Drift
+	// Clone is what the clone did in this run (zero when a resumed job
+	// found it done): it links only the files the target keeps.
+	Clone clone.Result
 }
 
 // Slots returns (active, inactive) after sanity checks that give a clear
@@ -222,6 +225,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	go func() { fetched <- rm.F.Fetch(fctx, r.StagingDir(), plan.Blobs) }()
 	if !res.Resumed {
 		report(Progress{Phase: PhaseCloning})
+		cur.Manifest = cloneSet(cur.Manifest, driftSet, t.Manifest)
 		cr, err := clone.Clone(ctx, aRoot, bRoot, cur.Manifest, clone.Options{
 			Workers:  defaultWorkers(cfg.Workers),
 			Progress: func(done, total int) { report(Progress{Phase: PhaseCloning, ItemsDone: done, ItemsTotal: total}) },
@@ -232,6 +236,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 			return res, fmt.Errorf("clone %s to %s: %w", active, inactive, err)
 		}
 		cfg.Logf("cloned %s to %s: %d linked, %d kept, %d removed, %d dirs", active, inactive, cr.Linked, cr.Kept, cr.Removed, cr.Dirs)
+		res.Clone = cr
 		j.Cloned = true
 	}
 	cloned.Store(true)

@@ -46,6 +46,10 @@ func TestUpgradeEndToEnd(t *testing.T) {
 			t.Errorf("%s: %d actions, want at least %d", src, res.Counts[src], min)
 		}
 	}
+	// The clone linked what v2 keeps and nothing it would replace or remove.
+	if res.Clone.Linked != res.Counts[engine.Keep] || res.Clone.Removed != 0 {
+		t.Errorf("clone linked %d files and removed %d; the plan keeps %d", res.Clone.Linked, res.Clone.Removed, res.Counts[engine.Keep])
+	}
 	// The slot equals the published v2 tree in every way the manifest tracks.
 	want, err := manifest.Scan(context.Background(), rp.Trees[1])
 	if err != nil {

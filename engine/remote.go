@@ -158,7 +158,7 @@ func (rm *Remote) LoadTargetFrom(ctx context.Context, v *repo.VersionRef, cur *I
 			return nil, fmt.Errorf("manifest of version %d: %w", v.Version, err)
 		}
 	}
-	m, err := manifest.Decode(bytes.NewReader(mb), rm.cfg.policy())
+	m, err := manifest.Decode(mb, rm.cfg.policy())
 	if err != nil {
 		return nil, fmt.Errorf("manifest of version %d: %w", v.Version, err)
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -39,7 +38,7 @@ func LoadInstalled(r layout.Root, s layout.Slot) (*Installed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slot %s manifest: %w", s, err)
 	}
-	m, err := manifest.Decode(bytes.NewReader(raw), recordPolicy)
+	m, err := manifest.Decode(raw, recordPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("slot %s manifest: %w", s, err)
 	}

@@ -113,7 +113,7 @@ func TestHugeManifest(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err = manifest.Decode(bytes.NewReader(raw), manifest.Policy{AllowSetuid: true})
+	_, err = manifest.Decode(raw, manifest.Policy{AllowSetuid: true})
 	runtime.ReadMemStats(&after)
 	wantErr(t, err, errdefs.ErrTooLarge, "1000000 entries, limit")
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
@@ -123,7 +123,7 @@ func TestHugeManifest(t *testing.T) {
 	// Cost per entry, measured at 100,000 entries.
 	const n = 100_000
 	raw = bigManifest(n).Bytes()
-	got, err := manifest.Decode(bytes.NewReader(raw), manifest.Policy{AllowSetuid: true, MaxEntries: n})
+	got, err := manifest.Decode(raw, manifest.Policy{AllowSetuid: true, MaxEntries: n})
 	if err != nil {
 		t.Fatal(err)
 	}

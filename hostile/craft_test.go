@@ -38,7 +38,7 @@ func (f *fixture) doc(t testing.TB, ref repo.BlobRef) []byte {
 func (f *fixture) manifestOf(t testing.TB, v uint64) *manifest.Manifest {
 	t.Helper()
 	raw := f.doc(t, f.parsedIndex(t).Find(v).Manifest)
-	m, err := manifest.Decode(bytes.NewReader(raw), manifest.Policy{AllowSetuid: true, AllowDevices: true})
+	m, err := manifest.Decode(raw, manifest.Policy{AllowSetuid: true, AllowDevices: true})
 	if err != nil {
 		t.Fatal(err)
 	}

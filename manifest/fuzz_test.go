@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 
@@ -24,7 +23,7 @@ func FuzzDecodePolicies(f *testing.F) {
 `))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, pol := range []Policy{DefaultPolicy, {AllowSetuid: true, AllowDevices: true, MaxEntries: 1000}} {
-			m, err := Decode(bytes.NewReader(b), pol)
+			m, err := Decode(b, pol)
 			if err != nil {
 				if !errors.Is(err, errdefs.ErrInvalidArgument) && !errors.Is(err, errdefs.ErrUnsafePath) &&
 					!errors.Is(err, errdefs.ErrPolicy) && !errors.Is(err, errdefs.ErrTooLarge) {
@@ -37,7 +36,7 @@ func FuzzDecodePolicies(f *testing.F) {
 					t.Fatalf("accepted unsafe path: %v", err)
 				}
 			}
-			again, err := Decode(bytes.NewReader(m.Bytes()), pol)
+			again, err := Decode(m.Bytes(), pol)
 			if err != nil {
 				t.Fatalf("re-encoded manifest does not decode: %v", err)
 			}

@@ -78,57 +78,6 @@ func (m *Manifest) Bytes() []byte {
 // xattrs, JSON-escaped (up to 6 bytes per byte).
 const maxLine = 6*(2*MaxPath+4096) + 1024
 
-// Decode reads and fully validates a manifest under pol. Anything malformed
-// or unsafe is an error naming the line; nothing partial is returned.
-func Decode(r io.Reader, pol Policy) (*Manifest, error) {
-	limit := pol.MaxEntries
-	if limit <= 0 {
-		limit = DefaultMaxEntries
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	if !sc.Scan() {
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("manifest header: %v: %w", err, errdefs.ErrInvalidArgument)
-		}
-		return nil, fmt.Errorf("manifest: empty: %w", errdefs.ErrInvalidArgument)
-	}
-	m := &Manifest{}
-	if err := strictUnmarshal(sc.Bytes(), &m.Header); err != nil {
-		return nil, fmt.Errorf("manifest header: %v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	if m.Type != "manifest" || m.Spec != Spec {
-		return nil, fmt.Errorf("manifest header: type %q spec %d, want manifest %d: %w", m.Type, m.Spec, Spec, errdefs.ErrInvalidArgument)
-	}
-	if m.Header.Entries < 0 || m.Header.Entries > limit {
-		return nil, fmt.Errorf("manifest: %d entries, limit %d: %w", m.Header.Entries, limit, errdefs.ErrTooLarge)
-	}
-	// The header's count is a claim, not data: preallocate at most a modest
-	// slice, so that a few bytes saying "2,000,000 entries" cannot make us
-	// reserve hundreds of megabytes before a single entry has arrived.
-	m.Entries = make([]Entry, 0, min(m.Header.Entries, 1<<14))
-	for line := 2; sc.Scan(); line++ {
-		if len(m.Entries) >= m.Header.Entries {
-			return nil, fmt.Errorf("manifest line %d: more entries than the header's %d: %w", line, m.Header.Entries, errdefs.ErrInvalidArgument)
-		}
-		var e Entry
-		if err := strictUnmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("manifest line %d: %v: %w", line, err, errdefs.ErrInvalidArgument)
-		}
-		m.Entries = append(m.Entries, e)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("manifest after line %d: %v: %w", len(m.Entries)+1, err, errdefs.ErrInvalidArgument)
-	}
-	if len(m.Entries) != m.Header.Entries {
-		return nil, fmt.Errorf("manifest: %d entries, header says %d: %w", len(m.Entries), m.Header.Entries, errdefs.ErrInvalidArgument)
-	}
-	if err := m.Validate(pol); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
 func strictUnmarshal(b []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()

@@ -29,7 +29,7 @@ func sample() *Manifest {
 
 func TestRoundTrip(t *testing.T) {
 	m := sample()
-	got, err := Decode(bytes.NewReader(m.Bytes()), DefaultPolicy)
+	got, err := Decode(m.Bytes(), DefaultPolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +45,12 @@ func TestRoundTrip(t *testing.T) {
 func encode(es ...Entry) []byte {
 	m := &Manifest{Header: Header{Channel: "stable", Version: 1}, Entries: es}
 	return m.Bytes()
+}
+
+// replaceLast replaces the last old in b (an entry line, not the header).
+func replaceLast(b []byte, old, new string) []byte {
+	i := bytes.LastIndex(b, []byte(old))
+	return append(append(append([]byte{}, b[:i]...), new...), b[i+len(old):]...)
 }
 
 func TestDecodeRejects(t *testing.T) {
@@ -82,9 +88,13 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty symlink", encode(Entry{Path: "l", Type: Symlink, Mode: 0777}), DefaultPolicy, errdefs.ErrUnsafePath, "target"},
 		{"more entries than header", append(encode(file("a")), []byte(`{"p":"b","t":"f","m":420,"u":0,"g":0}`+"\n")...), DefaultPolicy, errdefs.ErrInvalidArgument, "more entries"},
 		{"too many entries", encode(file("a"), file("b")), Policy{MaxEntries: 1}, errdefs.ErrTooLarge, "limit 1"},
+		{"two objects on a line", replaceLast(encode(file("a"), file("b")), "}\n{", "} {"), DefaultPolicy, errdefs.ErrInvalidArgument, "line 2: not one JSON object"},
+		{"an object over two lines", replaceLast(encode(file("a"), file("b")), `,"t"`, ",\n\"t\""), DefaultPolicy, errdefs.ErrInvalidArgument, "line 3:"},
+		{"trailing garbage", replaceLast(encode(file("a")), "}\n", "}x\n"), DefaultPolicy, errdefs.ErrInvalidArgument, "line 2: not one JSON object"},
+		{"line too long", append(encode(file("a"))[:bytes.IndexByte(encode(file("a")), '\n')+1], bytes.Repeat([]byte(" "), maxLine+1)...), DefaultPolicy, errdefs.ErrInvalidArgument, "too long"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Decode(bytes.NewReader(tc.in), tc.pol)
+			_, err := Decode(tc.in, tc.pol)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -110,7 +120,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(sample().Bytes())
 	f.Add(encode(Entry{Path: "d", Type: Symlink, Mode: 0777, Target: "/etc"}, Entry{Path: "d/passwd", Type: File, SHA256: h1}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := Decode(bytes.NewReader(b), Policy{AllowSetuid: true, AllowDevices: true, MaxEntries: 1000})
+		m, err := Decode(b, Policy{AllowSetuid: true, AllowDevices: true, MaxEntries: 1000})
 		if err != nil {
 			return
 		}
@@ -120,7 +130,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("unsafe path accepted: %q", e.Path)
 			}
 		}
-		m2, err := Decode(bytes.NewReader(m.Bytes()), Policy{AllowSetuid: true, AllowDevices: true, MaxEntries: 1000})
+		m2, err := Decode(m.Bytes(), Policy{AllowSetuid: true, AllowDevices: true, MaxEntries: 1000})
 		if err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}

@@ -7,7 +7,6 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -205,7 +204,7 @@ func loadManifest(st store, v *repo.VersionRef) (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: manifest of version %d: %w", v.Version, err)
 	}
-	return manifest.Decode(bytes.NewReader(b), manifest.Policy{AllowSetuid: true, AllowDevices: true})
+	return manifest.Decode(b, manifest.Policy{AllowSetuid: true, AllowDevices: true})
 }
 
 func sameEntries(a, b *manifest.Manifest) bool {

@@ -6,13 +6,13 @@
 package security
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"laptop.org/upgrade/digest"
 	"os"
 	"sync"
+
+	"laptop.org/upgrade/digest"
 
 	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/errdefs"
@@ -73,7 +73,7 @@ func (s *Service) signedManifest(sl layout.Slot) (*manifest.Manifest, *repo.Vers
 	if s.Policy != nil {
 		pol = *s.Policy
 	}
-	m, err := manifest.Decode(bytes.NewReader(raw), pol)
+	m, err := manifest.Decode(raw, pol)
 	if err != nil {
 		return nil, nil, fmt.Errorf("slot %s: %w", sl, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"laptop.org/upgrade/engine"
@@ -65,11 +66,11 @@ func main() {
 				check(pprof.Lookup("heap").WriteTo(f, 0))
 				f.Close()
 			}
-			fmt.Printf("%7.3fs %s\n", time.Since(t0).Seconds(), p.Phase)
+			fmt.Printf("%7.3fs %-11s (cpu so far %s)\n", time.Since(t0).Seconds(), p.Phase, cpuTime())
 		}
 	}})
 	check(err)
-	fmt.Printf("%7.3fs end: %v fetched %d\n", time.Since(t0).Seconds(), res.Counts, res.Fetched)
+	fmt.Printf("%7.3fs end: %v fetched %d (cpu %s)\n", time.Since(t0).Seconds(), res.Counts, res.Fetched, cpuTime())
 	if *mem != "" {
 		f, err := os.Create(*mem)
 		check(err)
@@ -113,6 +114,16 @@ func watchRSS(phase *atomic.Value) func() {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// cpuTime is the process's user and system CPU time so far: with the
+// phases' wall times it shows which phase leaves a core idle.
+func cpuTime() string {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("user %.3fs sys %.3fs", time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds())
 }
 
 func check(err error) {
