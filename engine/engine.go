@@ -93,7 +93,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, err := LoadInstalled(r, active)
+	cur, err := readInstalled(r, active)
 	if err != nil {
 		return nil, fmt.Errorf("active slot %s: %w", active, err)
 	}
@@ -102,15 +102,21 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer aRoot.Close()
-	// The drift check reads the local disk only: it runs while the index,
-	// the manifest and the delivery list come over the network.
+	// Decoding the active slot's manifest and the drift check read the
+	// local disk only: they run while the index, the delivery list and the
+	// target manifest come over the network (the manifest delta needs only
+	// the active manifest's bytes).
 	var drift []clone.Drift
-	var driftErr error
+	var decodeErr, driftErr error
 	dctx, dcancel := context.WithCancel(ctx)
-	driftDone := make(chan struct{})
+	decoded, driftDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(driftDone)
-		drift, driftErr = clone.DetectDrift(dctx, aRoot, cur.Manifest, defaultWorkers(cfg.Workers))
+		decodeErr = cur.decode()
+		close(decoded)
+		if decodeErr == nil {
+			drift, driftErr = clone.DetectDrift(dctx, aRoot, cur.Manifest, defaultWorkers(cfg.Workers))
+		}
 	}()
 	defer func() { dcancel(); <-driftDone }() // before aRoot.Close
 	rm, err := OpenRemote(ctx, cfg, nil)
@@ -129,6 +135,10 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 		return res, fmt.Errorf("version %d is older than the running %d; downgrades are refused: %w", ref.Version, cur.Version, errdefs.ErrInvalidArgument)
 	}
 	t, err := rm.LoadTargetFrom(ctx, ref, cur)
+	<-decoded
+	if decodeErr != nil {
+		return res, fmt.Errorf("active slot %s: %w", active, decodeErr)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -147,7 +157,10 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	t.ManifestRaw = nil
 
 	// Already built and recorded (e.g. a second Upgrade after ready-to-reboot)?
-	if inst, err := LoadInstalled(r, inactive); err == nil && inst.Version == ref.Version {
+	// The record's version is enough (verifySlot checks the tree against
+	// the target manifest): decoding the manifest of the previous version,
+	// which the inactive slot usually holds, cost as much as the active's.
+	if v, err := InstalledVersion(r, inactive); err == nil && v == ref.Version {
 		if err := verifySlot(ctx, r, inactive, t.Manifest, cfg, nil, report); err == nil {
 			res.AlreadyReady = true
 			return res, nil

@@ -30,6 +30,21 @@ var recordPolicy = manifest.Policy{AllowSetuid: true, AllowDevices: true}
 // LoadInstalled reads the record of slot; ErrNotFound when there is none
 // (never built, or invalidated because a build started).
 func LoadInstalled(r layout.Root, s layout.Slot) (*Installed, error) {
+	inst, err := readInstalled(r, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := inst.decode(); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// readInstalled is LoadInstalled without decoding the manifest (Manifest
+// is nil until decode): an upgrade needs only the raw bytes (the base of
+// the manifest delta) while it asks the mirror for the target, and decodes
+// them meanwhile.
+func readInstalled(r layout.Root, s layout.Slot) (*Installed, error) {
 	v, err := InstalledVersion(r, s)
 	if err != nil {
 		return nil, err
@@ -38,15 +53,21 @@ func LoadInstalled(r layout.Root, s layout.Slot) (*Installed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("slot %s manifest: %w", s, err)
 	}
-	m, err := manifest.Decode(raw, recordPolicy)
-	if err != nil {
-		return nil, fmt.Errorf("slot %s manifest: %w", s, err)
-	}
 	idx, err := os.ReadFile(r.SlotIndex(s))
 	if err != nil {
 		return nil, fmt.Errorf("slot %s index: %w", s, err)
 	}
-	return &Installed{Slot: s, Version: v, Manifest: m, IndexRaw: idx, Raw: raw}, nil
+	return &Installed{Slot: s, Version: v, IndexRaw: idx, Raw: raw}, nil
+}
+
+// decode sets Manifest from Raw.
+func (inst *Installed) decode() error {
+	m, err := manifest.Decode(inst.Raw, recordPolicy)
+	if err != nil {
+		return fmt.Errorf("slot %s manifest: %w", inst.Slot, err)
+	}
+	inst.Manifest = m
+	return nil
 }
 
 // InstalledVersion is the version recorded for slot, without reading its

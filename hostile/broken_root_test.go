@@ -42,6 +42,14 @@ func TestBrokenRoot(t *testing.T) {
 		{"current missing", func(t *testing.T, root string) {
 			must(t, os.Remove(filepath.Join(root, "current")))
 		}, errdefs.ErrFailedPrecondition, "current"},
+		{"active slot's manifest record cut short", func(t *testing.T, root string) {
+			// Decoded while the target is fetched: the error still comes
+			// before anything is written.
+			p := filepath.Join(root, "var/lib/upgrade/slots/a/manifest")
+			b, err := os.ReadFile(p)
+			must(t, err)
+			must(t, os.WriteFile(p, b[:bytes.LastIndexByte(b[:len(b)-1], '\n')+1], 0644))
+		}, errdefs.ErrInvalidArgument, "active slot a"},
 		{"inactive slot read-only", func(t *testing.T, root string) {
 			b := filepath.Join(root, "b")
 			must(t, unix.Mount(b, b, "", unix.MS_BIND, ""))
