@@ -27,74 +27,9 @@ import (
 // header and checksum.
 const maxFrame = PieceSize + 64<<10
 
-// frameBufs keeps a few buffer sets for reuse. Not a sync.Pool: the job
-// memory limit makes the collector run often, and every cycle emptied the
-// pool, so each small delta allocated its 64 KiB reader and frame buffers
-// anew (over 100 MiB of garbage per upgrade of the Go pair, and the
-// collections to match). bigFrameBuf keeps one set grown for 4 MiB
-// frames: the engine admits one large delta at a time, and each of them
-// allocating its own made another 80 MiB of garbage; Release drops it.
-var (
-	frameBufs   = make(chan *frameBuf, 8)
-	bigFrameBuf = make(chan *frameBuf, 1)
-)
-
-// poolMax is the largest buffer kept in frameBufs.
-const poolMax = 512 << 10
-
-type frameBuf struct {
-	in, out []byte
-	br      *bufio.Reader
-}
-
-// getFrameBuf returns a buffer set reading r; big asks for one grown for
-// large frames if there is one.
-func getFrameBuf(r io.Reader, big bool) *frameBuf {
-	var fb *frameBuf
-	if big {
-		select {
-		case fb = <-bigFrameBuf:
-		default:
-		}
-	}
-	if fb == nil {
-		select {
-		case fb = <-frameBufs:
-		default:
-			fb = &frameBuf{br: bufio.NewReaderSize(r, 64<<10)}
-		}
-	}
-	fb.br.Reset(r)
-	return fb
-}
-
-func putFrameBuf(fb *frameBuf) {
-	fb.br.Reset(nil)
-	pool := frameBufs
-	if cap(fb.out) > poolMax || cap(fb.in) > poolMax {
-		pool = bigFrameBuf
-	}
-	select {
-	case pool <- fb:
-	default:
-	}
-}
-
-// releaseFrameBufs drops the kept buffer sets.
-func releaseFrameBufs() {
-	for _, pool := range []chan *frameBuf{frameBufs, bigFrameBuf} {
-		for len(pool) > 0 {
-			select {
-			case <-pool:
-			default:
-			}
-		}
-	}
-}
-
 // applyFrames decodes the frames of r with dec (its dictionary set) into w.
 func applyFrames(dec *zstd.Decoder, r io.Reader, w io.Writer, maxOut int64) (int64, error) {
-	fb := getFrameBuf(r, maxOut > poolMax)
+	fb := getFrameBuf(r, maxOut > smallOut)
 	defer putFrameBuf(fb)
 	br := fb.br
 	var n int64

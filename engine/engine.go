@@ -278,6 +278,7 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	if err := ap.run(ctx); err != nil {
 		return res, fullDisk(err)
 	}
+	delta.Release() // the decoders and frame buffers: verification needs none
 	j.Phase = PhaseVerifying
 	if err := j.Save(r); err != nil {
 		return res, err
