@@ -79,6 +79,11 @@ func Idle() (restore func()) {
 // at startup).
 func Enable() { enabled.Store(true) }
 
+// Enabled reports whether Enable was called: work that would spread over
+// all cores to finish sooner (someone waits for it) stays on one when it
+// is background work.
+func Enabled() bool { return enabled.Load() }
+
 // Background locks the calling goroutine to its OS thread and lowers that
 // thread's CPU priority (SCHED_BATCH at nice Nice: no wake-up preemption
 // of interactive threads) and I/O priority (best-effort, lowest level),
