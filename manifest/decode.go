@@ -77,9 +77,13 @@ const decodeChunk = 2048
 func decodeEntries(body []byte, es []Entry) error {
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(es)/decodeChunk))
 	if lowprio.Enabled() {
-		// A daemon's job: more niced threads than cores, each allocating
-		// fast, made the collector wait for descheduled ones, and a D-Bus
-		// call with it (GetAll p99 in the checking phase 5 -> 10-14 ms).
+		// A daemon's job is background work: it need not spread over
+		// every core, and niced threads outnumbering the cores delay each
+		// stop of the world, and a D-Bus call with it. (The first jobs
+		// measured with parallel decoding had GetAll p99 10-14 ms in the
+		// checking phase, 3-6 before; on one thread it was 2.8-5.5 ms, but
+		// single calls of 15-20 ms remained there: the effect is within
+		// this machine's noise.)
 		workers = 1
 	}
 	chunks := splitLines(body, len(es), workers)
