@@ -31,6 +31,8 @@ type fakeSecurity struct {
 	enterOne sync.Once
 	rbHold   chan struct{} // nil: Rollback answers at once
 	rbIn     chan struct{} // receives when Rollback starts
+	ptrHold  chan struct{} // nil: Pointer answers at once
+	ptrIn    chan struct{} // receives when a held Pointer starts
 }
 
 func newFakeSecurity() *fakeSecurity {
@@ -81,6 +83,13 @@ func (f *fakeSecurity) Rollback(ctx context.Context) (layout.Slot, uint64, error
 
 func (f *fakeSecurity) Pointer(ctx context.Context) (bootptr.Pointer, error) {
 	f.mu.Lock()
+	hold, in := f.ptrHold, f.ptrIn
+	f.mu.Unlock()
+	if hold != nil {
+		in <- struct{}{}
+		<-hold
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.ptr, nil
 }
@@ -122,6 +131,45 @@ func TestDaemon(t *testing.T) {
 	t.Run("cancel during activation", func(t *testing.T) { testCancelDuringActivation(t, rp) })
 	t.Run("status across restart", func(t *testing.T) { testStatusAcrossRestart(t, rp) })
 	t.Run("busy while rolling back", func(t *testing.T) { testBusyWhileRollingBack(t, rp) })
+	t.Run("status while the daemon waits", func(t *testing.T) { testStatusWhileWaiting(t, rp) })
+}
+
+// testStatusWhileWaiting: Status (every D-Bus property read) answers at
+// once while the daemon waits for I/O with its lock held, here the boot
+// pointer read after a rollback, and then shows the new state.
+func testStatusWhileWaiting(t *testing.T, rp *testrepo.Repo) {
+	f := newFixture(t, rp)
+	d := f.start(t)
+	defer d.Close()
+	hold := make(chan struct{})
+	f.sec.mu.Lock()
+	f.sec.ptrHold, f.sec.ptrIn = hold, make(chan struct{})
+	f.sec.mu.Unlock()
+	done := make(chan error)
+	go func() {
+		_, _, err := d.Rollback(context.Background())
+		done <- err
+	}()
+	<-f.sec.ptrIn // the rollback re-reads the pointer, holding the daemon's lock
+	got := make(chan daemon.State)
+	go func() { got <- d.Status().State }()
+	select {
+	case st := <-got:
+		if st != daemon.StateRollingBack {
+			t.Errorf("State while the pointer is read = %q, want the last published %q", st, daemon.StateRollingBack)
+		}
+	case <-time.After(5 * time.Second):
+		close(hold) // let the rollback end, or Close would wait for ever
+		<-done
+		t.Fatal("Status waited for the daemon's lock")
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status().State; st != daemon.StateIdle {
+		t.Errorf("State after the rollback = %q, want idle", st)
+	}
 }
 
 // testBusyWhileRollingBack: while the security service verifies the other

@@ -23,7 +23,7 @@ type JobOpts struct {
 // Upgrade starts a job and returns its id at once.
 func (d *Daemon) Upgrade(version uint64, o JobOpts) (uint32, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	if d.cancel != nil {
 		return 0, fmt.Errorf("an upgrade is already running (job %d); wait for it or cancel it: %w", d.st.Job, errdefs.ErrBusy)
 	}
@@ -45,7 +45,7 @@ func (d *Daemon) Upgrade(version uint64, o JobOpts) (uint32, error) {
 // journal makes it continue where it stopped.
 func (d *Daemon) Resume() (uint32, bool) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	if d.p.Running == nil || d.cancel != nil {
 		return 0, false
 	}
@@ -58,7 +58,7 @@ func (d *Daemon) Resume() (uint32, bool) {
 // no job running it does nothing.
 func (d *Daemon) Cancel() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	if d.cancel != nil {
 		d.cancel()
 	}
@@ -68,7 +68,7 @@ func (d *Daemon) Cancel() {
 func (d *Daemon) Wait() {
 	d.mu.Lock()
 	done := d.jobDone
-	d.mu.Unlock()
+	d.unlock()
 	if done != nil {
 		<-done
 	}
@@ -100,7 +100,7 @@ var phaseState = map[engine.Phase]State{
 
 func (d *Daemon) progress(p engine.Progress) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	if d.cancel == nil {
 		return
 	}
@@ -138,7 +138,7 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 		if d.p.Running != nil {
 			d.p.Running.Fetched += res.Fetched
 		}
-		d.mu.Unlock()
+		d.unlock()
 	}
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, errdefs.ErrCancelled) {
@@ -167,7 +167,7 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) er
 	}
 	d.mu.Lock()
 	d.st.State, d.st.Progress = StateActivating, 95
-	d.mu.Unlock()
+	d.unlock()
 	tries := run.Opts.Tries
 	if tries == 0 {
 		tries = d.cfg.Tries
@@ -177,7 +177,7 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) er
 	err := d.withInhibit(actx, func() error { _, err := d.cfg.Security.Activate(actx, slot, tries); return err })
 	d.mu.Lock()
 	closing := d.closing // a shutdown, not a Cancel: the job resumes at the next start
-	d.mu.Unlock()
+	d.unlock()
 	if ctx.Err() != nil && err == nil && !closing {
 		if err := d.cfg.Security.Invalidate(actx, slot); err != nil {
 			return fmt.Errorf("job %d was cancelled during activation, but withdrawing slot %s failed, so it boots next: %w", run.Job, slot, err)
@@ -199,7 +199,7 @@ func (d *Daemon) finish(run Running, resumed bool, err error) {
 		// Shutting down: the job stays recorded as running and resumes at
 		// the next start, which sends its Finished.
 		d.st.State = StateIdle
-		d.mu.Unlock()
+		d.unlock()
 		return
 	}
 	entry := HistoryEntry{Job: run.Job, Version: d.st.TargetVersion, Success: err == nil, Started: run.Started, Finished: time.Now().UTC(), Resumed: resumed}
@@ -226,7 +226,7 @@ func (d *Daemon) finish(run Running, resumed bool, err error) {
 	}
 	d.refreshLocked(context.Background())
 	d.saveLocked()
-	d.mu.Unlock()
+	d.unlock()
 	d.flush()
 	if d.cfg.Finished != nil {
 		d.cfg.Finished(run.Job, err == nil, entry.Error, entry.Message)

@@ -202,7 +202,7 @@ func (d *Daemon) withInhibit(ctx context.Context, f func() error) error {
 // when not, so that a hung job is left to the watchdog.
 func (d *Daemon) Busy() bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	return d.cancel != nil
 }
 
