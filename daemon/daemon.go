@@ -55,7 +55,7 @@ type Daemon struct {
 	mu      sync.Mutex // every holder releases it with unlock
 	st      Status
 	pub     atomic.Pointer[Status] // st as of the last unlock (Status)
-	sent    map[string]any // last notified values
+	sent    map[string]any         // last notified values
 	dirty   bool
 	p       persisted
 	cancel  context.CancelFunc
