@@ -74,6 +74,21 @@ func TestApplyRejects(t *testing.T) {
 			t.Fatalf("got %v, want ErrTooLarge", err)
 		}
 	})
+	t.Run("frame over a small signed size", func(t *testing.T) {
+		// The signed size picks a small frame buffer; the decoder grows
+		// the output onto the heap for the frame's declared size before
+		// the size check fails. Returning that set to its pool once
+		// panicked (the grown buffer was larger than the mapping).
+		old := sample(1<<20, 7)
+		nw := mutate(sample(2<<20, 8))
+		var d bytes.Buffer
+		if err := Create(old, bytes.NewReader(nw), &d); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Apply(old, &d, &bytes.Buffer{}, 100_000); !errors.Is(err, errdefs.ErrTooLarge) {
+			t.Fatalf("got %v, want ErrTooLarge", err)
+		}
+	})
 	t.Run("tampered patch", func(t *testing.T) {
 		bad := append([]byte(nil), d.Bytes()...)
 		bad[len(bad)/2] ^= 0xff

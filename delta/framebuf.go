@@ -21,6 +21,7 @@ type frameBuf struct {
 	in, out []byte
 	br      *bufio.Reader
 	mem     []byte // the mapping in and out are cut from; nil: heap
+	inCap   int    // where out starts in mem
 }
 
 // Buffer classes: small for deltas of at most smallOut bytes of output
@@ -46,7 +47,7 @@ func newFrameBuf(big bool) *frameBuf {
 	if err != nil {
 		return fb // the heap then: slower to collect, same result
 	}
-	fb.mem, fb.in, fb.out = mem, mem[:0:in], mem[in:in:in+out]
+	fb.mem, fb.in, fb.out, fb.inCap = mem, mem[:0:in], mem[in:in:in+out], in
 	return fb
 }
 
@@ -74,9 +75,11 @@ func putFrameBuf(fb *frameBuf) {
 	if len(fb.mem) > 2*(smallOut+slack) {
 		pool = bigBufs
 	}
-	if fb.mem == nil || !sameStart(fb.in, fb.mem) || !sameStart(fb.out, fb.mem[len(fb.mem)-cap(fb.out):]) {
+	if fb.mem == nil || !sameStart(fb.in, fb.mem) || !sameStart(fb.out, fb.mem[fb.inCap:]) {
 		// A heap set, or one whose buffers had to grow onto the heap (a
-		// frame without a content size): not kept.
+		// frame without a content size, or one larger than its delta's
+		// signed output, which the decoder allocates before it fails):
+		// not kept.
 		fb.free()
 		return
 	}
