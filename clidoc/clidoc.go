@@ -62,6 +62,11 @@ func Prepare(root *cobra.Command, docs Docs) {
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SilenceErrors, root.SilenceUsage = true, true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	if !root.HasAvailableSubCommands() {
+		// A daemon: no "completion" command in its help (the hidden docs
+		// command would make cobra add a visible one).
+		root.CompletionOptions.HiddenDefaultCmd = true
+	}
 	root.AddCommand(docsCommand(root, docs))
 	walk(root, func(c *cobra.Command) {
 		if c.RunE == nil {
@@ -140,6 +145,9 @@ func ExactArgs(n int, what string) cobra.PositionalArgs {
 
 // NoArgs refuses any argument, naming it (cobra's says "unknown command").
 func NoArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 && c.HasAvailableSubCommands() {
+		return Usage("unknown command %q for %s", args[0], c.CommandPath())
+	}
 	if len(args) > 0 {
 		return Usage("%s takes no arguments (got %q)", c.CommandPath(), args[0])
 	}

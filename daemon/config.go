@@ -62,35 +62,11 @@ func ParseFileConfig(b []byte, c FileConfig) (FileConfig, error) {
 			return c, fmt.Errorf("config line %d: want key = value: %w", n, errdefs.ErrInvalidArgument)
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		var err error
-		switch k {
-		case "mirror":
-			c.Mirrors = append(c.Mirrors, v)
-		case "channel":
-			c.Channel = v
-		case "hardware":
-			c.Hardware = v
-		case "keys":
-			c.Keys = v
-		case "proxy":
-			c.Proxy = v
-		case "tries":
-			c.Tries, err = strconv.Atoi(v)
-		case "parallel":
-			c.Parallel, err = strconv.Atoi(v)
-		case "min_battery":
-			c.MinBattery, err = strconv.Atoi(v)
-		case "stall_timeout":
-			c.StallTimeout, err = time.ParseDuration(v)
-		case "background_rate":
-			c.BackgroundBPS, err = parseBytes(v)
-		case "allow_metered":
-			c.AllowMetered, err = strconv.ParseBool(v)
-		case "allow_devices":
-			c.AllowDevices, err = strconv.ParseBool(v)
-		default:
+		key := findKey(k)
+		if key == nil {
 			return c, fmt.Errorf("config line %d: unknown key %q: %w", n, k, errdefs.ErrInvalidArgument)
 		}
+		err := key.set(&c, v)
 		if err != nil {
 			return c, fmt.Errorf("config line %d: %s: %v: %w", n, k, err, errdefs.ErrInvalidArgument)
 		}
