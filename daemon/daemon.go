@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
@@ -161,7 +162,9 @@ func (d *Daemon) refreshLocked(ctx context.Context) {
 	if d.cancel == nil {
 		switch {
 		case p.Next != booted && d.st.NextBootVersion != "":
-			d.st.State = StateReadyToReboot
+			// What boots next is complete, whatever a later job that
+			// failed had reached: never "ready-to-reboot 0%".
+			d.st.State, d.st.Progress = StateReadyToReboot, 100
 		case d.st.State == StateReadyToReboot:
 			// The pending version was withdrawn (Rollback).
 			d.st.State = StateIdle
@@ -251,6 +254,12 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 	if err == nil {
 		res, upToDate, err = engine.Check(ctx, &d.cfg.Engine, version)
 	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The caller's bound ran out: the mirrors did not answer in
+		// time. That is a network failure, not a cancellation (the
+		// fetch layer reports a done context as cancelled).
+		err = fmt.Errorf("the mirrors did not answer within the time a check may take: %v: %w", err, errdefs.ErrNetwork)
+	}
 
 	d.mu.Lock()
 	defer d.unlock()
@@ -295,7 +304,7 @@ func (d *Daemon) setErrorLocked(err error) {
 	if err == nil {
 		d.st.LastError, d.st.LastErrorMessage = "", ""
 	} else {
-		d.st.LastError, d.st.LastErrorMessage = d.cfg.ErrorName(err), err.Error()
+		d.st.LastError, d.st.LastErrorMessage = d.cfg.ErrorName(err), errdefs.Message(err)
 	}
 	d.p.LastError, d.p.LastErrorMessage = d.st.LastError, d.st.LastErrorMessage
 }
@@ -320,6 +329,10 @@ func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
 		return "", 0, fmt.Errorf("no security service: %w", errdefs.ErrFailedPrecondition)
 	}
 	d.st.State = StateRollingBack
+	pending := d.st.NextBootVersion // a pending upgrade's version, if one is pending
+	if d.st.NextBootSlot == d.st.BootedSlot {
+		pending = ""
+	}
 	d.unlock()
 	var slot layout.Slot
 	var v uint64
@@ -333,6 +346,18 @@ func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
 		d.setErrorLocked(nil)
 	}
 	d.refreshLocked(ctx)
+	if err == nil && pending != "" && d.st.NextBootSlot == d.st.BootedSlot && newer(pending, d.st.CurrentVersion) {
+		// The withdrawn version stays built: it is again what an upgrade
+		// would install (and only activate).
+		d.st.AvailableVersion, d.p.AvailableVersion = pending, pending
+	}
 	d.saveLocked()
 	return slot, v, err
+}
+
+// newer reports whether version a is above version b (decimal strings).
+func newer(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	return errA == nil && errB == nil && x > y
 }

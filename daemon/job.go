@@ -18,6 +18,12 @@ type JobOpts struct {
 	Force      bool `json:"force,omitempty"`      // ignore background policy
 	Background bool `json:"background,omitempty"` // started by a timer: background policy applies
 	Tries      int  `json:"tries,omitempty"`      // boot tries for the new slot (0 = default)
+	// DownloadOnly stages the version (built and verified in the inactive
+	// slot) without asking the security service to make it the next boot;
+	// Apply does that later.
+	DownloadOnly bool `json:"download_only,omitempty"`
+	// ApplyOnly activates a staged version and refuses to download.
+	ApplyOnly bool `json:"apply_only,omitempty"`
 }
 
 // Upgrade starts a job and returns its id at once.
@@ -98,17 +104,33 @@ var phaseState = map[engine.Phase]State{
 	engine.PhaseApplying: StateApplying, engine.PhaseVerifying: StateVerifying, engine.PhaseDone: StateVerifying,
 }
 
+// The engine's work is the first engineShare percent of a job; activation
+// (the security service verifying the slot again) is the rest, and 100
+// means done. The engine reports 100 when its part ends, which had the
+// job go 100 -> 95 when activation began.
+const (
+	engineShare     = 90
+	activatingStart = engineShare
+)
+
 func (d *Daemon) progress(p engine.Progress) {
 	d.mu.Lock()
 	defer d.unlock()
 	if d.cancel == nil {
 		return
 	}
-	d.st.State = phaseState[p.Phase]
-	d.st.Progress = uint32(p.Percent())
+	d.setProgressLocked(phaseState[p.Phase], uint32(p.Percent()*engineShare/100))
 	if p.Phase == engine.PhaseDownloading {
 		d.st.BytesDone, d.st.BytesTotal = uint64(max(p.BytesDone, 0)), uint64(max(p.BytesTotal, 0))
 	}
+}
+
+// setProgressLocked moves the running job to state and pct; Progress never
+// goes backwards within a job (a retried download after a lost link, a
+// phase the engine weighs differently), so a client's bar only grows.
+func (d *Daemon) setProgressLocked(state State, pct uint32) {
+	d.st.State = state
+	d.st.Progress = max(d.st.Progress, min(pct, 99))
 }
 
 func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
@@ -166,7 +188,7 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) er
 		return fmt.Errorf("job %d cancelled before activation: %w", run.Job, errdefs.ErrCancelled)
 	}
 	d.mu.Lock()
-	d.st.State, d.st.Progress = StateActivating, 95
+	d.setProgressLocked(StateActivating, activatingStart)
 	d.unlock()
 	tries := run.Opts.Tries
 	if tries == 0 {
@@ -209,7 +231,7 @@ func (d *Daemon) finish(run Running, resumed bool, err error) {
 	d.st.State = StateIdle
 	d.setErrorLocked(err)
 	if err != nil {
-		entry.Error, entry.Message = d.st.LastError, err.Error()
+		entry.Error, entry.Message = d.st.LastError, d.st.LastErrorMessage
 		d.cfg.Logf("job %d failed: %v", run.Job, err)
 	} else {
 		d.st.Progress = 100

@@ -46,7 +46,7 @@ type authzProbe struct {
 }
 
 func (p *authzProbe) Try(sender dbus.Sender, action string) *dbus.Error {
-	err := p.a.Check(context.Background(), sender, action)
+	err := p.a.Check(context.Background(), sender, action, true)
 	p.errs <- err
 	if err != nil {
 		return dbus.NewError(authzErrName, []any{err.Error()})
@@ -169,5 +169,5 @@ func TestAuthorizerCallerUID(t *testing.T) {
 	}
 	// A caller the bus cannot identify is denied, even though uid 0 is
 	// the zero value.
-	authzWantDenied(t, a.Check(context.Background(), ":1.4242", authzCheck), "cannot identify the caller")
+	authzWantDenied(t, a.Check(context.Background(), ":1.4242", authzCheck, true), "cannot identify the caller")
 }

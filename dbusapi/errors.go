@@ -95,7 +95,7 @@ func ToDBus(err error) *dbus.Error {
 	if err == nil {
 		return nil
 	}
-	return dbus.NewError(ErrorName(err), []any{err.Error()})
+	return dbus.NewError(ErrorName(err), []any{errdefs.Message(err)})
 }
 
 // FromDBus maps a D-Bus error from the security service or the daemon back
