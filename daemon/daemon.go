@@ -53,17 +53,18 @@ type Daemon struct {
 	cfg  Config
 	path string
 
-	mu      sync.Mutex // every holder releases it with unlock
-	st      Status
-	pub     atomic.Pointer[Status] // st as of the last unlock (Status)
-	sent    map[string]any         // last notified values
-	dirty   bool
-	p       persisted
-	cancel  context.CancelFunc
-	closing bool
-	jobDone chan struct{}
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	mu          sync.Mutex // every holder releases it with unlock
+	baseChannel string     // the config's channel (SetChannel overrides it)
+	st          Status
+	pub         atomic.Pointer[Status] // st as of the last unlock (Status)
+	sent        map[string]any         // last notified values
+	dirty       bool
+	p           persisted
+	cancel      context.CancelFunc
+	closing     bool
+	jobDone     chan struct{}
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // New loads the durable state, refreshes what the disk says, and starts the
@@ -84,7 +85,12 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("daemon state: %w", err)
 	}
 	d.p = p
-	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, AvailableVersion: p.AvailableVersion, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage}
+	d.baseChannel = cfg.Engine.Channel
+	if p.Channel != "" {
+		d.cfg.Engine.Channel = p.Channel
+	}
+	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage, Channel: d.cfg.Engine.Channel}
+	d.setAvailableLocked(p.AvailableVersion, p.Available)
 	if n := len(p.History); n > 0 {
 		// The last job survives a restart like its result: clients keep
 		// seeing which job built what the next boot runs.
@@ -245,14 +251,15 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 	}
 	prev := d.st.State
 	d.st.State = StateChecking
+	cfg := d.cfg.Engine // a copy: a reload applies to the next check
 	d.unlock()
 
 	defer releaseMemory() // the manifests and index the check read
 	var res *engine.Result
 	var upToDate bool
-	err := d.waitRoute(ctx)
+	err := d.waitRoute(ctx, cfg.Mirrors)
 	if err == nil {
-		res, upToDate, err = engine.Check(ctx, &d.cfg.Engine, version)
+		res, upToDate, err = engine.Check(ctx, &cfg, version)
 	}
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The caller's bound ran out: the mirrors did not answer in
@@ -272,18 +279,17 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 	case err != nil:
 		d.setErrorLocked(err)
 	case upToDate:
-		d.st.AvailableVersion = ""
+		d.setAvailableLocked("", Release{})
 		d.setErrorLocked(nil)
 	case res.AlreadyReady && d.st.NextBootSlot == string(res.Slot):
 		// Built and next to boot: nothing is left to install, as after
 		// the job that built it.
-		d.st.AvailableVersion = ""
+		d.setAvailableLocked("", Release{})
 		d.setErrorLocked(nil)
 	default:
-		d.st.AvailableVersion = strconv.FormatUint(res.Version, 10)
+		d.setAvailableLocked(strconv.FormatUint(res.Version, 10), Release{Name: res.Name, Notes: res.Notes, DownloadBytes: uint64(max(res.DownloadBytes, 0))})
 		d.setErrorLocked(nil)
 	}
-	d.p.AvailableVersion = d.st.AvailableVersion
 	d.saveLocked()
 	return res, upToDate, err
 }
@@ -298,6 +304,17 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 func releaseMemory() {
 	debug.FreeOSMemory()
 	_, _ = textpages.Release() // best effort: an old kernel keeps them
+}
+
+// setAvailableLocked records what an upgrade would install and its release
+// (durably with the next save).
+func (d *Daemon) setAvailableLocked(version string, rel Release) {
+	if version == "" {
+		rel = Release{}
+	}
+	d.st.AvailableVersion, d.p.AvailableVersion = version, version
+	d.st.AvailableName, d.st.ReleaseNotes, d.st.DownloadBytes = rel.Name, rel.Notes, rel.DownloadBytes
+	d.p.Available = rel
 }
 
 func (d *Daemon) setErrorLocked(err error) {
@@ -349,7 +366,7 @@ func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
 	if err == nil && pending != "" && d.st.NextBootSlot == d.st.BootedSlot && newer(pending, d.st.CurrentVersion) {
 		// The withdrawn version stays built: it is again what an upgrade
 		// would install (and only activate).
-		d.st.AvailableVersion, d.p.AvailableVersion = pending, pending
+		d.setAvailableLocked(pending, Release{})
 	}
 	d.saveLocked()
 	return slot, v, err

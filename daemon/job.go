@@ -92,9 +92,10 @@ func (d *Daemon) startLocked(run Running, resumed bool) {
 		d.st.TargetVersion = strconv.FormatUint(run.Version, 10)
 	}
 	done := d.jobDone
+	cfg := d.cfg.Engine // a copy: a reload applies to the next job
 	go func() {
 		defer close(done)
-		err := d.run(ctx, run, resumed)
+		err := d.run(ctx, cfg, run, resumed)
 		d.finish(run, resumed, err)
 	}()
 }
@@ -133,8 +134,14 @@ func (d *Daemon) setProgressLocked(state State, pct uint32) {
 	d.st.Progress = max(d.st.Progress, min(pct, 99))
 }
 
-func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
-	cfg := d.cfg.Engine // a copy: the hook below is per job
+func (d *Daemon) run(ctx context.Context, cfg engine.Config, run Running, resumed bool) error {
+	if run.Opts.ApplyOnly {
+		v, err := d.staged(ctx, &cfg, run.Version)
+		if err != nil {
+			return err
+		}
+		run.Version = v
+	}
 	if d.cfg.Security != nil {
 		cfg.BeforeWrite = func(s layout.Slot) error { return d.cfg.Security.Invalidate(ctx, s) }
 	}
@@ -160,6 +167,11 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 		if d.p.Running != nil {
 			d.p.Running.Fetched += res.Fetched
 		}
+		if err == nil && run.Opts.DownloadOnly {
+			// Staged: what an upgrade (Apply) would install, with nothing
+			// left to download.
+			d.setAvailableLocked(d.st.TargetVersion, Release{Name: res.Name, Notes: res.Notes})
+		}
 		d.unlock()
 	}
 	if err != nil {
@@ -168,7 +180,7 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 		}
 		return err
 	}
-	if d.cfg.Security == nil {
+	if d.cfg.Security == nil || run.Opts.DownloadOnly {
 		return nil
 	}
 	return d.activate(ctx, run, res.Slot)
@@ -189,11 +201,11 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) er
 	}
 	d.mu.Lock()
 	d.setProgressLocked(StateActivating, activatingStart)
-	d.unlock()
 	tries := run.Opts.Tries
 	if tries == 0 {
 		tries = d.cfg.Tries
 	}
+	d.unlock()
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), activateTimeout)
 	defer cancel()
 	err := d.withInhibit(actx, func() error { _, err := d.cfg.Security.Activate(actx, slot, tries); return err })
@@ -235,9 +247,12 @@ func (d *Daemon) finish(run Running, resumed bool, err error) {
 		d.cfg.Logf("job %d failed: %v", run.Job, err)
 	} else {
 		d.st.Progress = 100
-		d.st.AvailableVersion = ""
-		d.p.AvailableVersion = ""
-		d.cfg.Logf("job %d finished: version %s ready", run.Job, d.st.TargetVersion)
+		if run.Opts.DownloadOnly {
+			d.cfg.Logf("job %d finished: version %s staged (Apply activates it)", run.Job, d.st.TargetVersion)
+		} else {
+			d.setAvailableLocked("", Release{})
+			d.cfg.Logf("job %d finished: version %s ready", run.Job, d.st.TargetVersion)
+		}
 	}
 	// The job is over whatever its outcome; the engine's journal still lets
 	// the next job for the same target resume its clone and downloads.

@@ -54,13 +54,15 @@ func (s *UpgradeServer) Finished(job uint32, ok bool, name, msg string) {
 func (s *UpgradeServer) Export(d *daemon.Daemon) error {
 	s.d = d
 	methods := map[string]any{
-		"Check":     s.check,
-		"Preflight": s.preflight,
-		"Upgrade":   s.upgrade,
-		"UpgradeTo": s.upgradeTo,
-		"Cancel":    s.cancelJob,
-		"Rollback":  s.rollback,
-		"History":   s.history,
+		"Check":      s.check,
+		"Preflight":  s.preflight,
+		"Upgrade":    s.upgrade,
+		"UpgradeTo":  s.upgradeTo,
+		"Cancel":     s.cancelJob,
+		"Rollback":   s.rollback,
+		"History":    s.history,
+		"Apply":      s.apply,
+		"SetChannel": s.setChannel,
 	}
 	if err := s.conn.ExportMethodTable(methods, UpgradePath, UpgradeInterface); err != nil {
 		return err
@@ -86,7 +88,7 @@ func (s *UpgradeServer) Export(d *daemon.Daemon) error {
 // MethodNames lists the methods exported on org.laptop.Upgrade1 (the test
 // compares it with the checked-in introspection).
 func MethodNames() []string {
-	n := []string{"Check", "Preflight", "Upgrade", "UpgradeTo", "Cancel", "Rollback", "History"}
+	n := []string{"Check", "Preflight", "Upgrade", "UpgradeTo", "Cancel", "Rollback", "History", "Apply", "SetChannel"}
 	sort.Strings(n)
 	return n
 }
@@ -144,6 +146,12 @@ func resultMap(res *engine.Result, upToDate bool, current string) map[string]dbu
 		m["drift"] = dbus.MakeVariant(uint32(len(res.Drift)))
 		m["slot"] = dbus.MakeVariant(string(res.Slot))
 		m["already_ready"] = dbus.MakeVariant(res.AlreadyReady)
+		if res.Name != "" {
+			m["available_name"] = dbus.MakeVariant(res.Name)
+		}
+		if res.Notes != "" {
+			m["release_notes"] = dbus.MakeVariant(res.Notes)
+		}
 	}
 	return m
 }
@@ -262,6 +270,29 @@ func (s *UpgradeServer) upgrade(msg dbus.Message, version string, opts map[strin
 // an a{sv} at all (dbus-send has no variant type).
 func (s *UpgradeServer) upgradeTo(msg dbus.Message, version string) (uint32, *dbus.Error) {
 	return s.upgrade(msg, version, nil)
+}
+
+// apply activates a version staged by Upgrade with download_only; the
+// same action as Upgrade (it finishes what an Upgrade started).
+func (s *UpgradeServer) apply(msg dbus.Message, version string) (uint32, *dbus.Error) {
+	if err := s.authorize(msg, ActionUpgrade); err != nil {
+		return 0, ToDBus(err)
+	}
+	v, err := ParseVersion(version)
+	if err != nil {
+		return 0, ToDBus(err)
+	}
+	job, err := s.d.Apply(v, daemon.JobOpts{})
+	return job, ToDBus(err)
+}
+
+// setChannel switches channels: an administrator's decision, like a
+// rollback (which version line the machine follows).
+func (s *UpgradeServer) setChannel(msg dbus.Message, channel string) *dbus.Error {
+	if err := s.authorize(msg, ActionRollback); err != nil {
+		return ToDBus(err)
+	}
+	return ToDBus(s.d.SetChannel(channel))
 }
 
 func (s *UpgradeServer) cancelJob(msg dbus.Message) *dbus.Error {

@@ -174,6 +174,11 @@ func run(ctx context.Context, f flags) error {
 	if err != nil {
 		return err
 	}
+	// Serials were kept for one channel before they were kept per
+	// channel: they are the configured channel's.
+	if err := engine.MigrateSeen(cfg.Root, cfg.Channel); err != nil {
+		return err
+	}
 	svc := newService(f.networkWait)
 	defer svc.Close()
 	if f.once {
@@ -226,6 +231,7 @@ func run(ctx context.Context, f flags) error {
 		// (a resumed job releases when it ends).
 		log.Printf("code pages stay resident: %v", err)
 	}
+	go reloadOnHUP(ctx, f, cfg, d)
 	<-ctx.Done()
 	svc.stopping()
 	log.Print("stopping; a running job will resume at the next start")
@@ -282,4 +288,28 @@ func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags
 		fmt.Printf("next boot: slot %s, version %d (on trial)\n", got.Slot, got.Version)
 	}
 	return nil
+}
+
+// reloadOnHUP re-reads the config at every SIGHUP (systemctl reload) and
+// hands it to the daemon for the next check or job. A file that does not
+// parse changes nothing. Trusted keys stay those read at start: the
+// security service, which alone decides what boots, reads its own.
+func reloadOnHUP(ctx context.Context, f flags, started *engine.Config, d *daemon.Daemon) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, fc, err := engineConfig(f)
+		if err != nil {
+			log.Printf("reload: %v; keeping the settings in force", err)
+			continue
+		}
+		cfg.Keys = started.Keys
+		d.Reload(*cfg, fc.Tries)
+	}
 }
