@@ -6,6 +6,8 @@ GO ?= go
 BIN := $(CURDIR)/bin
 BUILD := $(CURDIR)/build
 export GOFLAGS ?= -buildvcs=false
+# What every binary's --version says.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 CMDS := $(notdir $(wildcard cmd/*))
 
 # build/ holds generated trees (benchmarks copy whole Go releases there); a
@@ -25,7 +27,7 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X laptop.org/upgrade/clidoc.Version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet ./...

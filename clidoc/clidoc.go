@@ -62,11 +62,9 @@ func Prepare(root *cobra.Command, docs Docs) {
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SilenceErrors, root.SilenceUsage = true, true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	if !root.HasAvailableSubCommands() {
-		// A daemon: no "completion" command in its help (the hidden docs
-		// command would make cobra add a visible one).
-		root.CompletionOptions.HiddenDefaultCmd = true
-	}
+	// `completion` works but stays out of help and man pages: make install
+	// installs the bash completion itself.
+	root.CompletionOptions.HiddenDefaultCmd = true
 	root.AddCommand(docsCommand(root, docs))
 	walk(root, func(c *cobra.Command) {
 		if c.RunE == nil {

@@ -85,10 +85,10 @@ An unknown key or a bad value is an error that names the line: a typo must not l
 updates silently. A missing file means every default. Flags of upgraded(8) override the file.
 `
 
-const confReload = `A reload applies the new mirror list, channel, hardware class, proxy, download settings and background
-policy to the next check or job; a job already running finishes with the settings it started with. A file that
-does not parse is refused as a whole and the old settings stay (the journal says why). Trusted keys are read
-at start only.
+const confReload = `A reload applies mirror, channel, hardware, proxy, parallel, stall_timeout, allow_devices and tries
+to the next check or job; a job already running finishes with the settings it started with. A file that does
+not parse is refused as a whole and the settings in force stay (the journal says why). keys and the background
+policy (background_rate, min_battery, allow_metered) are read at start only: ` + "`systemctl restart upgraded`" + `.
 `
 
 // ConfigReference is docs/upgraded.conf.md: every key with its default.

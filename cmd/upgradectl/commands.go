@@ -48,7 +48,14 @@ func (c *cli) status(ctx context.Context) error {
 	fmt.Fprintf(c.out, "running:      version %s in slot %s\n", or(str(m, "CurrentVersion"), "?"), or(str(m, "BootedSlot"), "?"))
 	fmt.Fprintf(c.out, "next boot:    slot %s (version %s)\n", or(str(m, "NextBootSlot"), "?"), or(str(m, "NextBootVersion"), "?"))
 	if a := str(m, "AvailableVersion"); a != "" {
-		fmt.Fprintf(c.out, "available:    version %s\n", a)
+		fmt.Fprintf(c.out, "available:    version %s", a)
+		if n := str(m, "AvailableName"); n != "" {
+			fmt.Fprintf(c.out, " (%s)", n)
+		}
+		if dl, _ := m["DownloadBytes"].Value().(uint64); dl > 0 {
+			fmt.Fprintf(c.out, ", download %s", human(dl))
+		}
+		fmt.Fprintln(c.out)
 	}
 	if ch := str(m, "Channel"); ch != "" {
 		fmt.Fprintf(c.out, "channel:      %s\n", ch)
@@ -64,6 +71,9 @@ func (c *cli) status(ctx context.Context) error {
 	}
 	if f := str(m, "BootFailure"); f != "" {
 		fmt.Fprintf(c.out, "boot failure: %s\n", f)
+	}
+	if n := str(m, "ReleaseNotes"); n != "" && str(m, "AvailableVersion") != "" {
+		fmt.Fprintf(c.out, "\nrelease notes of version %s:\n%s\n", str(m, "AvailableVersion"), indent(n))
 	}
 	return nil
 }
