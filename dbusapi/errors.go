@@ -42,7 +42,6 @@ const (
 	ErrUnsafePath    = ErrorPrefix + "UnsafePath"
 	ErrTooLarge      = ErrorPrefix + "TooLarge"
 	ErrPrecondition  = ErrorPrefix + "FailedPrecondition"
-	ErrInterrupted   = ErrorPrefix + "Interrupted"
 	ErrFailed        = ErrorPrefix + "Failed"
 )
 

@@ -80,6 +80,16 @@ def _py(value):
     return value
 
 
+def _running_session_manager():
+    """The Sugar shell's session manager if the shell made one; never
+    creates one (that would start a second XSMP session)."""
+    try:
+        from jarabe.model import session
+    except ImportError:
+        return None
+    return getattr(session, '_session_manager', None)
+
+
 class SystemUpdateModel(GObject.GObject):
     """The upgrade daemon, followed over the system bus.
 
@@ -280,10 +290,18 @@ class SystemUpdateModel(GObject.GObject):
                             error_handler=self._guard(self.__call_error_cb))
 
     def restart(self):
-        """Restart the computer through logind (interactive: polkit may
-        ask the user to authenticate)."""
+        """Restart the computer through Sugar's session manager, which asks
+        every activity to save and close first and then has logind reboot
+        (interactively: polkit may ask the user to authenticate). Outside a
+        Sugar session (no session manager running) logind is asked
+        directly."""
         self._rebooting = True
         self.emit('changed')
+        manager = _running_session_manager()
+        if manager is not None:
+            _logger.info('restart through the session manager')
+            manager.reboot()
+            return
         login1 = self._bus.get_object(LOGIN1_NAME, LOGIN1_PATH,
                                       introspect=False,
                                       follow_name_owner_changes=True)
