@@ -56,3 +56,22 @@ func TestFirstFrameIsOurs(t *testing.T) {
 		t.Errorf("frames: %s", got)
 	}
 }
+
+// TestReboot: --reboot runs the reboot command (systemctl reboot, which
+// honours inhibitors and asks polkit) and reports its failure.
+func TestReboot(t *testing.T) {
+	mark := filepath.Join(t.TempDir(), "rebooted")
+	old := rebootCommand
+	t.Cleanup(func() { rebootCommand = old })
+	rebootCommand = []string{"sh", "-c", "echo yes > " + mark}
+	if err := reboot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(mark); err != nil || strings.TrimSpace(string(b)) != "yes" {
+		t.Errorf("the reboot command did not run: %q, %v", b, err)
+	}
+	rebootCommand = []string{"false"}
+	if err := reboot(t.Context()); err == nil {
+		t.Error("a failed reboot command was not reported")
+	}
+}
