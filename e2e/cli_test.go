@@ -226,3 +226,33 @@ func TestChannelSwitch(t *testing.T) {
 		t.Errorf("check back on %s:\n%s", testrepo.Channel, r)
 	}
 }
+
+// TestReleaseNotes: the release name and notes given to `upgrade-publish
+// add` travel in the signed index to `upgradectl check` and `status`,
+// with the download size.
+func TestReleaseNotes(t *testing.T) {
+	notes := filepath.Join(t.TempDir(), "notes.txt")
+	writeFile(t, notes, []byte("New reading activity.\nFaster start-up.\n"))
+	rp := publishRepoWith(t, "notes", nil, func(v int) []string {
+		if v == 2 {
+			return []string{"--name", "2026.12 spring", "--notes", notes}
+		}
+		return nil
+	})
+	e := newEnv(t, rp, envOpts{})
+	r := e.ctl(0, "check")
+	for _, want := range []string{"version 2 (2026.12 spring) is available", "download ", "release notes:\n  New reading activity.\n  Faster start-up."} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("check: want exit 0 and %q:\n%s", want, r)
+		}
+	}
+	r = e.ctl(0, "status")
+	for _, want := range []string{"available:    version 2 (2026.12 spring), download ", "release notes of version 2:\n  New reading activity."} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status: want %q:\n%s", want, r)
+		}
+	}
+	if n := prop(t, e.conn(), "ReleaseNotes"); n != "New reading activity.\nFaster start-up.\n" {
+		t.Errorf("ReleaseNotes = %q", n)
+	}
+}
