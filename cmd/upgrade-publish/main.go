@@ -122,7 +122,7 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 	f := c.Flags()
 	f.StringVar(&hardware, "hardware", "", "hardware class ('' = any)")
 	f.StringVar(&name, "name", "", "release name shown to users (e.g. \"2026.12\")")
-	f.StringVar(&notes, "notes", "", "release notes: a plain-text `FILE` shown by upgradectl check and status")
+	f.StringVar(&notes, "notes", "", "release notes: a plain-text `FILE` shown by upgradectl check and status (clients before notes existed refuse such an index)")
 	f.Uint64Var(&version, "version", 0, "version number (0 = newest + 1)")
 	f.IntVar(&depth, "depth", 3, "make deltas from this many previous versions")
 	f.BoolVar(&best, "best", false, "smallest downloads: deltas and packs by the zstd and xz commands (slower; for releases)")
