@@ -16,3 +16,20 @@ install-docs: build
 	test -e $(DESTDIR)$(SYSCONFDIR)/upgrade/upgraded.conf || \
 		install -m 0644 systemd/upgraded.conf $(DESTDIR)$(SYSCONFDIR)/upgrade/upgraded.conf
 	install -m 0644 systemd/upgraded.conf $(DESTDIR)$(DOCDIR)/upgraded.conf.example
+
+# Installs into a temp DESTDIR and checks that every page a unit's
+# Documentation= names is installed and renders without warnings, and that
+# the bash completion is there.
+.PHONY: docstest
+docstest: build
+	@d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
+	$(MAKE) --no-print-directory install DESTDIR=$$d PREFIX=/usr >/dev/null && \
+	for p in $$(sed -n 's/^Documentation=//p' systemd/units/* | tr ' ' '\n' | sed -n 's/^man:\(.*\)(\([0-9]\))$$/\1.\2/p' | sort -u) \
+		upgradectl.1 upgradectl-upgrade.1 upgrade-publish.1 upgrade-publish-add.1; do \
+		f=$$d/usr/share/man/man$${p##*.}/$$p; test -s $$f || { echo "docstest: missing $$f"; exit 1; }; \
+		w=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$f 2>&1 >/dev/null); \
+		test -z "$$w" || { echo "docstest: $$p: $$w"; exit 1; }; done && \
+	for b in $(DOC_BINS); do test -s $$d/usr/share/bash-completion/completions/$$b || { echo "docstest: no completion for $$b"; exit 1; }; done && \
+	test -s $$d/etc/upgrade/upgraded.conf && echo "docstest: ok"
+
+TEST_EXTRA += docstest
