@@ -68,7 +68,7 @@ func TestConfigKeysDocumented(t *testing.T) {
 
 // TestConfigBadValues: out-of-range values name their line.
 func TestConfigBadValues(t *testing.T) {
-	for _, in := range []string{"tries = 0", "parallel = -1", "min_battery = 101", "stall_timeout = 0s", "allow_metered = maybe", "bogus = 1"} {
+	for _, in := range []string{"tries = 0", "parallel = -1", "min_battery = 101", "stall_timeout = 0s", "allow_metered = maybe", "bogus = 1", "channel = ../x"} {
 		_, err := ParseFileConfig([]byte("# x\n"+in+"\n"), DefaultFileConfig())
 		if err == nil || !strings.Contains(err.Error(), "line 2") {
 			t.Errorf("%q: err = %v, want an error naming line 2", in, err)

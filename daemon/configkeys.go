@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"laptop.org/upgrade/layout"
 )
 
 // configKey is one key of upgraded.conf. The parser, the reference page
@@ -22,7 +24,13 @@ var configKeys = []configKey{
 	{"mirror", "URL", "", "A mirror of the repository (`http://`, `https://` or `file://`), tried in the order given; repeat the key for more mirrors. IPv6 addresses go in brackets (`http://[fd42::1]:8080/`). A school cache is just the first mirror. Required: without a mirror nothing can be checked.",
 		func(c *FileConfig, v string) error { c.Mirrors = append(c.Mirrors, v); return nil }},
 	{"channel", "NAME", "stable", "The channel whose signed index is followed (`stable`, `beta`, ...). `upgradectl channel NAME` overrides it until `upgradectl channel \"\"`; each channel keeps its own anti-rollback serial.",
-		func(c *FileConfig, v string) error { c.Channel = v; return nil }},
+		func(c *FileConfig, v string) error {
+			if !layout.ValidChannel(v) {
+				return fmt.Errorf("want 1-64 of A-Z, a-z, 0-9, '.', '-', '_'")
+			}
+			c.Channel = v
+			return nil
+		}},
 	{"hardware", "CLASS", "", "The hardware class of this machine; an index published for another class is refused (`Policy`). Empty accepts an index for any hardware.",
 		func(c *FileConfig, v string) error { c.Hardware = v; return nil }},
 	{"keys", "DIR", "/etc/upgrade/keys", "Directory of trusted publisher keys (`*.pub`), inside the root prefix. The security service reads its own copy.",

@@ -51,7 +51,7 @@ func (d *Daemon) staged(ctx context.Context, cfg *engine.Config, version uint64)
 // (engine), so a switch is no rollback and a switch back still catches one.
 func (d *Daemon) SetChannel(channel string) error {
 	if channel != "" && !layout.ValidChannel(channel) {
-		return fmt.Errorf("channel %s: want 1-64 of a-z, 0-9, '.', '-', '_' (or \"\" for the config's): %w", errdefs.Quote(channel, 64), errdefs.ErrInvalidArgument)
+		return fmt.Errorf("channel %s: want 1-64 of A-Z, a-z, 0-9, '.', '-', '_' (or \"\" for the config's): %w", errdefs.Quote(channel, 64), errdefs.ErrInvalidArgument)
 	}
 	d.mu.Lock()
 	defer d.unlock()

@@ -11,7 +11,7 @@ func TestValidChannel(t *testing.T) {
 	}{
 		{"stable", true}, {"beta-2", true}, {"xo_1.75", true}, {"a", true},
 		{"", false}, {".", false}, {"..", false}, {"../etc", false}, {"a/b", false},
-		{".hidden", false}, {"-x", false}, {"Stable", false}, {"a b", false}, {"a\x00", false},
+		{".hidden", false}, {"-x", false}, {"Stable", true}, {"a b", false}, {"a\x00", false},
 		{string(make([]byte, 65)), false},
 	} {
 		if got := ValidChannel(tc.in); got != tc.want {

@@ -97,14 +97,14 @@ func (r Root) SeenIndexFor(channel string) string {
 }
 
 // ValidChannel reports whether a channel name is safe as a file name and
-// plain to read: 1-64 of [a-z0-9._-], starting with a letter or digit.
+// plain to read: 1-64 of [A-Za-z0-9._-], starting with a letter or digit.
 func ValidChannel(c string) bool {
 	if c == "" || len(c) > 64 || c[0] == '.' || c[0] == '-' || c[0] == '_' {
 		return false
 	}
 	for i := 0; i < len(c); i++ {
 		b := c[i]
-		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '-' || b == '_') {
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '-' || b == '_') {
 			return false
 		}
 	}
