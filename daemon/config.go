@@ -30,6 +30,21 @@ type FileConfig struct {
 	Proxy         string        // http proxy for mirrors (besides $http_proxy)
 }
 
+// ChannelToken in a mirror URL stands for the channel followed, so that one
+// mirror list serves every channel (a repository holds one channel's index)
+// and switching channels needs no other change.
+const ChannelToken = "{channel}"
+
+// ExpandMirrors returns mirrors with ChannelToken replaced by channel
+// (ValidChannel names are safe in a URL path).
+func ExpandMirrors(mirrors []string, channel string) []string {
+	out := make([]string, len(mirrors))
+	for i, m := range mirrors {
+		out[i] = strings.ReplaceAll(m, ChannelToken, channel)
+	}
+	return out
+}
+
 // DefaultFileConfig is used for keys a file does not set.
 func DefaultFileConfig() FileConfig {
 	return FileConfig{Channel: "stable", Keys: "/etc/upgrade/keys", Tries: 3, Parallel: 4, StallTimeout: 30 * time.Second, MinBattery: 30}

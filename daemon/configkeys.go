@@ -21,7 +21,7 @@ type configKey struct {
 }
 
 var configKeys = []configKey{
-	{"mirror", "URL", "", "A mirror of the repository (`http://`, `https://` or `file://`), tried in the order given; repeat the key for more mirrors. IPv6 addresses go in brackets (`http://[fd42::1]:8080/`). A school cache is just the first mirror. Required: without a mirror nothing can be checked.",
+	{"mirror", "URL", "", "A mirror of the repository (`http://`, `https://` or `file://`), tried in the order given; repeat the key for more mirrors. IPv6 addresses go in brackets (`http://[fd42::1]:8080/`). A school cache is just the first mirror. A repository holds one channel, so `{channel}` in the URL (`http://[fd42::1]:8080/{channel}/`) stands for the channel followed: then switching channels needs no other change. Required: without a mirror nothing can be checked.",
 		func(c *FileConfig, v string) error { c.Mirrors = append(c.Mirrors, v); return nil }},
 	{"channel", "NAME", "stable", "The channel whose signed index is followed (`stable`, `beta`, ...). `upgradectl channel NAME` overrides it until `upgradectl channel \"\"`; each channel keeps its own anti-rollback serial.",
 		func(c *FileConfig, v string) error {

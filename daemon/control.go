@@ -67,7 +67,8 @@ func (d *Daemon) SetChannel(channel string) error {
 		d.st.LastCheck, d.p.LastCheck = 0, 0
 	}
 	d.cfg.Engine.Channel, d.st.Channel = channel, channel
-	d.cfg.Logf("channel %s", channel)
+	d.cfg.Engine.Mirrors = ExpandMirrors(d.baseMirrors, channel)
+	d.cfg.Logf("channel %s (mirrors %v)", channel, d.cfg.Engine.Mirrors)
 	return d.p.save(d.path)
 }
 
@@ -77,18 +78,12 @@ func (d *Daemon) SetChannel(channel string) error {
 func (d *Daemon) Reload(cfg engine.Config, tries int) {
 	d.mu.Lock()
 	defer d.unlock()
-	d.baseChannel = cfg.Channel
+	d.baseChannel, d.baseMirrors = cfg.Channel, cfg.Mirrors
 	if d.p.Channel != "" {
 		cfg.Channel = d.p.Channel
 	}
+	cfg.Mirrors = ExpandMirrors(cfg.Mirrors, cfg.Channel)
 	d.cfg.Engine, d.cfg.Tries = cfg, tries
 	d.st.Channel = cfg.Channel
 	d.cfg.Logf("configuration reloaded: %d mirrors, channel %s", len(cfg.Mirrors), cfg.Channel)
-}
-
-// Mirrors returns the mirrors the next check or job uses.
-func (d *Daemon) Mirrors() []string {
-	d.mu.Lock()
-	defer d.unlock()
-	return append([]string(nil), d.cfg.Engine.Mirrors...)
 }

@@ -55,6 +55,7 @@ type Daemon struct {
 
 	mu          sync.Mutex // every holder releases it with unlock
 	baseChannel string     // the config's channel (SetChannel overrides it)
+	baseMirrors []string   // the config's mirrors, before ExpandMirrors
 	st          Status
 	pub         atomic.Pointer[Status] // st as of the last unlock (Status)
 	sent        map[string]any         // last notified values
@@ -85,10 +86,11 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("daemon state: %w", err)
 	}
 	d.p = p
-	d.baseChannel = cfg.Engine.Channel
+	d.baseChannel, d.baseMirrors = cfg.Engine.Channel, cfg.Engine.Mirrors
 	if p.Channel != "" {
 		d.cfg.Engine.Channel = p.Channel
 	}
+	d.cfg.Engine.Mirrors = ExpandMirrors(d.baseMirrors, d.cfg.Engine.Channel)
 	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage, Channel: d.cfg.Engine.Channel}
 	d.setAvailableLocked(p.AvailableVersion, p.Available)
 	if n := len(p.History); n > 0 {

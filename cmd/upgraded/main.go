@@ -182,6 +182,7 @@ func run(ctx context.Context, f flags) error {
 	svc := newService(f.networkWait)
 	defer svc.Close()
 	if f.once {
+		cfg.Mirrors = daemon.ExpandMirrors(cfg.Mirrors, cfg.Channel)
 		return once(ctx, cfg, fc, f, svc)
 	}
 	lowprio.Enable()   // a daemon's job is background work; --once is waited for
