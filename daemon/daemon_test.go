@@ -134,6 +134,34 @@ func TestDaemon(t *testing.T) {
 	t.Run("status while the daemon waits", func(t *testing.T) { testStatusWhileWaiting(t, rp) })
 	t.Run("quick failure after ready-to-reboot", func(t *testing.T) { testQuickFailureAfterReady(t, rp) })
 	t.Run("check against a stalling mirror", func(t *testing.T) { testCheckStall(t, rp) })
+	t.Run("reload during a job", func(t *testing.T) { testReloadDuringJob(t, rp) })
+}
+
+// testReloadDuringJob: a reload (SIGHUP) while a job runs leaves the job
+// its settings and applies to the next check; under the race detector it
+// also shows that the settings are handed over safely.
+func testReloadDuringJob(t *testing.T, rp *testrepo.Repo) {
+	f := newFixture(t, rp)
+	f.sec.hold = make(chan struct{})
+	d := f.start(t)
+	defer d.Close()
+	if _, err := d.Upgrade(0, daemon.JobOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	<-f.sec.entered // the job is activating
+	dead := *f.cfg
+	dead.Mirrors = []string{"http://[::1]:1/"}
+	d.Reload(dead, 5)
+	close(f.sec.hold)
+	d.Wait()
+	if ends := f.finished(); len(ends) != 1 || !ends[0].Success {
+		t.Fatalf("the job after a reload: %+v, want success", ends)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := d.Check(ctx, 0); err == nil {
+		t.Error("Check after reloading a dead mirror succeeded: the reload was not applied")
+	}
 }
 
 // testQuickFailureAfterReady: a job that fails at once while an earlier
