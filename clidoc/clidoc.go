@@ -12,11 +12,9 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-)
 
-// Version is the release the binaries report with --version; make build
-// sets it (-ldflags -X laptop.org/upgrade/clidoc.Version=...).
-var Version = "dev"
+	"laptop.org/upgrade/version"
+)
 
 // Exit codes shared by every binary: 2 is a bad command line.
 const (
@@ -58,7 +56,7 @@ func (e *ranError) Unwrap() error { return e.err }
 // version, quiet cobra errors (Execute prints them once), flag errors as
 // usage errors, and the hidden docs command. Call it before Execute.
 func Prepare(root *cobra.Command, docs Docs) {
-	root.Version = Version
+	root.Version = version.Version
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SilenceErrors, root.SilenceUsage = true, true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })

@@ -10,6 +10,8 @@ import (
 	"github.com/cpuguy83/go-md2man/v2/md2man"
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+
+	"laptop.org/upgrade/version"
 )
 
 // Docs says where a binary's pages go.
@@ -67,7 +69,7 @@ func WriteMan(root *cobra.Command, d Docs, dir string) error {
 		return err
 	}
 	root.DisableAutoGenTag = true
-	h := &doc.GenManHeader{Section: d.Section, Source: "laptop-upgrade " + Version, Manual: "Dual-slot upgrades", Date: date()}
+	h := &doc.GenManHeader{Section: d.Section, Source: "laptop-upgrade " + version.Version, Manual: "Dual-slot upgrades", Date: date()}
 	if err := doc.GenManTree(root, h, sec); err != nil {
 		return fmt.Errorf("man pages: %w", err)
 	}

@@ -61,6 +61,7 @@ func TestCommandLines(t *testing.T) {
 		{"securityd", []string{"--version"}, 0, "securityd "},
 		{"securityd", []string{"--bogus"}, 2, "unknown flag"},
 		{"upgrade-publish", []string{"--version"}, 0, "upgrade-publish "},
+		{"init", []string{"--version"}, 0, "init "},
 		{"upgrade-publish", []string{"add"}, 2, "one TREE"},
 		{"upgrade-publish", []string{"add", "--help"}, 0, "--notes"},
 		{"upgrade-publish", []string{"keygen", "--listen", "x"}, 2, "unknown flag: --listen"},
