@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,6 +260,7 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 	defer releaseMemory() // the manifests and index the check read
 	var res *engine.Result
 	var upToDate bool
+	start := time.Now()
 	err := d.waitRoute(ctx, cfg.Mirrors)
 	if err == nil {
 		res, upToDate, err = engine.Check(ctx, &cfg, version)
@@ -267,7 +269,8 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 		// The caller's bound ran out: the mirrors did not answer in
 		// time. That is a network failure, not a cancellation (the
 		// fetch layer reports a done context as cancelled).
-		err = fmt.Errorf("the mirrors did not answer within the time a check may take: %v: %w", err, errdefs.ErrNetwork)
+		err = fmt.Errorf("no answer from %s within %s, the time a check may take: %w",
+			strings.Join(cfg.Mirrors, ", "), time.Since(start).Round(time.Second), errdefs.ErrNetwork)
 	}
 
 	d.mu.Lock()
