@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,5 +280,36 @@ func TestReleaseNotes(t *testing.T) {
 	}
 	if n := prop(t, e.conn(), "ReleaseNotes"); n != "New reading activity.\nFaster start-up.\n" {
 		t.Errorf("ReleaseNotes = %q", n)
+	}
+}
+
+// TestCheckStallingMirror: a mirror that accepts and then says nothing
+// makes Check answer Network within the 25 s a D-Bus client waits by
+// default (it blocked for 2 minutes and ended Cancelled, so clients got
+// NoReply and then Busy); LastError says Network too.
+func TestCheckStallingMirror(t *testing.T) {
+	stall := make(chan struct{})
+	t.Cleanup(func() { close(stall) })
+	url := testrepo.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-stall:
+		}
+	}))
+	e := newEnv(t, smallRepo(t), envOpts{mirror: url})
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	conn := e.conn()
+	err := upgradeObj(conn).CallWithContext(ctx, dbusapi.UpgradeInterface+".Check", 0).Err
+	if dbusErrName(err) != dbusapi.ErrNetwork {
+		t.Fatalf("Check against a stalling mirror: %v (%s), want Network within 25 s", err, dbusErrName(err))
+	}
+	if le := prop(t, conn, "LastError"); le != dbusapi.ErrNetwork {
+		t.Errorf("LastError = %q, want Network", le)
+	}
+	if st := prop(t, conn, "State"); st != "idle" {
+		t.Errorf("State after the check = %q, want idle (not Busy)", st)
 	}
 }
