@@ -134,7 +134,9 @@ func (r *renderer) finished(ok bool, name, msg string, m map[string]dbus.Variant
 	switch {
 	case !ok:
 		fmt.Fprintf(r.c.out, "job %d failed: %s\n", r.job, msg)
-	case r.staged:
+	case r.staged || str(m, "NextBootSlot") == str(m, "BootedSlot"):
+		// Built but not booting next: a download-only job (also when
+		// followed with watch).
 		fmt.Fprintf(r.c.out, "job %d finished: version %s is staged; `upgradectl apply` makes it the next boot\n", r.job, str(m, "TargetVersion"))
 	default:
 		fmt.Fprintf(r.c.out, "job %d finished: version %s is ready in slot %s; restart to use it\n", r.job, or(str(m, "NextBootVersion"), str(m, "TargetVersion")), str(m, "NextBootSlot"))
