@@ -79,7 +79,8 @@ the state, looks for a newer version, builds it into the inactive slot and follo
 the job, activates a staged version, cancels, rolls back, and switches channels.
 
 A user who is not root is asked for a password by polkit on a terminal when an
-action needs one (as systemctl does).
+action needs one (as systemctl does). DBUS_SYSTEM_BUS_ADDRESS selects another bus.
+See also upgraded(8), upgraded.conf(5) and upgrade-publish(1).
 
 ` + exitCodes,
 		Args: clidoc.NoArgs,
