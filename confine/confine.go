@@ -80,6 +80,7 @@ type Rules struct {
 	Write    []string // names and contents
 	Names    []string // names only
 	LinkFrom []string // only as the source of a link or rename elsewhere
+	NoSlot   error    // why no slot is in the rules (a broken root), or nil
 }
 
 // ForDaemon returns the rules of an upgrade daemon on root r: its state
@@ -88,24 +89,35 @@ type Rules struct {
 // running slot as the clone's source. The running slot comes from
 // r/current. Directories that must exist for a rule (the inactive slot,
 // the state directory) are created here, before confinement, as the
-// engine would create them.
+// engine would create them. On a broken root (current naming no slot, a
+// slot that is not a directory) no slot is writable, and NoSlot says why:
+// every job fails on such a root anyway, and the daemon still answers on
+// the bus.
 func ForDaemon(r layout.Root, extra ...string) (Rules, error) {
-	active, err := r.CurrentSlot()
-	if err != nil {
-		return Rules{}, err
-	}
-	inactive := active.Other()
 	if err := os.MkdirAll(r.StateDir(), 0755); err != nil {
 		return Rules{}, fmt.Errorf("state directory: %w", err)
 	}
+	rules := Rules{Write: append([]string{r.StateDir()}, extra...)}
+	active, err := r.CurrentSlot()
+	if err != nil {
+		rules.NoSlot = err
+		return rules, nil
+	}
+	inactive := active.Other()
 	if err := os.Mkdir(r.Slot(inactive), 0755); err != nil && !errors.Is(err, os.ErrExist) {
 		return Rules{}, fmt.Errorf("create slot %s: %w", inactive, err)
 	}
-	return Rules{
-		Write:    append([]string{r.StateDir()}, extra...),
-		Names:    []string{r.Slot(inactive)},
-		LinkFrom: []string{r.Slot(active)},
-	}, nil
+	for _, s := range []layout.Slot{active, inactive} {
+		// A rule follows symlinks: a slot linked elsewhere would open
+		// that elsewhere to writing.
+		if st, err := os.Lstat(r.Slot(s)); err != nil || !st.IsDir() {
+			rules.NoSlot = fmt.Errorf("slot %s (%s) is not a directory: %w", s, r.Slot(s), errdefs.ErrFailedPrecondition)
+			return rules, nil
+		}
+	}
+	rules.Names = []string{r.Slot(inactive)}
+	rules.LinkFrom = []string{r.Slot(active)}
+	return rules, nil
 }
 
 // Result says what Apply did.

@@ -11,6 +11,7 @@ import (
 
 	"laptop.org/upgrade/confine"
 	"laptop.org/upgrade/confine/internal/probe"
+	"laptop.org/upgrade/layout"
 )
 
 // helperEnv makes the test binary the confined helper: Landlock cannot be
@@ -73,5 +74,63 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := confine.ParseMode("yes"); err == nil {
 		t.Error("ParseMode(yes): no error")
+	}
+}
+
+// TestForDaemon: the rules follow current; a broken root gets no slot.
+func TestForDaemon(t *testing.T) {
+	type rules struct {
+		Write, Names, LinkFrom []string
+		NoSlot                 bool
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(d string) error
+		want  func(d string) rules
+	}{
+		{"running a", func(d string) error { return nil }, func(d string) rules {
+			return rules{Write: []string{d + "/root/var/lib/upgrade"}, Names: []string{d + "/root/b"}, LinkFrom: []string{d + "/root/a"}}
+		}},
+		{"running b", func(d string) error {
+			os.Remove(d + "/root/current")
+			return os.Symlink("b", d+"/root/current")
+		}, func(d string) rules {
+			return rules{Write: []string{d + "/root/var/lib/upgrade"}, Names: []string{d + "/root/a"}, LinkFrom: []string{d + "/root/b"}}
+		}},
+		{"inactive slot missing: created", func(d string) error { return os.RemoveAll(d + "/root/b") }, func(d string) rules {
+			return rules{Write: []string{d + "/root/var/lib/upgrade"}, Names: []string{d + "/root/b"}, LinkFrom: []string{d + "/root/a"}}
+		}},
+		{"current missing", func(d string) error { return os.Remove(d + "/root/current") }, func(d string) rules {
+			return rules{Write: []string{d + "/root/var/lib/upgrade"}, NoSlot: true}
+		}},
+		{"inactive slot is a symlink", func(d string) error {
+			if err := os.RemoveAll(d + "/root/b"); err != nil {
+				return err
+			}
+			return os.Symlink("/", d+"/root/b")
+		}, func(d string) rules {
+			return rules{Write: []string{d + "/root/var/lib/upgrade"}, NoSlot: true}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			if err := probe.MakeRoot(d); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.setup(d); err != nil {
+				t.Fatal(err)
+			}
+			r, err := confine.ForDaemon(layout.Root{Dir: d + "/root"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := rules{r.Write, r.Names, r.LinkFrom, r.NoSlot != nil}
+			if diff := cmp.Diff(tc.want(d), got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if st, err := os.Lstat(d + "/root/b"); tc.name == "inactive slot missing: created" && (err != nil || !st.IsDir()) {
+				t.Errorf("slot b not created: %v", err)
+			}
+		})
 	}
 }

@@ -294,6 +294,9 @@ func confineSelf(r layout.Root, f flags) error {
 	if err != nil {
 		return err
 	}
+	if rules.NoSlot != nil {
+		log.Printf("no slot is writable: %v", rules.NoSlot)
+	}
 	if !f.once || !res.Enforced {
 		// A daemon says what it may write; --once stays quiet when confined.
 		log.Printf("%s (writes: %s; names only: %s)", res, strings.Join(rules.Write, " "), strings.Join(rules.Names, " "))
