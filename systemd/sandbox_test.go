@@ -199,6 +199,9 @@ func TestUnitSandboxUpgrade(t *testing.T) {
 				if err == nil || !strings.Contains(out.String(), tc.wantErr) {
 					t.Fatalf("got %v, want a failure with %q", err, tc.wantErr)
 				}
+				if !strings.Contains(out.String(), "not on one mount") {
+					t.Errorf("no start-up warning that the slots are on different mounts")
+				}
 				return
 			}
 			if err != nil {

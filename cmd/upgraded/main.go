@@ -275,6 +275,9 @@ func confineSelf(r layout.Root, f flags) error {
 	if err != nil {
 		return err
 	}
+	if err := confine.CheckMounts(r); err != nil {
+		log.Print(err) // each job fails on it, naming the file
+	}
 	if mode == confine.Off {
 		log.Print("NOT confined: --confine=off")
 		return nil
