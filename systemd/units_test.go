@@ -135,6 +135,10 @@ func TestUnitAllowsConfinement(t *testing.T) {
 			t.Errorf("%s: allowed %v, denied %v by upgraded.service's SystemCallFilter=", s, allowed[s], denied[s])
 		}
 	}
+	// Landlock governs truncate(2) only from ABI 3; the unit closes it.
+	if !denied["truncate"] {
+		t.Error("upgraded.service does not deny truncate(2)")
+	}
 	if !strings.Contains(string(u), "ExecStart=@BINDIR@/upgraded --confine=required\n") {
 		t.Error("upgraded.service does not start the daemon with --confine=required")
 	}
