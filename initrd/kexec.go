@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -190,6 +191,7 @@ func kexecKernel(s *State) error {
 		return err
 	}
 	defer inf.Close()
+	t0 := time.Now()
 	if err := unix.KexecFileLoad(int(kf.Fd()), int(inf.Fd()), ks.Cmdline, 0); err != nil {
 		return fmt.Errorf("kexec_file_load %s/%s: %w", ks.Slot, ks.Kernel, err)
 	}
@@ -200,7 +202,8 @@ func kexecKernel(s *State) error {
 	if err := unix.Unmount(s.NewRoot(), 0); err != nil {
 		s.logf("WARNING: unmount %s before kexec: %v", s.NewRoot(), err)
 	}
-	s.logf("kexec %s (%s)", ks.Release, ks.Cmdline)
+	load := time.Since(t0)
+	s.logf("kexec %s (%s); loaded in %d ms, %d ms after /init started", ks.Release, ks.Cmdline, load.Milliseconds(), s.since().Milliseconds())
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC); err != nil {
 		return fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC): %w", err)
 	}

@@ -3,8 +3,10 @@ package initrd
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +132,50 @@ func wantModuleLoaded(t *testing.T, out string) {
 	if !strings.Contains(out, ".ko loaded") && !strings.Contains(out, ".ko.xz loaded") {
 		t.Errorf("the slot's module did not load with its kernel:\n%s", consoleLines(out))
 	}
+}
+
+// TestVMKernelBench measures kernel_switch_extra_ms: the extra boot time
+// when the slot's kernel is not the one the firmware loaded. The same disk
+// (slot b, normal, carrying the new kernel) boots either straight into the
+// new kernel and its image (what a bootloader reading the pointer would
+// do) or through the old kernel, which kexecs the new one; the difference
+// of the medians of whole qemu runs (to the slot init's power-off) is the
+// cost of the kexec route: one more kernel boot plus /init up to the kexec.
+func TestVMKernelBench(t *testing.T) {
+	if os.Getenv("UPGRADE_VM_BENCH") == "" {
+		t.Skip("run by make bench-initrd")
+	}
+	v := needVM(t)
+	oldK, newK := needKernels(t, v)
+	img := v.disk(t, disk{current: "b", ptr: &bootptr.Pointer{Next: "b", Good: "b", Seq: 2},
+		kernels: map[layout.Slot]slotKernel{"a": oldK.slot(), "b": newK.slot()}})
+	direct := bootOpts{kernel: filepath.Join(newK.dir, "boot", "vmlinuz-"+newK.release), initrd: newK.initrd, timeout: 2 * time.Minute}
+	viaKexec := bootOpts{timeout: 2 * time.Minute}
+	n := min(benchBoots(), 3)
+	var straight, switched []float64
+	for range n { // interleaved, so load changes hit both alike
+		for _, b := range []struct {
+			o     bootOpts
+			into  *[]float64
+			kexec bool
+		}{{direct, &straight, false}, {viaKexec, &switched, true}} {
+			t0 := time.Now()
+			out := v.bootWith(t, img, rootArg, b.o)
+			ms := float64(time.Since(t0).Microseconds()) / 1000
+			wantLines(t, out, "slot-init: kernel "+newK.release)
+			if kexecd := strings.Contains(out, "switching by kexec"); kexecd != b.kexec {
+				t.Fatalf("boot %+v: kexec %v, want %v", b.o, kexecd, b.kexec)
+			}
+			*b.into = append(*b.into, ms)
+		}
+	}
+	med := median
+	fmt.Printf("BENCH kernel_switch_extra_ms %.0f ms (kexec route %.0f ms vs straight into the slot's kernel %.0f ms; medians of %d qemu TCG boots each; host load %s)\n",
+		med(switched)-med(straight), med(switched), med(straight), n, loadavg())
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
 }

@@ -43,7 +43,7 @@ vmtest: deps initrd initrd2
 # runs of the host-safe steps in a private mount+PID namespace.
 bench-initrd: initrd initrd2
 	@$(BENCH_TEE) { $(VM_ENV) UPGRADE_VM_BENCH=1 UPGRADE_INIT_BIN=$(BUILD)/initrd/init \
-		$(GO) test -count=1 -timeout 10m -run '^(TestVMBench|TestNativeBench)$$' -v ./initrd/ | grep '^BENCH' && \
+		$(GO) test -count=1 -timeout 25m -run '^(TestVMBench|TestVMKernelBench|TestNativeBench)$$' -v ./initrd/ | grep '^BENCH' && \
 	echo "BENCH initrd_kib $$(( ($$(stat -c %s $(INITRD)) + 1023) / 1024 )) KiB"; } | tee $(BENCH_LOG)/initrd.txt
 
 TEST_EXTRA += vmtest
