@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -124,17 +123,19 @@ func PlanKernel(slotDir string, slot layout.Slot, running Uname, cmdline string)
 	return nil, nil
 }
 
-var initArgsSep = regexp.MustCompile(`(^|\s)--(\s|$)`)
-
 // WithMark adds a parameter to a command line before "--", so it stays a
 // kernel parameter rather than an argument of the real init.
 func WithMark(cmdline, param string) string {
 	cmdline = strings.TrimSpace(cmdline)
-	if loc := initArgsSep.FindStringIndex(cmdline); loc != nil {
-		return strings.TrimSpace(cmdline[:loc[0]]+" "+param) + " " + strings.TrimSpace(cmdline[loc[0]:])
+	for i := 0; i+2 <= len(cmdline); i++ {
+		if cmdline[i:i+2] == "--" && (i == 0 || isSpace(cmdline[i-1])) && (i+2 == len(cmdline) || isSpace(cmdline[i+2])) {
+			return strings.TrimSpace(strings.TrimSpace(cmdline[:i])+" "+param) + " " + cmdline[i:]
+		}
 	}
 	return strings.TrimSpace(cmdline + " " + param)
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' }
 
 // chooseKernel is the host-safe half of the kernel switch: it decides, and
 // after a kexec checks that the kernel running is the one asked for.

@@ -147,7 +147,7 @@ func run(initBin, kmod, modList, out string, sequential bool) error {
 func baseNames(ps []string) []string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, strings.TrimSuffix(path.Base(p), ".ko"))
+		out = append(out, strings.TrimSuffix(imageName(p), ".ko"))
 	}
 	return out
 }
