@@ -80,7 +80,7 @@ func TestVMKernel(t *testing.T) {
 		img := v.disk(t, disk{current: "a", ptr: &bootptr.Pointer{Next: "b", Good: "a", Trial: true, Tries: 3, Seq: 7},
 			kernels: map[layout.Slot]slotKernel{"a": oldK.slot(), "b": newK.slot()}})
 		// The upgrade: b on trial. One try paid before the kexec, none after.
-		out := v.bootWith(t, img, rootArg+" ro", bootOpts{timeout: 2 * time.Minute}) // two kernels boot
+		out := v.bootWith(t, img, rootArg+" ro", bootOpts{timeout: 3 * time.Minute}) // two kernels boot
 		wantLines(t, out, "upgrade-init: booting slot b (trial b: 2 tries left)",
 			"upgrade-init: slot b carries kernel "+newK.release+", running "+oldK.release+": switching by kexec",
 			"upgrade-init: kexec "+newK.release+" (",
@@ -110,7 +110,7 @@ func TestVMKernel(t *testing.T) {
 			kernels: map[layout.Slot]slotKernel{"a": oldK.slot(), "b": bad}})
 		// One qemu run: firmware kernel, kexec into b's kernel, panic,
 		// reboot — twice — then the firmware kernel falls back to a.
-		out := v.bootWith(t, img, rootArg, bootOpts{reboot: true, timeout: 4 * time.Minute})
+		out := v.bootWith(t, img, rootArg, bootOpts{reboot: true, timeout: 6 * time.Minute})
 		wantLines(t, out, "upgrade-init: booting slot b (trial b: 1 tries left)",
 			"upgrade-init: booting slot b (trial b: 0 tries left)",
 			"Kernel panic - not syncing: No working init found",

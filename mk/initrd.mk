@@ -37,7 +37,7 @@ initrd: $(KERNEL_DIR)/.done
 # the kernel switch: slot b's newer kernel by kexec, a panicking one's
 # fallback, a rollback to the old kernel.
 vmtest: deps initrd initrd2
-	$(VM_ENV) $(GO) test -count=1 -timeout 10m -run 'TestVM' -v ./initrd/ 2>&1 | grep -v '^=== ' ; exit $${PIPESTATUS[0]}
+	$(VM_ENV) $(GO) test -count=1 -timeout 15m -run 'TestVM' -v ./initrd/ 2>&1 | grep -v '^=== ' ; exit $${PIPESTATUS[0]}
 
 # Boot cost (docs/boot.md): median of 5 qemu boots (TCG) and of 5 native
 # runs of the host-safe steps in a private mount+PID namespace.
