@@ -11,7 +11,7 @@ KERNEL2_PKG ?= linux-image-6.12.118+deb12-cloud-amd64
 KERNEL2_DIR ?= $(BUILD)/kernel2
 INITRD2 ?= $(BUILD)/initrd-kernel2.cpio.gz
 
-.PHONY: initrd initrd2 kernel kernel2 vmtest bench-initrd
+.PHONY: initrd initrd2 slot-initrd kernel kernel2 vmtest bench-initrd
 
 kernel: $(KERNEL_DIR)/.done
 $(KERNEL_DIR)/.done:
@@ -23,6 +23,14 @@ $(KERNEL2_DIR)/.done:
 
 initrd2: initrd $(KERNEL2_DIR)/.done
 	$(GO) run ./initrd/cmd/mkinitrd -init $(BUILD)/initrd/init -kmod $(KERNEL2_DIR)/lib/modules/$$(cat $(KERNEL2_DIR)/version) -modules $(INITRD_MODULES) -o $(INITRD2)
+
+# A slot tree's own image from its own modules (docs/boot.md, Kernels), run
+# on the tree before upgrade-publish: make slot-initrd SLOT=path/to/tree
+slot-initrd:
+	@test -n "$(SLOT)" || { echo "usage: make slot-initrd SLOT=path/to/tree" >&2; exit 2; }
+	@mkdir -p $(BUILD)/initrd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BUILD)/initrd/init ./cmd/init
+	$(GO) run ./initrd/cmd/mkinitrd -slot $(SLOT) -init $(BUILD)/initrd/init -modules $(INITRD_MODULES)
 
 VM_ENV = UPGRADE_VM=1 UPGRADE_VM_KERNEL=$(KERNEL_DIR)/vmlinuz UPGRADE_VM_INITRD=$(INITRD) \
 	UPGRADE_VM_KERNEL_DIR=$(KERNEL_DIR) UPGRADE_VM_KERNEL2_DIR=$(KERNEL2_DIR) UPGRADE_VM_INITRD2=$(INITRD2)
