@@ -123,19 +123,15 @@ func PlanKernel(slotDir string, slot layout.Slot, running Uname, cmdline string)
 	return nil, nil
 }
 
-// WithMark adds a parameter to a command line before "--", so it stays a
-// kernel parameter rather than an argument of the real init.
+// WithMark puts a parameter first on a command line: before any "--" and
+// outside any quote the rest may open, so it is always read as a kernel
+// parameter and leaves every other word as it was.
 func WithMark(cmdline, param string) string {
-	cmdline = strings.TrimSpace(cmdline)
-	for i := 0; i+2 <= len(cmdline); i++ {
-		if cmdline[i:i+2] == "--" && (i == 0 || isSpace(cmdline[i-1])) && (i+2 == len(cmdline) || isSpace(cmdline[i+2])) {
-			return strings.TrimSpace(strings.TrimSpace(cmdline[:i])+" "+param) + " " + cmdline[i:]
-		}
+	if cmdline == "" {
+		return param
 	}
-	return strings.TrimSpace(cmdline + " " + param)
+	return param + " " + cmdline
 }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' }
 
 // chooseKernel is the host-safe half of the kernel switch: it decides, and
 // after a kexec checks that the kernel running is the one asked for.

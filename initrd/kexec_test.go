@@ -74,21 +74,36 @@ func TestUnameSame(t *testing.T) {
 
 func TestWithMark(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"root=/dev/vda ro", "root=/dev/vda ro upgrade.kexec=b:r"},
-		{" root=/dev/vda \n", "root=/dev/vda upgrade.kexec=b:r"},
-		{"root=/dev/vda -- single", "root=/dev/vda upgrade.kexec=b:r -- single"},
-		{"-- single", "upgrade.kexec=b:r -- single"},
-		{"root=/dev/vda --", "root=/dev/vda upgrade.kexec=b:r --"},
-		{"a=--x b", "a=--x b upgrade.kexec=b:r"},
+		{"root=/dev/vda ro", "upgrade.kexec=b:r root=/dev/vda ro"},
+		{"root=/dev/vda \n", "upgrade.kexec=b:r root=/dev/vda \n"},
+		{"root=/dev/vda -- single", "upgrade.kexec=b:r root=/dev/vda -- single"},
+		{`root="LABEL=a b -- x`, `upgrade.kexec=b:r root="LABEL=a b -- x`},
+		{"", "upgrade.kexec=b:r"},
 	} {
 		got := WithMark(tc.in, "upgrade.kexec=b:r")
 		if got != tc.want {
 			t.Errorf("WithMark(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-		if c := ParseCmdline(got); c.KexecSlot != "b" || c.KexecRelease != "r" {
-			t.Errorf("ParseCmdline(%q) lost the mark: %+v", got, c)
-		}
 	}
+}
+
+// FuzzWithMark: the mark is read back from any command line that does not
+// carry one already, and every other parameter reads as before.
+func FuzzWithMark(f *testing.F) {
+	f.Add("console=ttyS0 root=LABEL=xo rootwait upgrade.slot=b")
+	f.Add(`root="LABEL=a b" -- x`)
+	f.Add(`root="LABEL=a -- x`)
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.Contains(s, KexecParam) {
+			return // a later mark wins, as the kernel's last-wins rule says
+		}
+		want := ParseCmdline(s)
+		want.KexecSlot, want.KexecRelease = "b", "6.12.118+deb12-cloud-amd64"
+		got := ParseCmdline(WithMark(s, KexecParam+"=b:6.12.118+deb12-cloud-amd64"))
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("ParseCmdline(WithMark(%q)) (-want +got):\n%s", s, diff)
+		}
+	})
 }
 
 // writeSlot makes a slot directory from a map of path -> content; a
@@ -123,13 +138,13 @@ func TestPlanKernel(t *testing.T) {
 			"boot/initrd.img": "->initrd.img-6.12", "boot/initrd.img-6.12": "cpio"},
 			want: &KernelSwitch{Slot: "b", Kernel: "boot/vmlinuz", Initrd: "boot/initrd.img",
 				Release: "6.12.118+deb12-cloud-amd64", Banner: bannerNew,
-				Cmdline: "console=ttyS0 root=LABEL=x ro upgrade.kexec=b:6.12.118+deb12-cloud-amd64 -- single"}},
+				Cmdline: "upgrade.kexec=b:6.12.118+deb12-cloud-amd64 console=ttyS0 root=LABEL=x ro -- single"}},
 		{name: "Debian's links at the root", files: map[string]string{
 			"vmlinuz": "->boot/vmlinuz-6.12", "boot/vmlinuz-6.12": newK,
 			"initrd.img": "->boot/initrd.img-6.12", "boot/initrd.img-6.12": "cpio"},
 			want: &KernelSwitch{Slot: "b", Kernel: "vmlinuz", Initrd: "initrd.img",
 				Release: "6.12.118+deb12-cloud-amd64", Banner: bannerNew,
-				Cmdline: "console=ttyS0 root=LABEL=x ro upgrade.kexec=b:6.12.118+deb12-cloud-amd64 -- single"}},
+				Cmdline: "upgrade.kexec=b:6.12.118+deb12-cloud-amd64 console=ttyS0 root=LABEL=x ro -- single"}},
 		{name: "boot/ wins", files: map[string]string{"boot/vmlinuz": oldK, "vmlinuz": newK, "initrd.img": "cpio"}},
 		{name: "no initrd", files: map[string]string{"boot/vmlinuz": newK}, wantErr: os.ErrNotExist},
 		{name: "corrupt kernel", files: map[string]string{"boot/vmlinuz": "garbage", "boot/initrd.img": "cpio"}, wantErr: ErrNotBzImage},
