@@ -192,6 +192,7 @@ func kexecKernel(s *State) error {
 	if err := unix.KexecFileLoad(int(kf.Fd()), int(inf.Fd()), ks.Cmdline, 0); err != nil {
 		return fmt.Errorf("kexec_file_load %s/%s: %w", ks.Slot, ks.Kernel, err)
 	}
+	load := time.Since(t0)
 	kf.Close()
 	inf.Close()
 	root.Close()
@@ -199,7 +200,6 @@ func kexecKernel(s *State) error {
 	if err := unix.Unmount(s.NewRoot(), 0); err != nil {
 		s.logf("WARNING: unmount %s before kexec: %v", s.NewRoot(), err)
 	}
-	load := time.Since(t0)
 	s.logf("kexec %s (%s); loaded in %d ms, %d ms after /init started", ks.Release, ks.Cmdline, load.Milliseconds(), s.since().Milliseconds())
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC); err != nil {
 		return fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC): %w", err)
