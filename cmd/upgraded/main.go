@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"laptop.org/upgrade/clidoc"
+	"laptop.org/upgrade/confine"
 	"laptop.org/upgrade/daemon"
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/engine"
@@ -71,6 +73,7 @@ type flags struct {
 	version                     uint64
 	tries                       int
 	networkWait                 time.Duration
+	confine                     string
 }
 
 func main() {
@@ -118,6 +121,7 @@ recovery, benchmarks) and exits.`,
 	fl.Uint64Var(&f.version, "target-version", 0, "with --once: version to install (0 = newest)")
 	fl.IntVar(&f.tries, "tries", 0, "boot tries for a new slot (0 = config)")
 	fl.DurationVar(&f.networkWait, "network-wait", 2*time.Minute, "how long to wait for a route to a mirror (before a job, and after a lost link)")
+	fl.StringVar(&f.confine, "confine", string(confine.Auto), "Landlock self-confinement: required, auto (when the kernel has it) or off")
 	clidoc.Prepare(cmd, clidoc.Docs{Section: "8", Extra: func() map[string]string {
 		return map[string]string{"upgraded.conf.5": daemon.ConfigManual()}
 	}})
@@ -177,6 +181,9 @@ func run(ctx context.Context, f flags) error {
 	// Serials were kept for one channel before they were kept per
 	// channel: they are the configured channel's.
 	if err := engine.MigrateSeen(cfg.Root, cfg.Channel); err != nil {
+		return err
+	}
+	if err := confineSelf(cfg.Root, f); err != nil {
 		return err
 	}
 	svc := newService(f.networkWait)
@@ -313,4 +320,44 @@ func reloadOnHUP(ctx context.Context, f flags, started *engine.Config, d *daemon
 		cfg.Keys = started.Keys
 		d.Reload(*cfg, fc.Tries)
 	}
+}
+
+// confineSelf restricts the whole process, before any job can run, to
+// writing what an upgrade needs (package confine); with --once --activate
+// also the security service's directory, since its code runs in-process.
+func confineSelf(r layout.Root, f flags) error {
+	mode, err := confine.ParseMode(f.confine)
+	if err != nil {
+		return err
+	}
+	if err := confine.CheckMounts(r); err != nil {
+		log.Print(err) // each job fails on it, naming the file
+	}
+	if mode == confine.Off {
+		log.Print("NOT confined: --confine=off")
+		return nil
+	}
+	var extra []string
+	if f.once && f.activate {
+		if err := os.MkdirAll(r.SecurityDir(), 0700); err != nil {
+			return err
+		}
+		extra = append(extra, r.SecurityDir())
+	}
+	rules, err := confine.ForDaemon(r, extra...)
+	if err != nil {
+		return fmt.Errorf("confine: %w", err)
+	}
+	res, err := confine.Apply(rules, mode)
+	if err != nil {
+		return err
+	}
+	if rules.NoSlot != nil {
+		log.Printf("no slot is writable: %v", rules.NoSlot)
+	}
+	if !f.once || !res.Enforced {
+		// A daemon says what it may write; --once stays quiet when confined.
+		log.Printf("%s (writes: %s; names only: %s)", res, strings.Join(rules.Write, " "), strings.Join(rules.Names, " "))
+	}
+	return nil
 }
