@@ -6,6 +6,8 @@ GO ?= go
 BIN := $(CURDIR)/bin
 BUILD := $(CURDIR)/build
 export GOFLAGS ?= -buildvcs=false
+# What every binary's --version says.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 CMDS := $(notdir $(wildcard cmd/*))
 
 # build/ holds generated trees (benchmarks copy whole Go releases there); a
@@ -25,7 +27,7 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X laptop.org/upgrade/version.Version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet ./...
@@ -48,6 +50,8 @@ fmt:
 clean:
 	rm -rf $(BIN) $(BUILD)
 
-# The main job end to end on an embedded default (see scripts/demo.sh).
-demo: deps build
+# The main job end to end on an embedded default (see scripts/demo.sh); it
+# installs only what it needs (scripts/deps.d/demo.txt), `make test` the rest.
+demo: build
+	scripts/deps.sh demo
 	scripts/demo.sh

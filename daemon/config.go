@@ -30,6 +30,21 @@ type FileConfig struct {
 	Proxy         string        // http proxy for mirrors (besides $http_proxy)
 }
 
+// ChannelToken in a mirror URL stands for the channel followed, so that one
+// mirror list serves every channel (a repository holds one channel's index)
+// and switching channels needs no other change.
+const ChannelToken = "{channel}"
+
+// ExpandMirrors returns mirrors with ChannelToken replaced by channel
+// (ValidChannel names are safe in a URL path).
+func ExpandMirrors(mirrors []string, channel string) []string {
+	out := make([]string, len(mirrors))
+	for i, m := range mirrors {
+		out[i] = strings.ReplaceAll(m, ChannelToken, channel)
+	}
+	return out
+}
+
 // DefaultFileConfig is used for keys a file does not set.
 func DefaultFileConfig() FileConfig {
 	return FileConfig{Channel: "stable", Keys: "/etc/upgrade/keys", Tries: 3, Parallel: 4, StallTimeout: 30 * time.Second, MinBattery: 30}
@@ -62,35 +77,11 @@ func ParseFileConfig(b []byte, c FileConfig) (FileConfig, error) {
 			return c, fmt.Errorf("config line %d: want key = value: %w", n, errdefs.ErrInvalidArgument)
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		var err error
-		switch k {
-		case "mirror":
-			c.Mirrors = append(c.Mirrors, v)
-		case "channel":
-			c.Channel = v
-		case "hardware":
-			c.Hardware = v
-		case "keys":
-			c.Keys = v
-		case "proxy":
-			c.Proxy = v
-		case "tries":
-			c.Tries, err = strconv.Atoi(v)
-		case "parallel":
-			c.Parallel, err = strconv.Atoi(v)
-		case "min_battery":
-			c.MinBattery, err = strconv.Atoi(v)
-		case "stall_timeout":
-			c.StallTimeout, err = time.ParseDuration(v)
-		case "background_rate":
-			c.BackgroundBPS, err = parseBytes(v)
-		case "allow_metered":
-			c.AllowMetered, err = strconv.ParseBool(v)
-		case "allow_devices":
-			c.AllowDevices, err = strconv.ParseBool(v)
-		default:
+		key := findKey(k)
+		if key == nil {
 			return c, fmt.Errorf("config line %d: unknown key %q: %w", n, k, errdefs.ErrInvalidArgument)
 		}
+		err := key.set(&c, v)
 		if err != nil {
 			return c, fmt.Errorf("config line %d: %s: %v: %w", n, k, err, errdefs.ErrInvalidArgument)
 		}

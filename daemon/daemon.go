@@ -7,10 +7,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,17 +54,19 @@ type Daemon struct {
 	cfg  Config
 	path string
 
-	mu      sync.Mutex // every holder releases it with unlock
-	st      Status
-	pub     atomic.Pointer[Status] // st as of the last unlock (Status)
-	sent    map[string]any         // last notified values
-	dirty   bool
-	p       persisted
-	cancel  context.CancelFunc
-	closing bool
-	jobDone chan struct{}
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	mu          sync.Mutex // every holder releases it with unlock
+	baseChannel string     // the config's channel (SetChannel overrides it)
+	baseMirrors []string   // the config's mirrors, before ExpandMirrors
+	st          Status
+	pub         atomic.Pointer[Status] // st as of the last unlock (Status)
+	sent        map[string]any         // last notified values
+	dirty       bool
+	p           persisted
+	cancel      context.CancelFunc
+	closing     bool
+	jobDone     chan struct{}
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // New loads the durable state, refreshes what the disk says, and starts the
@@ -83,7 +87,13 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("daemon state: %w", err)
 	}
 	d.p = p
-	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, AvailableVersion: p.AvailableVersion, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage}
+	d.baseChannel, d.baseMirrors = cfg.Engine.Channel, cfg.Engine.Mirrors
+	if p.Channel != "" {
+		d.cfg.Engine.Channel = p.Channel
+	}
+	d.cfg.Engine.Mirrors = ExpandMirrors(d.baseMirrors, d.cfg.Engine.Channel)
+	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage, Channel: d.cfg.Engine.Channel}
+	d.setAvailableLocked(p.AvailableVersion, p.Available)
 	if n := len(p.History); n > 0 {
 		// The last job survives a restart like its result: clients keep
 		// seeing which job built what the next boot runs.
@@ -161,7 +171,9 @@ func (d *Daemon) refreshLocked(ctx context.Context) {
 	if d.cancel == nil {
 		switch {
 		case p.Next != booted && d.st.NextBootVersion != "":
-			d.st.State = StateReadyToReboot
+			// What boots next is complete, whatever a later job that
+			// failed had reached: never "ready-to-reboot 0%".
+			d.st.State, d.st.Progress = StateReadyToReboot, 100
 		case d.st.State == StateReadyToReboot:
 			// The pending version was withdrawn (Rollback).
 			d.st.State = StateIdle
@@ -242,14 +254,23 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 	}
 	prev := d.st.State
 	d.st.State = StateChecking
+	cfg := d.cfg.Engine // a copy: a reload applies to the next check
 	d.unlock()
 
 	defer releaseMemory() // the manifests and index the check read
 	var res *engine.Result
 	var upToDate bool
-	err := d.waitRoute(ctx)
+	start := time.Now()
+	err := d.waitRoute(ctx, cfg.Mirrors)
 	if err == nil {
-		res, upToDate, err = engine.Check(ctx, &d.cfg.Engine, version)
+		res, upToDate, err = engine.Check(ctx, &cfg, version)
+	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The caller's bound ran out: the mirrors did not answer in
+		// time. That is a network failure, not a cancellation (the
+		// fetch layer reports a done context as cancelled).
+		err = fmt.Errorf("no answer from %s within %s, the time a check may take: %w",
+			strings.Join(cfg.Mirrors, ", "), time.Since(start).Round(time.Second), errdefs.ErrNetwork)
 	}
 
 	d.mu.Lock()
@@ -263,18 +284,17 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 	case err != nil:
 		d.setErrorLocked(err)
 	case upToDate:
-		d.st.AvailableVersion = ""
+		d.setAvailableLocked("", Release{})
 		d.setErrorLocked(nil)
 	case res.AlreadyReady && d.st.NextBootSlot == string(res.Slot):
 		// Built and next to boot: nothing is left to install, as after
 		// the job that built it.
-		d.st.AvailableVersion = ""
+		d.setAvailableLocked("", Release{})
 		d.setErrorLocked(nil)
 	default:
-		d.st.AvailableVersion = strconv.FormatUint(res.Version, 10)
+		d.setAvailableLocked(strconv.FormatUint(res.Version, 10), Release{Name: res.Name, Notes: res.Notes, DownloadBytes: uint64(max(res.DownloadBytes, 0))})
 		d.setErrorLocked(nil)
 	}
-	d.p.AvailableVersion = d.st.AvailableVersion
 	d.saveLocked()
 	return res, upToDate, err
 }
@@ -291,11 +311,22 @@ func releaseMemory() {
 	_, _ = textpages.Release() // best effort: an old kernel keeps them
 }
 
+// setAvailableLocked records what an upgrade would install and its release
+// (durably with the next save).
+func (d *Daemon) setAvailableLocked(version string, rel Release) {
+	if version == "" {
+		rel = Release{}
+	}
+	d.st.AvailableVersion, d.p.AvailableVersion = version, version
+	d.st.AvailableName, d.st.ReleaseNotes, d.st.DownloadBytes = rel.Name, rel.Notes, rel.DownloadBytes
+	d.p.Available = rel
+}
+
 func (d *Daemon) setErrorLocked(err error) {
 	if err == nil {
 		d.st.LastError, d.st.LastErrorMessage = "", ""
 	} else {
-		d.st.LastError, d.st.LastErrorMessage = d.cfg.ErrorName(err), err.Error()
+		d.st.LastError, d.st.LastErrorMessage = d.cfg.ErrorName(err), errdefs.Message(err)
 	}
 	d.p.LastError, d.p.LastErrorMessage = d.st.LastError, d.st.LastErrorMessage
 }
@@ -320,6 +351,10 @@ func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
 		return "", 0, fmt.Errorf("no security service: %w", errdefs.ErrFailedPrecondition)
 	}
 	d.st.State = StateRollingBack
+	pending := d.st.NextBootVersion // a pending upgrade's version, if one is pending
+	if d.st.NextBootSlot == d.st.BootedSlot {
+		pending = ""
+	}
 	d.unlock()
 	var slot layout.Slot
 	var v uint64
@@ -333,6 +368,18 @@ func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
 		d.setErrorLocked(nil)
 	}
 	d.refreshLocked(ctx)
+	if err == nil && pending != "" && d.st.NextBootSlot == d.st.BootedSlot && newer(pending, d.st.CurrentVersion) {
+		// The withdrawn version stays built: it is again what an upgrade
+		// would install (and only activate).
+		d.setAvailableLocked(pending, Release{})
+	}
 	d.saveLocked()
 	return slot, v, err
+}
+
+// newer reports whether version a is above version b (decimal strings).
+func newer(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	return errA == nil && errB == nil && x > y
 }

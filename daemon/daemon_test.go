@@ -132,6 +132,99 @@ func TestDaemon(t *testing.T) {
 	t.Run("status across restart", func(t *testing.T) { testStatusAcrossRestart(t, rp) })
 	t.Run("busy while rolling back", func(t *testing.T) { testBusyWhileRollingBack(t, rp) })
 	t.Run("status while the daemon waits", func(t *testing.T) { testStatusWhileWaiting(t, rp) })
+	t.Run("quick failure after ready-to-reboot", func(t *testing.T) { testQuickFailureAfterReady(t, rp) })
+	t.Run("check against a stalling mirror", func(t *testing.T) { testCheckStall(t, rp) })
+	t.Run("reload during a job", func(t *testing.T) { testReloadDuringJob(t, rp) })
+}
+
+// testReloadDuringJob: a reload (SIGHUP) while a job runs leaves the job
+// its settings and applies to the next check; under the race detector it
+// also shows that the settings are handed over safely.
+func testReloadDuringJob(t *testing.T, rp *testrepo.Repo) {
+	f := newFixture(t, rp)
+	f.sec.hold = make(chan struct{})
+	d := f.start(t)
+	defer d.Close()
+	if _, err := d.Upgrade(0, daemon.JobOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	<-f.sec.entered // the job is activating
+	dead := *f.cfg
+	dead.Mirrors = []string{"http://[::1]:1/"}
+	d.Reload(dead, 5)
+	close(f.sec.hold)
+	d.Wait()
+	if ends := f.finished(); len(ends) != 1 || !ends[0].Success {
+		t.Fatalf("the job after a reload: %+v, want success", ends)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := d.Check(ctx, 0); err == nil {
+		t.Error("Check after reloading a dead mirror succeeded: the reload was not applied")
+	}
+}
+
+// testQuickFailureAfterReady: a job that fails at once while an earlier
+// build boots next leaves ready-to-reboot at 100 %, never "ready-to-reboot
+// 0%" (the failed job's progress).
+func testQuickFailureAfterReady(t *testing.T, rp *testrepo.Repo) {
+	f := newFixture(t, rp)
+	d := f.start(t)
+	defer d.Close()
+	if _, err := d.Upgrade(0, daemon.JobOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	d.Wait()
+	if _, err := d.Upgrade(9, daemon.JobOpts{}); err != nil { // not published: fails in checking
+		t.Fatal(err)
+	}
+	d.Wait()
+	st := d.Status()
+	if ends := f.finished(); len(ends) != 2 || ends[1].Success {
+		t.Fatalf("Finished = %+v, want the second job failed", ends)
+	}
+	if st.State != daemon.StateReadyToReboot || st.Progress != 100 {
+		t.Errorf("after a failed job with version 2 pending: %s %d%%, want ready-to-reboot 100%%", st.State, st.Progress)
+	}
+}
+
+// testCheckStall: a Check whose mirror never answers ends when its bound
+// runs out, as a Network error (LastError too), not as Cancelled: nobody
+// cancelled it.
+func testCheckStall(t *testing.T, rp *testrepo.Repo) {
+	f := newFixture(t, rp)
+	stall := make(chan struct{})
+	defer close(stall)
+	f.cfg.Mirrors = []string{testrepo.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select { // headers, then silence
+		case <-r.Context().Done():
+		case <-stall:
+		}
+	}))}
+	names := map[error]string{errdefs.ErrNetwork: "Network", errdefs.ErrCancelled: "Cancelled"}
+	d, err := daemon.New(daemon.Config{Engine: *f.cfg, Security: f.sec, Logf: t.Logf, ErrorName: func(err error) string {
+		for class, name := range names {
+			if errors.Is(err, class) {
+				return name
+			}
+		}
+		return "Failed"
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _, err = d.Check(ctx, 0)
+	if !errors.Is(err, errdefs.ErrNetwork) || errors.Is(err, errdefs.ErrCancelled) {
+		t.Errorf("Check against a stalling mirror: %v; want a Network error, not Cancelled", err)
+	}
+	if st := d.Status(); st.LastError != "Network" || !strings.Contains(st.LastErrorMessage, "no answer from "+f.cfg.Mirrors[0]) || strings.Contains(st.LastErrorMessage, "cancel") {
+		t.Errorf("LastError = %q (%s), want Network naming the mirror, not a cancellation", st.LastError, st.LastErrorMessage)
+	}
 }
 
 // testStatusWhileWaiting: Status (every D-Bus property read) answers at
@@ -304,7 +397,13 @@ func testStatusAcrossRestart(t *testing.T, rp *testrepo.Repo) {
 	if _, _, err := d.Rollback(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := d.Status(); st.State != daemon.StateIdle || st.NextBootSlot != "a" {
+	st := d.Status()
+	if st.State != daemon.StateIdle || st.NextBootSlot != "a" {
 		t.Errorf("after rolling back the pending version: state %q, next %q; want idle, a", st.State, st.NextBootSlot)
+	}
+	// Withdrawn, the built version 2 is again what an upgrade installs
+	// (AvailableVersion's documented meaning), across a restart too.
+	if st.AvailableVersion != "2" {
+		t.Errorf("AvailableVersion after withdrawing version 2 = %q, want 2", st.AvailableVersion)
 	}
 }

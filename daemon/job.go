@@ -18,6 +18,12 @@ type JobOpts struct {
 	Force      bool `json:"force,omitempty"`      // ignore background policy
 	Background bool `json:"background,omitempty"` // started by a timer: background policy applies
 	Tries      int  `json:"tries,omitempty"`      // boot tries for the new slot (0 = default)
+	// DownloadOnly stages the version (built and verified in the inactive
+	// slot) without asking the security service to make it the next boot;
+	// Apply does that later.
+	DownloadOnly bool `json:"download_only,omitempty"`
+	// ApplyOnly activates a staged version and refuses to download.
+	ApplyOnly bool `json:"apply_only,omitempty"`
 }
 
 // Upgrade starts a job and returns its id at once.
@@ -86,9 +92,10 @@ func (d *Daemon) startLocked(run Running, resumed bool) {
 		d.st.TargetVersion = strconv.FormatUint(run.Version, 10)
 	}
 	done := d.jobDone
+	cfg := d.cfg.Engine // a copy: a reload applies to the next job
 	go func() {
 		defer close(done)
-		err := d.run(ctx, run, resumed)
+		err := d.run(ctx, cfg, run, resumed)
 		d.finish(run, resumed, err)
 	}()
 }
@@ -98,21 +105,43 @@ var phaseState = map[engine.Phase]State{
 	engine.PhaseApplying: StateApplying, engine.PhaseVerifying: StateVerifying, engine.PhaseDone: StateVerifying,
 }
 
+// The engine's work is the first engineShare percent of a job; activation
+// (the security service verifying the slot again) is the rest, and 100
+// means done. The engine reports 100 when its part ends, which had the
+// job go 100 -> 95 when activation began.
+const (
+	engineShare     = 90
+	activatingStart = engineShare
+)
+
 func (d *Daemon) progress(p engine.Progress) {
 	d.mu.Lock()
 	defer d.unlock()
 	if d.cancel == nil {
 		return
 	}
-	d.st.State = phaseState[p.Phase]
-	d.st.Progress = uint32(p.Percent())
+	d.setProgressLocked(phaseState[p.Phase], uint32(p.Percent()*engineShare/100))
 	if p.Phase == engine.PhaseDownloading {
 		d.st.BytesDone, d.st.BytesTotal = uint64(max(p.BytesDone, 0)), uint64(max(p.BytesTotal, 0))
 	}
 }
 
-func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
-	cfg := d.cfg.Engine // a copy: the hook below is per job
+// setProgressLocked moves the running job to state and pct; Progress never
+// goes backwards within a job (a retried download after a lost link, a
+// phase the engine weighs differently), so a client's bar only grows.
+func (d *Daemon) setProgressLocked(state State, pct uint32) {
+	d.st.State = state
+	d.st.Progress = max(d.st.Progress, min(pct, 99))
+}
+
+func (d *Daemon) run(ctx context.Context, cfg engine.Config, run Running, resumed bool) error {
+	if run.Opts.ApplyOnly {
+		v, err := d.staged(ctx, &cfg, run.Version)
+		if err != nil {
+			return err
+		}
+		run.Version = v
+	}
 	if d.cfg.Security != nil {
 		cfg.BeforeWrite = func(s layout.Slot) error { return d.cfg.Security.Invalidate(ctx, s) }
 	}
@@ -138,6 +167,11 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 		if d.p.Running != nil {
 			d.p.Running.Fetched += res.Fetched
 		}
+		if err == nil && run.Opts.DownloadOnly {
+			// Staged: what an upgrade (Apply) would install, with nothing
+			// left to download.
+			d.setAvailableLocked(d.st.TargetVersion, Release{Name: res.Name, Notes: res.Notes})
+		}
 		d.unlock()
 	}
 	if err != nil {
@@ -146,7 +180,7 @@ func (d *Daemon) run(ctx context.Context, run Running, resumed bool) error {
 		}
 		return err
 	}
-	if d.cfg.Security == nil {
+	if d.cfg.Security == nil || run.Opts.DownloadOnly {
 		return nil
 	}
 	return d.activate(ctx, run, res.Slot)
@@ -166,12 +200,12 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) er
 		return fmt.Errorf("job %d cancelled before activation: %w", run.Job, errdefs.ErrCancelled)
 	}
 	d.mu.Lock()
-	d.st.State, d.st.Progress = StateActivating, 95
-	d.unlock()
+	d.setProgressLocked(StateActivating, activatingStart)
 	tries := run.Opts.Tries
 	if tries == 0 {
 		tries = d.cfg.Tries
 	}
+	d.unlock()
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), activateTimeout)
 	defer cancel()
 	err := d.withInhibit(actx, func() error { _, err := d.cfg.Security.Activate(actx, slot, tries); return err })
@@ -209,13 +243,16 @@ func (d *Daemon) finish(run Running, resumed bool, err error) {
 	d.st.State = StateIdle
 	d.setErrorLocked(err)
 	if err != nil {
-		entry.Error, entry.Message = d.st.LastError, err.Error()
+		entry.Error, entry.Message = d.st.LastError, d.st.LastErrorMessage
 		d.cfg.Logf("job %d failed: %v", run.Job, err)
 	} else {
 		d.st.Progress = 100
-		d.st.AvailableVersion = ""
-		d.p.AvailableVersion = ""
-		d.cfg.Logf("job %d finished: version %s ready", run.Job, d.st.TargetVersion)
+		if run.Opts.DownloadOnly {
+			d.cfg.Logf("job %d finished: version %s staged (Apply activates it)", run.Job, d.st.TargetVersion)
+		} else {
+			d.setAvailableLocked("", Release{})
+			d.cfg.Logf("job %d finished: version %s ready", run.Job, d.st.TargetVersion)
+		}
 	}
 	// The job is over whatever its outcome; the engine's journal still lets
 	// the next job for the same target resume its clone and downloads.

@@ -43,6 +43,11 @@ type Status struct {
 	LastErrorMessage string
 	BootFailure      string
 	Drift            []string
+	// Of AvailableVersion, from the signed index at the last check.
+	AvailableName string
+	ReleaseNotes  string
+	DownloadBytes uint64 // still to download for it (0 when staged)
+	Channel       string // the channel followed (SetChannel, else the config)
 }
 
 // Map returns the status keyed by property name (for GetAll and diffs).
@@ -58,6 +63,8 @@ func (s Status) Map() map[string]any {
 		"BootedSlot": s.BootedSlot, "NextBootSlot": s.NextBootSlot, "NextBootVersion": s.NextBootVersion,
 		"LastCheck": s.LastCheck, "LastError": s.LastError, "LastErrorMessage": s.LastErrorMessage,
 		"BootFailure": s.BootFailure, "Drift": drift,
+		"AvailableName": s.AvailableName, "ReleaseNotes": s.ReleaseNotes, "DownloadBytes": s.DownloadBytes,
+		"Channel": s.Channel,
 	}
 }
 
@@ -85,13 +92,23 @@ type Running struct {
 
 // persisted is the daemon's durable state (R/var/lib/upgrade/daemon.json).
 type persisted struct {
-	NextJob          uint32         `json:"next_job"`
-	LastCheck        uint64         `json:"last_check"`
-	AvailableVersion string         `json:"available_version"`
+	NextJob          uint32  `json:"next_job"`
+	LastCheck        uint64  `json:"last_check"`
+	AvailableVersion string  `json:"available_version"`
+	Available        Release `json:"available,omitempty"`
+	// Channel is the channel set with SetChannel ("" = the config's).
+	Channel          string         `json:"channel,omitempty"`
 	LastError        string         `json:"last_error"`
 	LastErrorMessage string         `json:"last_error_message"`
 	Running          *Running       `json:"running,omitempty"`
 	History          []HistoryEntry `json:"history"`
+}
+
+// Release describes AvailableVersion as the last check saw it.
+type Release struct {
+	Name          string `json:"name,omitempty"`
+	Notes         string `json:"notes,omitempty"`
+	DownloadBytes uint64 `json:"download_bytes,omitempty"`
 }
 
 const maxHistory = 50

@@ -62,13 +62,13 @@ func (d *Daemon) networkWait() time.Duration {
 }
 
 // waitRoute waits, bounded, for a route to a mirror (no-op without Network).
-func (d *Daemon) waitRoute(ctx context.Context) error {
+func (d *Daemon) waitRoute(ctx context.Context, mirrors []string) error {
 	if d.cfg.System.Network == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.networkWait())
 	defer cancel()
-	_, err := d.cfg.System.Network.WaitRoute(ctx, d.cfg.Engine.Mirrors)
+	_, err := d.cfg.System.Network.WaitRoute(ctx, mirrors)
 	return err
 }
 

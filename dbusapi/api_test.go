@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -61,15 +62,20 @@ func TestParseVersion(t *testing.T) {
 		want uint64
 		ok   bool
 	}{
-		{"", 0, true}, {" 7 ", 7, true}, {"42", 42, true},
-		{"0", 0, false}, {"-1", 0, false}, {"2.0", 0, false}, {"latest", 0, false}, {"18446744073709551616", 0, false},
+		{"", 0, true}, {"7", 7, true}, {"42", 42, true}, {"18446744073709551615", 1<<64 - 1, true},
+		{"0", 0, false}, {"-1", 0, false}, {"+1", 0, false}, {"2.0", 0, false}, {"latest", 0, false}, {"18446744073709551616", 0, false},
+		{" 3", 0, false}, {"3\n", 0, false}, {"03", 0, false}, {" 7 ", 0, false}, {"\u00a0", 0, false}, {" ", 0, false},
+		{strings.Repeat(" ", 1<<20) + "3", 0, false},
 	} {
 		got, err := ParseVersion(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseVersion(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+			t.Errorf("ParseVersion(%.40q) = %d, %.200v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
 		}
 		if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
-			t.Errorf("ParseVersion(%q): %v is not InvalidArgument", tc.in, err)
+			t.Errorf("ParseVersion(%.40q): %v is not InvalidArgument", tc.in, err)
+		}
+		if err != nil && len(err.Error()) > 200 {
+			t.Errorf("ParseVersion(%.40q): the error echoes the input: %d bytes", tc.in, len(err.Error()))
 		}
 	}
 }
@@ -84,7 +90,7 @@ func TestParseOptions(t *testing.T) {
 	}{
 		{"none", nil, daemon.JobOpts{}, ""},
 		{"all", map[string]dbus.Variant{"force": v(true), "background": v(true), "tries": v(uint32(5))}, daemon.JobOpts{Force: true, Background: true, Tries: 5}, ""},
-		{"unknown key", map[string]dbus.Variant{"forse": v(true)}, daemon.JobOpts{}, `unknown option "forse" (known: force, background, tries): invalid argument`},
+		{"unknown key", map[string]dbus.Variant{"forse": v(true)}, daemon.JobOpts{}, `unknown option "forse" (known: ` + strings.Join(optionNames, ", ") + `): invalid argument`},
 		{"force as string", map[string]dbus.Variant{"force": v("true")}, daemon.JobOpts{}, `option "force" must be a boolean (b), got s: invalid argument`},
 		{"tries as int32", map[string]dbus.Variant{"tries": v(int32(5))}, daemon.JobOpts{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
 		{"tries zero", map[string]dbus.Variant{"tries": v(uint32(0))}, daemon.JobOpts{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},

@@ -58,9 +58,12 @@ type authzResult struct {
 
 // Check returns nil if sender may perform action, and otherwise an error
 // wrapping errdefs.ErrNotAuthorized that says why. Root is always allowed.
-// With AllowUserInteraction polkit may wait for the user to authenticate
-// through an agent, so ctx should allow for a person typing a password.
-func (a *Authorizer) Check(ctx context.Context, sender dbus.Sender, action string) error {
+// interactive (the caller's message carried ALLOW_INTERACTIVE_AUTHORIZATION,
+// as upgradectl's and systemctl's do) lets polkit wait for the user to
+// authenticate through an agent, so ctx should allow for a person typing
+// a password; without it a password prompt is never shown, as the D-Bus
+// specification asks.
+func (a *Authorizer) Check(ctx context.Context, sender dbus.Sender, action string, interactive bool) error {
 	uid, err := a.callerUID(ctx, sender)
 	if err != nil {
 		return fmt.Errorf("action %s: cannot identify the caller: %v: %w", action, err, errdefs.ErrNotAuthorized)
@@ -72,9 +75,13 @@ func (a *Authorizer) Check(ctx context.Context, sender dbus.Sender, action strin
 		Kind:    "system-bus-name",
 		Details: map[string]dbus.Variant{"name": dbus.MakeVariant(string(sender))},
 	}
+	var flags uint32
+	if interactive {
+		flags = authzAllowInteract
+	}
 	var res authzResult
 	err = a.conn.Object(authzPolkitName, authzPolkitPath).CallWithContext(ctx, authzPolkitCheck, 0,
-		subject, action, map[string]string{}, authzAllowInteract, "").Store(&res)
+		subject, action, map[string]string{}, flags, "").Store(&res)
 	switch name := authzDBusErrorName(err); {
 	case err == nil:
 	case name == authzErrNoService || name == authzErrNameNotOwned:
@@ -87,6 +94,9 @@ func (a *Authorizer) Check(ctx context.Context, sender dbus.Sender, action strin
 	switch {
 	case res.IsAuthorized:
 		return nil
+	case res.IsChallenge && !interactive:
+		return fmt.Errorf("action %s: uid %d must authenticate first; call with interactive authorization allowed (upgradectl does) and an authentication agent running: %w",
+			action, uid, errdefs.ErrNotAuthorized)
 	case res.IsChallenge:
 		return fmt.Errorf("action %s: uid %d must authenticate first (no authentication agent answered): %w",
 			action, uid, errdefs.ErrNotAuthorized)
@@ -126,4 +136,16 @@ func authzDBusErrorName(err error) string {
 		return p.Name
 	}
 	return ""
+}
+
+// Interactive reports whether a method call allows interactive
+// authorization (the ALLOW_INTERACTIVE_AUTHORIZATION header flag).
+func Interactive(msg dbus.Message) bool {
+	return msg.Flags&dbus.FlagAllowInteractiveAuthorization != 0
+}
+
+// senderOf is the unique bus name a method call came from.
+func senderOf(msg dbus.Message) dbus.Sender {
+	s, _ := msg.Headers[dbus.FieldSender].Value().(string)
+	return dbus.Sender(s)
 }

@@ -46,7 +46,7 @@ type authzProbe struct {
 }
 
 func (p *authzProbe) Try(sender dbus.Sender, action string) *dbus.Error {
-	err := p.a.Check(context.Background(), sender, action)
+	err := p.a.Check(context.Background(), sender, action, true)
 	p.errs <- err
 	if err != nil {
 		return dbus.NewError(authzErrName, []any{err.Error()})
@@ -169,5 +169,43 @@ func TestAuthorizerCallerUID(t *testing.T) {
 	}
 	// A caller the bus cannot identify is denied, even though uid 0 is
 	// the zero value.
-	authzWantDenied(t, a.Check(context.Background(), ":1.4242", authzCheck), "cannot identify the caller")
+	authzWantDenied(t, a.Check(context.Background(), ":1.4242", authzCheck, true), "cannot identify the caller")
+}
+
+// TryMsg is Try reading the caller and the interactive flag from the
+// message, as the daemon's methods do.
+func (p *authzProbe) TryMsg(msg dbus.Message, action string) *dbus.Error {
+	err := p.a.Check(context.Background(), senderOf(msg), action, Interactive(msg))
+	p.errs <- err
+	if err != nil {
+		return dbus.NewError(authzErrName, []any{err.Error()})
+	}
+	return nil
+}
+
+// TestAuthorizerInteractiveFlag: polkit may ask for a password only when
+// the caller's message allows it (ALLOW_INTERACTIVE_AUTHORIZATION, which
+// busctl sets by default and upgradectl sets); without the flag an action
+// that needs authentication is refused, saying how to get the prompt.
+func TestAuthorizerInteractiveFlag(t *testing.T) {
+	b, p := authzServe(t)
+	b.StartPolkit(t, `polkit.addRule(function(action, subject) {
+	if (action.id == "org.laptop.upgrade.rollback")
+		return polkit.Result.AUTH_ADMIN;
+});`)
+	for _, tc := range []struct {
+		allow string
+		why   string
+	}{
+		{"no", "call with interactive authorization allowed"},
+		{"yes", "no authentication agent answered"},
+	} {
+		out, exitErr := b.Command(authzNobody, "busctl", "--system", "--allow-interactive-authorization="+tc.allow,
+			"call", "org.laptop.Upgrade1", "/org/laptop/Upgrade1", "org.laptop.Upgrade1", "TryMsg", "s", authzRollback).CombinedOutput()
+		err := p.result(t)
+		if exitErr == nil {
+			t.Errorf("busctl with interaction %s succeeded: %s", tc.allow, out)
+		}
+		authzWantDenied(t, err, tc.why)
+	}
 }

@@ -42,7 +42,6 @@ const (
 	ErrUnsafePath    = ErrorPrefix + "UnsafePath"
 	ErrTooLarge      = ErrorPrefix + "TooLarge"
 	ErrPrecondition  = ErrorPrefix + "FailedPrecondition"
-	ErrInterrupted   = ErrorPrefix + "Interrupted"
 	ErrFailed        = ErrorPrefix + "Failed"
 )
 
@@ -95,7 +94,7 @@ func ToDBus(err error) *dbus.Error {
 	if err == nil {
 		return nil
 	}
-	return dbus.NewError(ErrorName(err), []any{err.Error()})
+	return dbus.NewError(ErrorName(err), []any{errdefs.Message(err)})
 }
 
 // FromDBus maps a D-Bus error from the security service or the daemon back

@@ -2,6 +2,7 @@ package dbusapi
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -19,8 +20,15 @@ func FuzzParseVersion(f *testing.F) {
 		if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Fatalf("error without a class: %v", err)
 		}
-		if err == nil && n == 0 && len(s) > 0 && s[0] != ' ' && s[0] != '\t' && s[0] != '\n' && s[0] != '\r' && s[0] != '\v' && s[0] != '\f' {
-			t.Fatalf("%q parsed as 0 (newest)", s)
+		// Strict: what parses is exactly the number written plainly.
+		if err == nil && s != "" && strconv.FormatUint(n, 10) != s {
+			t.Fatalf("%q parsed as %d", s, n)
+		}
+		if err == nil && s == "" && n != 0 {
+			t.Fatalf(`"" parsed as %d, want 0 (newest)`, n)
+		}
+		if err != nil && len(err.Error()) > 256 {
+			t.Fatalf("the error echoes the input: %d bytes", len(err.Error()))
 		}
 	})
 }

@@ -54,13 +54,15 @@ func (s *UpgradeServer) Finished(job uint32, ok bool, name, msg string) {
 func (s *UpgradeServer) Export(d *daemon.Daemon) error {
 	s.d = d
 	methods := map[string]any{
-		"Check":     s.check,
-		"Preflight": s.preflight,
-		"Upgrade":   s.upgrade,
-		"UpgradeTo": s.upgradeTo,
-		"Cancel":    s.cancelJob,
-		"Rollback":  s.rollback,
-		"History":   s.history,
+		"Check":      s.check,
+		"Preflight":  s.preflight,
+		"Upgrade":    s.upgrade,
+		"UpgradeTo":  s.upgradeTo,
+		"Cancel":     s.cancelJob,
+		"Rollback":   s.rollback,
+		"History":    s.history,
+		"Apply":      s.apply,
+		"SetChannel": s.setChannel,
 	}
 	if err := s.conn.ExportMethodTable(methods, UpgradePath, UpgradeInterface); err != nil {
 		return err
@@ -86,25 +88,34 @@ func (s *UpgradeServer) Export(d *daemon.Daemon) error {
 // MethodNames lists the methods exported on org.laptop.Upgrade1 (the test
 // compares it with the checked-in introspection).
 func MethodNames() []string {
-	n := []string{"Check", "Preflight", "Upgrade", "UpgradeTo", "Cancel", "Rollback", "History"}
+	n := []string{"Check", "Preflight", "Upgrade", "UpgradeTo", "Cancel", "Rollback", "History", "Apply", "SetChannel"}
 	sort.Strings(n)
 	return n
 }
 
+// unknownInterface answers Get and GetAll for any interface but ours (""
+// means ours, as the specification allows).
+func unknownInterface(iface string) *dbus.Error {
+	if iface == UpgradeInterface || iface == "" {
+		return nil
+	}
+	return dbus.NewError("org.freedesktop.DBus.Error.UnknownInterface", []any{fmt.Sprintf("no interface %s here; properties are on %s", errdefs.Quote(iface, 64), UpgradeInterface)})
+}
+
 func (s *UpgradeServer) get(iface, name string) (dbus.Variant, *dbus.Error) {
-	if iface != UpgradeInterface && iface != "" {
-		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownInterface", []any{fmt.Sprintf("no interface %q here; properties are on %s", iface, UpgradeInterface)})
+	if err := unknownInterface(iface); err != nil {
+		return dbus.Variant{}, err
 	}
 	v, ok := s.d.Status().Map()[name]
 	if !ok {
-		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{fmt.Sprintf("no property %q on %s", name, UpgradeInterface)})
+		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{fmt.Sprintf("no property %s on %s", errdefs.Quote(name, 64), UpgradeInterface)})
 	}
 	return dbus.MakeVariant(v), nil
 }
 
 func (s *UpgradeServer) getAll(iface string) (map[string]dbus.Variant, *dbus.Error) {
-	if iface != UpgradeInterface && iface != "" {
-		return map[string]dbus.Variant{}, nil
+	if err := unknownInterface(iface); err != nil {
+		return nil, err
 	}
 	out := map[string]dbus.Variant{}
 	for k, v := range s.d.Status().Map() {
@@ -114,7 +125,7 @@ func (s *UpgradeServer) getAll(iface string) (map[string]dbus.Variant, *dbus.Err
 }
 
 func (s *UpgradeServer) set(iface, name string, v dbus.Variant) *dbus.Error {
-	return dbus.NewError("org.freedesktop.DBus.Error.PropertyReadOnly", []any{fmt.Sprintf("property %s is read-only", name)})
+	return dbus.NewError("org.freedesktop.DBus.Error.PropertyReadOnly", []any{fmt.Sprintf("property %s is read-only", errdefs.Quote(name, 64))})
 }
 
 func resultMap(res *engine.Result, upToDate bool, current string) map[string]dbus.Variant {
@@ -135,23 +146,33 @@ func resultMap(res *engine.Result, upToDate bool, current string) map[string]dbu
 		m["drift"] = dbus.MakeVariant(uint32(len(res.Drift)))
 		m["slot"] = dbus.MakeVariant(string(res.Slot))
 		m["already_ready"] = dbus.MakeVariant(res.AlreadyReady)
+		if res.Name != "" {
+			m["available_name"] = dbus.MakeVariant(res.Name)
+		}
+		if res.Notes != "" {
+			m["release_notes"] = dbus.MakeVariant(res.Notes)
+		}
 	}
 	return m
 }
 
-// checkTimeout bounds a synchronous Check (network included).
-const checkTimeout = 2 * time.Minute
+// CheckTimeout bounds the work of Check and Preflight (network included),
+// below the 25 s that D-Bus clients wait for a reply by default (libdbus,
+// GDBus, busctl, dbus-python): a slow mirror ends as Network, never as a
+// client's NoReply followed by Busy. Authorization (a person typing a
+// password) is not counted.
+const CheckTimeout = 20 * time.Second
 
-func (s *UpgradeServer) check(sender dbus.Sender) (map[string]dbus.Variant, *dbus.Error) {
-	return s.preflight(sender, "")
+func (s *UpgradeServer) check(msg dbus.Message) (map[string]dbus.Variant, *dbus.Error) {
+	return s.preflight(msg, "")
 }
 
-func (s *UpgradeServer) preflight(sender dbus.Sender, version string) (map[string]dbus.Variant, *dbus.Error) {
-	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-	defer cancel()
-	if err := s.authz.Check(ctx, sender, ActionCheck); err != nil {
+func (s *UpgradeServer) preflight(msg dbus.Message, version string) (map[string]dbus.Variant, *dbus.Error) {
+	if err := s.authorize(msg, ActionCheck); err != nil {
 		return nil, ToDBus(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
+	defer cancel()
 	v, err := ParseVersion(version)
 	if err != nil {
 		return nil, ToDBus(err)
@@ -169,20 +190,27 @@ func (s *UpgradeServer) preflight(sender dbus.Sender, version string) (map[strin
 	return m, nil
 }
 
-// ParseVersion reads "" (newest) or a decimal version number.
+// ParseVersion reads "" (newest) or a version number written plainly: ASCII
+// digits without a sign, blanks or leading zeros, as the index publishes
+// it. " 3", "3\n" and "03" are errors: a caller that sends them has a bug
+// that a lenient parser would hide.
 func ParseVersion(v string) (uint64, error) {
-	// ASCII blanks only: strings.TrimSpace also drops U+00A0 and U+0085,
-	// and "\u00a0" must be an error, not "the newest" (found by fuzzing).
-	v = strings.Trim(v, " \t\n\r\v\f")
 	if v == "" {
 		return 0, nil
 	}
+	bad := v[0] == '0'
+	for i := 0; i < len(v) && !bad; i++ {
+		bad = v[i] < '0' || v[i] > '9'
+	}
 	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("version %q: want a positive number or \"\": %w", v, errdefs.ErrInvalidArgument)
+	if bad || err != nil {
+		return 0, fmt.Errorf("version %s: want a positive decimal number without blanks or leading zeros, or \"\" for the newest: %w", errdefs.Quote(v, 24), errdefs.ErrInvalidArgument)
 	}
 	return n, nil
 }
+
+// optionNames are the keys of Upgrade's options.
+var optionNames = []string{"force", "background", "tries", "download_only"}
 
 // ParseOptions validates the a{sv} options of Upgrade: unknown keys and
 // wrong types are errors, not silently ignored.
@@ -190,15 +218,18 @@ func ParseOptions(opts map[string]dbus.Variant) (daemon.JobOpts, error) {
 	var o daemon.JobOpts
 	for k, v := range opts {
 		switch k {
-		case "force", "background":
+		case "force", "background", "download_only":
 			b, ok := v.Value().(bool)
 			if !ok {
 				return o, fmt.Errorf("option %q must be a boolean (b), got %s: %w", k, v.Signature(), errdefs.ErrInvalidArgument)
 			}
-			if k == "force" {
+			switch k {
+			case "force":
 				o.Force = b
-			} else {
+			case "background":
 				o.Background = b
+			default:
+				o.DownloadOnly = b
 			}
 		case "tries":
 			n, ok := v.Value().(uint32)
@@ -207,14 +238,20 @@ func ParseOptions(opts map[string]dbus.Variant) (daemon.JobOpts, error) {
 			}
 			o.Tries = int(n)
 		default:
-			return o, fmt.Errorf("unknown option %q (known: force, background, tries): %w", k, errdefs.ErrInvalidArgument)
+			return o, fmt.Errorf("unknown option %s (known: %s): %w", errdefs.Quote(k, 32), strings.Join(optionNames, ", "), errdefs.ErrInvalidArgument)
 		}
 	}
 	return o, nil
 }
 
-func (s *UpgradeServer) upgrade(sender dbus.Sender, version string, opts map[string]dbus.Variant) (uint32, *dbus.Error) {
-	if err := s.authz.Check(context.Background(), sender, ActionUpgrade); err != nil {
+// authorize asks polkit whether the caller of msg may perform action,
+// interactively if the message allows it.
+func (s *UpgradeServer) authorize(msg dbus.Message, action string) error {
+	return s.authz.Check(context.Background(), senderOf(msg), action, Interactive(msg))
+}
+
+func (s *UpgradeServer) upgrade(msg dbus.Message, version string, opts map[string]dbus.Variant) (uint32, *dbus.Error) {
+	if err := s.authorize(msg, ActionUpgrade); err != nil {
 		return 0, ToDBus(err)
 	}
 	v, err := ParseVersion(version)
@@ -231,20 +268,43 @@ func (s *UpgradeServer) upgrade(sender dbus.Sender, version string, opts map[str
 
 // upgradeTo is Upgrade with default options, for clients that cannot write
 // an a{sv} at all (dbus-send has no variant type).
-func (s *UpgradeServer) upgradeTo(sender dbus.Sender, version string) (uint32, *dbus.Error) {
-	return s.upgrade(sender, version, nil)
+func (s *UpgradeServer) upgradeTo(msg dbus.Message, version string) (uint32, *dbus.Error) {
+	return s.upgrade(msg, version, nil)
 }
 
-func (s *UpgradeServer) cancelJob(sender dbus.Sender) *dbus.Error {
-	if err := s.authz.Check(context.Background(), sender, ActionUpgrade); err != nil {
+// apply activates a version staged by Upgrade with download_only; the
+// same action as Upgrade (it finishes what an Upgrade started).
+func (s *UpgradeServer) apply(msg dbus.Message, version string) (uint32, *dbus.Error) {
+	if err := s.authorize(msg, ActionUpgrade); err != nil {
+		return 0, ToDBus(err)
+	}
+	v, err := ParseVersion(version)
+	if err != nil {
+		return 0, ToDBus(err)
+	}
+	job, err := s.d.Apply(v, daemon.JobOpts{})
+	return job, ToDBus(err)
+}
+
+// setChannel switches channels: an administrator's decision, like a
+// rollback (which version line the machine follows).
+func (s *UpgradeServer) setChannel(msg dbus.Message, channel string) *dbus.Error {
+	if err := s.authorize(msg, ActionRollback); err != nil {
+		return ToDBus(err)
+	}
+	return ToDBus(s.d.SetChannel(channel))
+}
+
+func (s *UpgradeServer) cancelJob(msg dbus.Message) *dbus.Error {
+	if err := s.authorize(msg, ActionUpgrade); err != nil {
 		return ToDBus(err)
 	}
 	s.d.Cancel()
 	return nil
 }
 
-func (s *UpgradeServer) rollback(sender dbus.Sender) (string, string, *dbus.Error) {
-	if err := s.authz.Check(context.Background(), sender, ActionRollback); err != nil {
+func (s *UpgradeServer) rollback(msg dbus.Message) (string, string, *dbus.Error) {
+	if err := s.authorize(msg, ActionRollback); err != nil {
 		return "", "", ToDBus(err)
 	}
 	slot, v, err := s.d.Rollback(context.Background())

@@ -141,6 +141,7 @@ func TestIntrospection(t *testing.T) {
 	}{
 		{"Get", []any{dbusapi.UpgradeInterface, "NoSuchProperty"}, "org.freedesktop.DBus.Error.UnknownProperty"},
 		{"Get", []any{"org.example.Other", "State"}, "org.freedesktop.DBus.Error.UnknownInterface"},
+		{"GetAll", []any{"org.bogus"}, "org.freedesktop.DBus.Error.UnknownInterface"},
 		{"Set", []any{dbusapi.UpgradeInterface, "State", dbus.MakeVariant("idle")}, "org.freedesktop.DBus.Error.PropertyReadOnly"},
 	} {
 		err := upgradeObj(conn).Call("org.freedesktop.DBus.Properties."+c.method, 0, c.args...).Err

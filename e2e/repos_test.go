@@ -90,6 +90,12 @@ func bigRepo(t *testing.T) *pubRepo {
 // root with it.
 func publishRepo(t *testing.T, name string, extra func(tree string, v int)) *pubRepo {
 	t.Helper()
+	return publishRepoWith(t, name, extra, nil)
+}
+
+// publishRepoWith is publishRepo with more flags for `add` of version v.
+func publishRepoWith(t *testing.T, name string, extra func(tree string, v int), addFlags func(v int) []string) *pubRepo {
+	t.Helper()
 	base := filepath.Join(sharedDir, name)
 	rp := &pubRepo{Dir: filepath.Join(base, "repo"), KeysDir: filepath.Join(base, "trusted"), template: filepath.Join(base, "template", "root")}
 	for _, d := range []string{rp.KeysDir, filepath.Join(base, "secret"), filepath.Dir(rp.template)} {
@@ -123,7 +129,11 @@ func publishRepo(t *testing.T, name string, extra func(tree string, v int)) *pub
 			extra(tree, v)
 		}
 		rp.Trees = append(rp.Trees, tree)
-		publish("add", "--repo", rp.Dir, "--key", filepath.Join(base, "secret", "test.key"), "--channel", testrepo.Channel, tree)
+		args := []string{"add", "--repo", rp.Dir, "--key", filepath.Join(base, "secret", "test.key"), "--channel", testrepo.Channel}
+		if addFlags != nil {
+			args = append(args, addFlags(v)...)
+		}
+		publish(append(args, tree)...)
 	}
 	url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
 	publish("provision", "--root", rp.template, "--mirror", url, "--keys", rp.KeysDir, "--channel", testrepo.Channel, "--version", "1")

@@ -45,6 +45,9 @@ func (c *Config) check() error {
 	if c.Channel == "" {
 		return fmt.Errorf("no channel configured: %w", errdefs.ErrInvalidArgument)
 	}
+	if !layout.ValidChannel(c.Channel) {
+		return fmt.Errorf("channel %s: want 1-64 of A-Z, a-z, 0-9, '.', '-', '_': %w", errdefs.Quote(c.Channel, 64), errdefs.ErrInvalidArgument)
+	}
 	if len(c.Keys) == 0 {
 		return fmt.Errorf("no trusted keys: %w", errdefs.ErrFailedPrecondition)
 	}

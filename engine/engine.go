@@ -35,6 +35,7 @@ type Options struct {
 type Result struct {
 	Slot          layout.Slot
 	From, Version uint64
+	Name, Notes   string // of Version, from the signed index
 	Resumed       bool
 	AlreadyReady  bool // the inactive slot already held and verified this version
 	Counts        [Object + 1]int
@@ -128,10 +129,14 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Slot: inactive, From: cur.Version, Version: ref.Version}
+	res := &Result{Slot: inactive, From: cur.Version, Version: ref.Version, Name: ref.Name, Notes: ref.Notes}
 	switch {
 	case ref.Version == cur.Version:
 		return res, fmt.Errorf("version %d is already running: %w", cur.Version, errdefs.ErrUpToDate)
+	case ref.Version < cur.Version && o.Version == 0:
+		// Nothing newer is published (a channel switched to one behind
+		// this machine): up to date, not a request for a downgrade.
+		return res, fmt.Errorf("the newest version published, %d, is older than the running %d: %w", ref.Version, cur.Version, errdefs.ErrUpToDate)
 	case ref.Version < cur.Version:
 		return res, fmt.Errorf("version %d is older than the running %d; downgrades are refused: %w", ref.Version, cur.Version, errdefs.ErrInvalidArgument)
 	}

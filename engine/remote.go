@@ -56,7 +56,7 @@ func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int6
 	if err != nil {
 		return nil, err
 	}
-	seen, err := loadSeen(cfg.Root)
+	seen, err := loadSeen(cfg.Root, cfg.Channel)
 	if err != nil {
 		return nil, err
 	}
@@ -76,15 +76,19 @@ func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int6
 	if err != nil {
 		return nil, err
 	}
-	if err := saveSeen(cfg.Root, s); err != nil {
+	if err := saveSeen(cfg.Root, cfg.Channel, s); err != nil {
 		return nil, err
 	}
 	rmp.F, rmp.Index, rmp.IndexRaw, rmp.Mirror = f, idx, raw, mirror
 	return rmp, nil
 }
 
-func loadSeen(r layout.Root) (*repo.SeenIndex, error) {
-	b, err := os.ReadFile(r.SeenIndex())
+func loadSeen(r layout.Root, channel string) (*repo.SeenIndex, error) {
+	if err := MigrateSeen(r, channel); err != nil {
+		return nil, err
+	}
+	path := r.SeenIndexFor(channel)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -93,17 +97,43 @@ func loadSeen(r layout.Root) (*repo.SeenIndex, error) {
 	}
 	var s repo.SeenIndex
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", r.SeenIndex(), err, errdefs.ErrCorrupt)
+		return nil, fmt.Errorf("%s: %v: %w", path, err, errdefs.ErrCorrupt)
 	}
 	return &s, nil
 }
 
-func saveSeen(r layout.Root, s repo.SeenIndex) error {
+func saveSeen(r layout.Root, channel string, s repo.SeenIndex) error {
 	b, _ := json.Marshal(s)
-	if err := os.MkdirAll(r.StateDir(), 0755); err != nil {
+	path := r.SeenIndexFor(channel)
+	if err := os.MkdirAll(filepath.Dir(path), 0755); err != nil {
 		return err
 	}
-	return atomicfile.Write(r.SeenIndex(), b, 0644)
+	return atomicfile.Write(path, b, 0644)
+}
+
+// MigrateSeen moves the seen index kept before serials were per channel
+// (one file for the only channel a machine could follow) to channel's
+// place. The daemon calls it at start with the configured channel, before
+// any switch; a channel that already has its own file keeps it.
+func MigrateSeen(r layout.Root, channel string) error {
+	old := r.SeenIndex()
+	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if !layout.ValidChannel(channel) {
+		return fmt.Errorf("channel %s: %w", errdefs.Quote(channel, 64), errdefs.ErrInvalidArgument)
+	}
+	path := r.SeenIndexFor(channel)
+	if _, err := os.Stat(path); err == nil {
+		return os.Remove(old)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0755); err != nil {
+		return err
+	}
+	if err := os.Rename(old, path); err != nil {
+		return fmt.Errorf("migrate %s: %w", old, err)
+	}
+	return atomicfile.SyncDir(filepath.Dir(old))
 }
 
 // Target is one version, with its manifest and delivery list fetched and

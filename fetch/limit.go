@@ -2,53 +2,47 @@ package fetch
 
 import (
 	"context"
-	"sync"
+	"fmt"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // limiter paces reads across a Fetcher to a byte rate (Options.MaxRate) so a
-// background download leaves the link to the user. Readers account for bytes
-// after they arrive and sleep off the debt; a burst is one read buffer.
+// background download leaves the link to the user: a token bucket
+// (golang.org/x/time/rate) whose burst is one read, shared by every reader.
+// Readers account for bytes after they arrive and wait off the debt.
 type limiter struct {
-	rate  float64 // bytes per second
-	now   func() time.Time
-	sleep func(context.Context, time.Duration) error
-
-	mu   sync.Mutex
-	next time.Time // when the bytes accounted so far have been "paid for"
+	lim *rate.Limiter
 }
 
-func newLimiter(rate int64) *limiter {
-	return &limiter{rate: float64(rate), now: time.Now, sleep: sleepCtx}
+func newLimiter(bps int64) *limiter {
+	l := &limiter{}
+	l.lim = rate.NewLimiter(rate.Limit(bps), l.chunkFor(float64(bps)))
+	return l
 }
 
-// chunk is the largest read a limited reader makes, so that one read never
-// owes more than a fraction of a second at modest rates.
-func (l *limiter) chunk() int {
-	c := int(l.rate / 8)
-	if c < 512 {
-		c = 512
-	}
-	if c > 32<<10 {
-		c = 32 << 10
-	}
-	return c
+// chunk is the largest read a limited reader makes (the bucket's burst), so
+// that one read never owes more than a fraction of a second at modest
+// rates.
+func (l *limiter) chunk() int { return l.lim.Burst() }
+
+func (l *limiter) chunkFor(bps float64) int {
+	return min(max(int(bps/8), 512), 32<<10)
 }
 
-// wait accounts n bytes and sleeps until the rate allows them.
+// wait accounts n bytes (at most chunk) and sleeps until the rate allows
+// them, or ctx ends.
 func (l *limiter) wait(ctx context.Context, n int) error {
-	l.mu.Lock()
-	now := l.now()
-	if l.next.Before(now) {
-		l.next = now
+	r := l.lim.ReserveN(time.Now(), n)
+	if !r.OK() {
+		return fmt.Errorf("rate limit: a read of %d bytes exceeds the burst of %d", n, l.lim.Burst())
 	}
-	l.next = l.next.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
-	d := l.next.Sub(now)
-	l.mu.Unlock()
-	if d <= 0 {
-		return nil
+	if err := sleepCtx(ctx, r.Delay()); err != nil {
+		r.Cancel()
+		return err
 	}
-	return l.sleep(ctx, d)
+	return nil
 }
 
 // sleepCtx sleeps for d or until ctx is done.

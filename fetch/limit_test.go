@@ -8,34 +8,33 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestLimiterSchedule checks the pacing arithmetic on a fake clock (no timed
-// asserts): bytes owe time at the configured rate, idle time is not saved up
-// as a burst, and the debt is shared by all readers of one Fetcher.
+// TestLimiterSchedule checks the pacing arithmetic on explicit times (no
+// timed asserts): bytes owe time at the configured rate, the debt is shared
+// by all readers of one Fetcher, and idle time saves up one read at most.
 func TestLimiterSchedule(t *testing.T) {
 	now := time.Unix(1000, 0)
-	var slept []time.Duration
-	l := newLimiter(1000) // 1000 B/s: 1 ms per byte
-	l.now = func() time.Time { return now }
-	l.sleep = func(_ context.Context, d time.Duration) error {
-		slept = append(slept, d)
-		return nil
-	}
-	ctx := context.Background()
-	l.wait(ctx, 500)           // owes 500ms
-	l.wait(ctx, 500)           // second reader before time moved: owes 1s total
+	l := newLimiter(1000) // 1000 B/s: 1 ms per byte; burst 512 bytes
+	var delays []time.Duration
+	reserve := func(n int) { delays = append(delays, l.lim.ReserveN(now, n).DelayFrom(now)) }
+	reserve(500)               // the burst pays for it
+	reserve(500)               // second reader before time moved: owes 488 ms
 	now = now.Add(time.Second) // the sleeps happened
-	l.wait(ctx, 100)           // 100ms
-	now = now.Add(time.Hour)   // idle
-	l.wait(ctx, 250)           // idle time is no credit: 250ms
-	want := []time.Duration{500 * time.Millisecond, time.Second, 100 * time.Millisecond, 250 * time.Millisecond}
-	if diff := cmp.Diff(want, slept); diff != "" {
-		t.Errorf("sleeps (-want +got):\n%s", diff)
+	reserve(100)               // 12 bytes of credit back, paid at once
+	now = now.Add(time.Hour)   // idle: at most one burst saved up
+	reserve(512)
+	reserve(250) // 250 ms
+	want := []time.Duration{0, 488 * time.Millisecond, 0, 0, 250 * time.Millisecond}
+	if diff := cmp.Diff(want, delays); diff != "" {
+		t.Errorf("delays (-want +got):\n%s", diff)
 	}
 	if got := newLimiter(1).chunk(); got != 512 {
 		t.Errorf("chunk at 1 B/s = %d, want the 512-byte floor", got)
 	}
 	if got := newLimiter(1 << 30).chunk(); got != 32<<10 {
 		t.Errorf("chunk at 1 GiB/s = %d, want the 32 KiB cap", got)
+	}
+	if err := newLimiter(1000).wait(context.Background(), 513); err == nil {
+		t.Error("a read larger than the burst was accepted")
 	}
 }
 

@@ -68,7 +68,9 @@ func TestRepositoryAttacks(t *testing.T) {
 		// Rollback.
 		{name: "older index serial", class: errdefs.ErrBadSignature, msg: "serial 1 is older than serial 2",
 			setup: func(w *world) { w.srv.put(w.t, repo.IndexPath, f.oldIndex) }},
-		{name: "older version", at: 2, class: errdefs.ErrInvalidArgument, msg: "downgrades are refused",
+		// Only older versions published: nothing to install (UpToDate), never
+		// a downgrade.
+		{name: "older version", at: 2, class: errdefs.ErrUpToDate, msg: "is older than the running 2",
 			setup: func(w *world) {
 				x := f.parsedIndex(w.t)
 				x.Versions = x.Versions[:1]

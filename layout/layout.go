@@ -90,8 +90,31 @@ func (r Root) SlotManifest(s Slot) string { return filepath.Join(r.SlotMetaDir(s
 // SlotVersionFile records the version number the slot holds ("2\n").
 func (r Root) SlotVersionFile(s Slot) string { return filepath.Join(r.SlotMetaDir(s), "version") }
 
-// SeenIndex is the newest signed index this machine has accepted (anti-rollback, anti-freeze).
+// SeenIndex is where the newest accepted index was kept before serials
+// were kept per channel; engine migrates it to SeenIndexFor.
 func (r Root) SeenIndex() string { return filepath.Join(r.StateDir(), "seen-index.json") }
+
+// SeenIndexFor is the newest signed index of channel this machine has
+// accepted (anti-rollback, anti-freeze). Each channel has its own serials,
+// so each keeps its own; channel must satisfy ValidChannel.
+func (r Root) SeenIndexFor(channel string) string {
+	return filepath.Join(r.StateDir(), "seen-index", channel+".json")
+}
+
+// ValidChannel reports whether a channel name is safe as a file name and
+// plain to read: 1-64 of [A-Za-z0-9._-], starting with a letter or digit.
+func ValidChannel(c string) bool {
+	if c == "" || len(c) > 64 || c[0] == '.' || c[0] == '-' || c[0] == '_' {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // SecurityDir is the security service's state, which it alone writes.
 func (r Root) SecurityDir() string { return r.join("var", "lib", "securityd") }

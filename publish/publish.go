@@ -32,6 +32,7 @@ type Options struct {
 	Channel    string          // e.g. "stable"
 	Hardware   string          // e.g. "xo-1.75"; "" for any
 	Name       string          // human version name, e.g. "2.0"
+	Notes      string          // release notes shown by clients (plain text)
 	Version    uint64          // 0 = latest+1
 	DeltaDepth int             // make deltas from this many previous versions (default 3)
 	// Best spends build-server CPU for smaller downloads: deltas of large
@@ -147,7 +148,7 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	idx.Versions = append(idx.Versions, repo.VersionRef{Version: ver, Name: o.Name, Created: now, Manifest: mref, Delivery: dref, Entries: len(m.Entries)})
+	idx.Versions = append(idx.Versions, repo.VersionRef{Version: ver, Name: o.Name, Notes: o.Notes, Created: now, Manifest: mref, Delivery: dref, Entries: len(m.Entries)})
 	if err := writeIndex(o.Repo, idx, o); err != nil {
 		return Result{}, err
 	}

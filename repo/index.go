@@ -30,6 +30,7 @@ type BlobRef struct {
 type VersionRef struct {
 	Version  uint64    `json:"version"`
 	Name     string    `json:"name,omitempty"`
+	Notes    string    `json:"notes,omitempty"` // release notes, plain text (upgrade-publish add --notes)
 	Created  time.Time `json:"created"`
 	Manifest BlobRef   `json:"manifest"` // pins the manifest (mix-and-match defence)
 	Delivery BlobRef   `json:"delivery"` // pins the delivery list: objects, deltas, packs

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in scripts/deps.d/*.txt that are missing.
-# As root it installs them; otherwise it names them and fails.
+# Installs the Debian packages listed in scripts/deps.d/*.txt that are missing,
+# or with arguments only those of the named sets (`deps.sh demo`: what
+# `make demo` needs, deps.d/demo.txt). As root it installs them; otherwise it
+# names them and fails.
 set -euo pipefail
 cd "$(dirname "$0")"
-want=$(cat deps.d/*.txt 2>/dev/null | sed 's/#.*//' | tr -s ' \n' '\n' | sed '/^$/d' | sort -u)
+lists=(deps.d/*.txt)
+if [ $# -gt 0 ]; then
+	lists=()
+	for s in "$@"; do lists+=("deps.d/$s.txt"); done
+fi
+want=$(cat "${lists[@]}" | sed 's/#.*//' | tr -s ' \n' '\n' | sed '/^$/d' | sort -u)
 missing=()
 for p in $want; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

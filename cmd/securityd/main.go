@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -17,7 +16,9 @@ import (
 	"syscall"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/spf13/cobra"
 
+	"laptop.org/upgrade/clidoc"
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/layout"
@@ -29,22 +30,45 @@ import (
 // (lowprio.Background) lands there and runs at normal priority.
 func init() { runtime.LockOSThread() }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log.SetFlags(0)
-	log.SetPrefix("securityd: ")
-	if err := run(ctx); err != nil {
-		log.Fatal(err)
-	}
+type flags struct {
+	root, keys, allow string
+	tries             int
 }
 
-func run(ctx context.Context) error {
-	root := flag.String("root", "/", "root prefix holding the slots")
-	keys := flag.String("keys", "", "directory of trusted *.pub keys (default ROOT/etc/upgrade/keys)")
-	tries := flag.Int("tries", security.DefaultTries, "boots a new slot gets to reach boot-complete")
-	allow := flag.String("allow-uid", "", "comma-separated uids besides root that may call (the daemon's user)")
-	flag.Parse()
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	log.SetFlags(0)
+	log.SetPrefix("securityd: ")
+	code := clidoc.Execute(ctx, newRoot(), os.Args[1:], os.Stderr, nil)
+	stop()
+	os.Exit(code)
+}
+
+func newRoot() *cobra.Command {
+	var f flags
+	cmd := &cobra.Command{
+		Use:   "securityd",
+		Short: "the security service: verifies slots and alone writes the boot pointer",
+		Long: `securityd owns org.laptop.Security1 on the system bus. It holds its own trusted keys,
+verifies a slot against its signed manifest, refuses anything not newer than the running
+version, and alone writes the boot pointer (ROOT/var/lib/securityd/bootptr) that the
+initrd reads. It uses no network. Only root and the uids given with --allow-uid may call
+it (the bus policy says the same).`,
+		Args: clidoc.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.SortFlags = false
+	fl.StringVar(&f.root, "root", "/", "root prefix holding the slots")
+	fl.StringVar(&f.keys, "keys", "", "directory of trusted *.pub keys (default ROOT/etc/upgrade/keys)")
+	fl.IntVar(&f.tries, "tries", security.DefaultTries, "boots a new slot gets to reach boot-complete")
+	fl.StringVar(&f.allow, "allow-uid", "", "comma-separated uids besides root that may call (the daemon's user)")
+	clidoc.Prepare(cmd, clidoc.Docs{Section: "8"})
+	return cmd
+}
+
+func run(ctx context.Context, f flags) error {
+	root, keys, tries, allow := &f.root, &f.keys, &f.tries, &f.allow
 	lowprio.Enable() // verification yields to the desktop
 	lr, err := layout.New(*root)
 	if err != nil {

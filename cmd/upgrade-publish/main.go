@@ -1,158 +1,208 @@
 // Command upgrade-publish is the build-server side: keys, signing, turning
 // a directory tree into a version of a static repository, serving it for
 // tests and demos, and provisioning a first root from it (image builders).
+// Each subcommand is one constructor (newXxxCommand) with its own flags.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"laptop.org/upgrade/clidoc"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
 )
 
-const usage = `usage: upgrade-publish COMMAND [flags]
-
-commands:
-  keygen    --out DIR [--name NAME]            new Ed25519 key pair: NAME.key (secret), NAME.pub
-  add       --repo DIR --key FILE [--channel C] [--hardware H] [--name N] [--version V] [--best] TREE
-  resign    --repo DIR --key FILE [--channel C]    refresh serial and expiry of the index
-  provision --root R --mirror URL --keys DIR [--channel C] [--version V]
-  serve     --repo DIR [--listen [::1]:8080]     serve a repository over HTTP (cache headers set)
-`
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log.SetFlags(0)
 	log.SetPrefix("upgrade-publish: ")
-	if err := run(ctx, os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		log.Fatal(err)
-	}
+	code := clidoc.Execute(ctx, newRoot(), os.Args[1:], os.Stderr, nil)
+	stop()
+	os.Exit(code)
 }
 
-type mirrors []string
-
-func (m *mirrors) String() string     { return strings.Join(*m, ",") }
-func (m *mirrors) Set(s string) error { *m = append(*m, s); return nil }
-
-func run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
-		return flag.ErrHelp
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "upgrade-publish",
+		Short: "publish signed versions of an OS tree into a static repository",
+		Long: `upgrade-publish is the release manager's tool: it makes signing keys, adds a directory
+tree as a new signed version of a channel (objects, binary deltas, packs), re-signs the
+index before it expires, serves a repository over HTTP for tests and demos, and
+provisions a first root from a repository (image builders).`,
+		Args: clidoc.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return clidoc.Usage("no command given") },
 	}
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
-	var (
-		out      = fs.String("out", ".", "directory for new keys")
-		name     = fs.String("name", "", "key file name / version name")
-		repoDir  = fs.String("repo", "", "repository directory")
-		keyFile  = fs.String("key", "", "private key file")
-		channel  = fs.String("channel", "stable", "channel")
-		hardware = fs.String("hardware", "", "hardware class ('' = any)")
-		version  = fs.Uint64("version", 0, "version number (0 = next / newest)")
-		depth    = fs.Int("depth", 3, "make deltas from this many previous versions")
-		best     = fs.Bool("best", false, "smallest downloads: deltas and packs by the zstd and xz commands (slower; for releases)")
-		ttl      = fs.Duration("ttl", 30*24*time.Hour, "index validity")
-		root     = fs.String("root", "", "root prefix to provision")
-		keysDir  = fs.String("keys", "", "directory of trusted *.pub keys")
-		listen   = fs.String("listen", "[::1]:8080", "address to serve on")
-		mirror   mirrors
-	)
-	fs.Var(&mirror, "mirror", "mirror URL (repeatable)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	switch args[0] {
-	case "keygen":
-		return keygen(*out, *name)
-	case "add", "resign":
-		if *repoDir == "" || *keyFile == "" {
-			return fmt.Errorf("%s needs --repo and --key", args[0])
-		}
-		k, err := repo.LoadPrivate(*keyFile)
-		if err != nil {
-			return err
-		}
-		o := publish.Options{Repo: *repoDir, Key: k, Channel: *channel, Hardware: *hardware, Name: *name, Version: *version, DeltaDepth: *depth, Best: *best, TTL: *ttl, Logf: log.Printf}
-		if args[0] == "resign" {
-			return publish.Resign(o)
-		}
-		if fs.NArg() != 1 {
-			return fmt.Errorf("add needs exactly one TREE")
-		}
-		res, err := publish.Add(ctx, fs.Arg(0), o)
-		if err != nil {
-			return err
-		}
-		if res.Unchanged {
-			fmt.Printf("version %d unchanged (the tree equals it)\n", res.Version)
-		} else {
-			fmt.Printf("published version %d: %d entries, %d new objects, %d new deltas, %d bytes added\n", res.Version, res.Entries, res.NewObjects, res.NewDeltas, res.StoredBytes)
-		}
-		return nil
-	case "provision":
-		if *root == "" || len(mirror) == 0 || *keysDir == "" {
-			return fmt.Errorf("provision needs --root, --mirror and --keys")
-		}
-		kr, err := repo.LoadKeyring(*keysDir)
-		if err != nil {
-			return err
-		}
-		lr, err := layout.New(*root)
-		if err != nil {
-			return err
-		}
-		cfg := &engine.Config{Root: lr, Mirrors: mirror, Channel: *channel, Hardware: *hardware, Keys: kr, Logf: log.Printf}
-		res, err := engine.Provision(ctx, cfg, *version)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("provisioned %s: slot a holds version %d (%d bytes fetched)\n", lr.Dir, res.Version, res.Fetched)
-		return nil
-	case "serve":
-		if *repoDir == "" {
-			return fmt.Errorf("serve needs --repo")
-		}
-		return serve(ctx, *repoDir, *listen)
-	}
-	fs.Usage()
-	return fmt.Errorf("unknown command %q", args[0])
+	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand())
+	clidoc.Prepare(root, clidoc.Docs{Section: "1"})
+	return root
 }
 
-func keygen(dir, name string) error {
-	k, err := repo.GenerateKey()
+// signing are the flags of the commands that write a signed index.
+type signing struct {
+	repoDir, keyFile, channel string
+	ttl                       time.Duration
+}
+
+func (s *signing) flags(c *cobra.Command) {
+	f := c.Flags()
+	f.StringVar(&s.repoDir, "repo", "", "repository `DIR` (required)")
+	f.StringVar(&s.keyFile, "key", "", "private key `FILE` to sign with (required)")
+	f.StringVar(&s.channel, "channel", "stable", "channel")
+	f.DurationVar(&s.ttl, "ttl", 30*24*time.Hour, "index validity; resign before it ends")
+	_ = c.MarkFlagRequired("repo")
+	_ = c.MarkFlagRequired("key")
+}
+
+func (s *signing) options() (publish.Options, error) {
+	k, err := repo.LoadPrivate(s.keyFile)
 	if err != nil {
-		return err
+		return publish.Options{}, err
 	}
-	if name == "" {
-		name = k.ID
+	return publish.Options{Repo: s.repoDir, Key: k, Channel: s.channel, TTL: s.ttl, Logf: log.Printf}, nil
+}
+
+// maxNotes bounds release notes: they travel in the index, which every
+// client downloads at every check.
+const maxNotes = 64 << 10
+
+func newAddCommand() *cobra.Command {
+	var (
+		s                     signing
+		hardware, name, notes string
+		version               uint64
+		depth                 int
+		best                  bool
+	)
+	c := &cobra.Command{
+		Use:   "add TREE",
+		Short: "add a directory tree as a new signed version",
+		Long: `add scans TREE, stores what the repository lacks (content-addressed objects, binary
+deltas from the last --depth versions, packs) and publishes it as a new version in the
+channel's signed index. A tree equal to the newest version publishes nothing.`,
+		Args: clidoc.ExactArgs(1, "one TREE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := s.options()
+			if err != nil {
+				return err
+			}
+			o.Hardware, o.Name, o.Version, o.DeltaDepth, o.Best = hardware, name, version, depth, best
+			if notes != "" {
+				b, err := os.ReadFile(notes)
+				if err != nil {
+					return fmt.Errorf("release notes: %w", err)
+				}
+				if len(b) > maxNotes {
+					return fmt.Errorf("release notes %s: %d bytes, at most %d", notes, len(b), maxNotes)
+				}
+				o.Notes = string(b)
+			}
+			res, err := publish.Add(cmd.Context(), args[0], o)
+			if err != nil {
+				return err
+			}
+			if res.Unchanged {
+				fmt.Printf("version %d unchanged (the tree equals it)\n", res.Version)
+			} else {
+				fmt.Printf("published version %d: %d entries, %d new objects, %d new deltas, %d bytes added\n", res.Version, res.Entries, res.NewObjects, res.NewDeltas, res.StoredBytes)
+			}
+			return nil
+		},
 	}
-	if err := os.MkdirAll(dir, 0755); err != nil {
-		return err
+	s.flags(c)
+	f := c.Flags()
+	f.StringVar(&hardware, "hardware", "", "hardware class ('' = any)")
+	f.StringVar(&name, "name", "", "release name shown to users (e.g. \"2026.12\")")
+	f.StringVar(&notes, "notes", "", "release notes: a plain-text `FILE` shown by upgradectl check and status (clients before notes existed refuse such an index)")
+	f.Uint64Var(&version, "version", 0, "version number (0 = newest + 1)")
+	f.IntVar(&depth, "depth", 3, "make deltas from this many previous versions")
+	f.BoolVar(&best, "best", false, "smallest downloads: deltas and packs by the zstd and xz commands (slower; for releases)")
+	return c
+}
+
+func newResignCommand() *cobra.Command {
+	var s signing
+	c := &cobra.Command{
+		Use:   "resign",
+		Short: "refresh the serial and expiry of a channel's index",
+		Long: `resign signs the channel's index again with a new serial and expiry (--ttl). Run it
+well before the index expires (every week from a timer, for a 30-day --ttl): clients
+refuse an expired index.`,
+		Args: clidoc.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			o, err := s.options()
+			if err != nil {
+				return err
+			}
+			return publish.Resign(o)
+		},
 	}
-	priv := filepath.Join(dir, name+".key")
-	if err := os.WriteFile(priv, repo.MarshalPrivate(k), 0600); err != nil {
-		return err
+	s.flags(c)
+	return c
+}
+
+func newProvisionCommand() *cobra.Command {
+	var (
+		root, keys, channel, hardware string
+		mirrors                       []string
+		version                       uint64
+	)
+	c := &cobra.Command{
+		Use:   "provision",
+		Short: "make a first root: slot a holding a version from a repository",
+		Args:  clidoc.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			kr, err := repo.LoadKeyring(keys)
+			if err != nil {
+				return err
+			}
+			lr, err := layout.New(root)
+			if err != nil {
+				return err
+			}
+			cfg := &engine.Config{Root: lr, Mirrors: mirrors, Channel: channel, Hardware: hardware, Keys: kr, Logf: log.Printf}
+			res, err := engine.Provision(cmd.Context(), cfg, version)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("provisioned %s: slot a holds version %d (%d bytes fetched)\n", lr.Dir, res.Version, res.Fetched)
+			return nil
+		},
 	}
-	pub := filepath.Join(dir, name+".pub")
-	if err := os.WriteFile(pub, repo.MarshalPublic(k.Public()), 0644); err != nil {
-		return err
+	f := c.Flags()
+	f.StringVar(&root, "root", "", "root prefix to provision (required)")
+	f.StringArrayVar(&mirrors, "mirror", nil, "mirror URL (repeatable; required)")
+	f.StringVar(&keys, "keys", "", "directory of trusted *.pub keys (required)")
+	f.StringVar(&channel, "channel", "stable", "channel")
+	f.StringVar(&hardware, "hardware", "", "hardware class ('' = any)")
+	f.Uint64Var(&version, "version", 0, "version to install (0 = newest)")
+	for _, r := range []string{"root", "mirror", "keys"} {
+		_ = c.MarkFlagRequired(r)
 	}
-	fmt.Printf("key %s: secret %s, public %s\n", k.ID, priv, pub)
-	return nil
+	return c
+}
+
+func newServeCommand() *cobra.Command {
+	var repoDir, listen string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "serve a repository over HTTP (tests, demos), with cache headers set",
+		Args:  clidoc.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), repoDir, listen)
+		},
+	}
+	c.Flags().StringVar(&repoDir, "repo", "", "repository `DIR` (required)")
+	c.Flags().StringVar(&listen, "listen", "[::1]:8080", "address to serve on")
+	_ = c.MarkFlagRequired("repo")
+	return c
 }

@@ -3,46 +3,84 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
-	"golang.org/x/sys/unix"
+	"github.com/spf13/cobra"
 
+	"laptop.org/upgrade/clidoc"
 	"laptop.org/upgrade/dbusapi"
 )
 
-func (c *cli) upgrade(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("upgrade", flag.ContinueOnError)
-	tries := fs.Uint("tries", 0, "boot tries for the new version")
-	force := fs.Bool("force", false, "ignore the background policy")
-	noWait := fs.Bool("no-wait", false, "start the job and return")
-	background := fs.Bool("background", false, "a background job (as the timer starts): metered/battery policy, idle priority, rate cap")
-	cancelOnInt := fs.Bool("cancel-on-interrupt", false, "Ctrl-C cancels the job instead of leaving it running")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{exitUsage, err}
+// upgradeOpts are the flags of `upgrade`.
+type upgradeOpts struct {
+	tries                           uint
+	force, background, noWait       bool
+	cancelOnInt, downloadOnly, boot bool
+}
+
+func upgradeCommand(c *cli) *cobra.Command {
+	var o upgradeOpts
+	cmd := &cobra.Command{
+		Use:   "upgrade [VERSION]",
+		Short: "build a version (newest if none given) into the inactive slot and follow the job",
+		Long: `upgrade builds VERSION (the newest on the channel if none is given) into the inactive
+slot and has the security service make it the next boot. It follows the job with a
+progress bar on a terminal, a line per phase otherwise, JSON lines with --json.
+
+With --download-only the version is downloaded, built and verified but does not boot
+next; ` + "`upgradectl apply`" + ` activates it later without downloading anything.
+Ctrl-C leaves the job running (` + "`upgradectl watch`" + ` follows it again) unless
+--cancel-on-interrupt.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.downloadOnly && o.boot {
+				return clidoc.Usage("--download-only and --reboot exclude each other")
+			}
+			version := ""
+			if len(args) == 1 {
+				version = args[0]
+			}
+			if err := c.connect(); err != nil {
+				return err
+			}
+			return c.upgrade(cmd.Context(), version, o)
+		},
 	}
-	version := ""
-	if fs.NArg() > 1 {
-		return &exitError{exitUsage, errors.New("upgrade takes at most one VERSION")}
-	}
-	if fs.NArg() == 1 {
-		version = fs.Arg(0)
-	}
+	f := cmd.Flags()
+	f.UintVar(&o.tries, "tries", 0, "boot tries the new version gets before the fallback (default: config tries)")
+	f.BoolVar(&o.force, "force", false, "ignore the background policy (metered connection, battery)")
+	f.BoolVar(&o.background, "background", false, "a background job, as the timer starts it: metered/battery policy, idle priority, rate cap")
+	f.BoolVar(&o.noWait, "no-wait", false, "start the job and return")
+	f.BoolVar(&o.cancelOnInt, "cancel-on-interrupt", false, "Ctrl-C cancels the job instead of leaving it running")
+	f.BoolVar(&o.downloadOnly, "download-only", false, "stage the version (download, build, verify) without making it the next boot")
+	f.BoolVar(&o.boot, "reboot", false, "restart the machine when the new version is ready")
+	return cmd
+}
+
+func (c *cli) upgrade(ctx context.Context, version string, o upgradeOpts) error {
 	opts := map[string]dbus.Variant{}
-	if *tries > 0 {
-		opts["tries"] = dbus.MakeVariant(uint32(*tries))
+	if o.tries > 0 {
+		opts["tries"] = dbus.MakeVariant(uint32(o.tries))
 	}
-	if *background {
+	if o.background {
 		opts["background"] = dbus.MakeVariant(true)
 	}
-	if *force {
+	if o.force {
 		opts["force"] = dbus.MakeVariant(true)
 	}
-	// Subscribe before starting, then take a snapshot: no update is lost.
+	if o.downloadOnly {
+		opts["download_only"] = dbus.MakeVariant(true)
+	}
+	return c.startJob(ctx, "Upgrade", []any{version, opts}, o)
+}
+
+// startJob subscribes, takes a snapshot, calls method and follows the
+// job it starts: no update is lost.
+func (c *cli) startJob(ctx context.Context, method string, args []any, o upgradeOpts) error {
 	sig, err := c.subscribe()
 	if err != nil {
 		return err
@@ -52,10 +90,10 @@ func (c *cli) upgrade(ctx context.Context, args []string) error {
 		return err
 	}
 	var job uint32
-	if err := c.obj.CallWithContext(ctx, dbusapi.UpgradeInterface+".Upgrade", 0, version, opts).Store(&job); err != nil {
+	if err := c.act(ctx, method, args...).Store(&job); err != nil {
 		return err
 	}
-	if *noWait {
+	if o.noWait {
 		if c.json {
 			c.emit(map[string]any{"event": "started", "job": job})
 		} else {
@@ -63,7 +101,13 @@ func (c *cli) upgrade(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	return c.follow(ctx, sig, snap, job, *cancelOnInt)
+	if err := c.follow(ctx, sig, snap, job, o.cancelOnInt, o.downloadOnly); err != nil {
+		return err
+	}
+	if o.boot {
+		return reboot(ctx)
+	}
+	return nil
 }
 
 // watchRunning follows whatever job is running.
@@ -81,7 +125,7 @@ func (c *cli) watchRunning(ctx context.Context) error {
 		fmt.Fprintf(c.out, "no job is running (state %s)\n", st)
 		return nil
 	}
-	return c.follow(ctx, sig, snap, job, false)
+	return c.follow(ctx, sig, snap, job, false, false)
 }
 
 func (c *cli) subscribe() (chan *dbus.Signal, error) {
@@ -98,8 +142,9 @@ func (c *cli) subscribe() (chan *dbus.Signal, error) {
 	return ch, nil
 }
 
-func (c *cli) follow(ctx context.Context, sig chan *dbus.Signal, snap map[string]dbus.Variant, job uint32, cancelOnInt bool) error {
+func (c *cli) follow(ctx context.Context, sig chan *dbus.Signal, snap map[string]dbus.Variant, job uint32, cancelOnInt, staged bool) error {
 	r := newRenderer(c, job)
+	r.staged = staged
 	r.update(snap)
 	interrupted := ctx.Done()
 	for {
@@ -109,7 +154,7 @@ func (c *cli) follow(ctx context.Context, sig chan *dbus.Signal, snap map[string
 			if !cancelOnInt {
 				r.finishLine()
 				fmt.Fprintf(os.Stderr, "upgradectl: job %d keeps running in the background; `upgradectl watch` follows it, `upgradectl cancel` stops it\n", job)
-				return &exitError{130, errors.New("interrupted")}
+				return &clidoc.ExitError{Code: 130, Err: errors.New("interrupted"), Quiet: true}
 			}
 			fmt.Fprintf(os.Stderr, "\nupgradectl: cancelling job %d…\n", job)
 			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -141,93 +186,10 @@ func (c *cli) follow(ctx context.Context, sig chan *dbus.Signal, snap map[string
 				}
 				r.finished(okRes, name, msg, snap)
 				if !okRes {
-					return &exitError{codeFor(dbus.Error{Name: name, Body: []any{msg}}), fmt.Errorf("%s: %s", strings.TrimPrefix(name, dbusapi.ErrorPrefix), msg)}
+					return &clidoc.ExitError{Code: codeFor(dbus.Error{Name: name, Body: []any{msg}}), Err: fmt.Errorf("%s: %s", strings.TrimPrefix(name, dbusapi.ErrorPrefix), msg)}
 				}
 				return nil
 			}
 		}
 	}
-}
-
-// renderer draws progress: a bar on a terminal, a line per change of phase
-// (and every 10 %) otherwise, JSON lines with --json.
-type renderer struct {
-	c         *cli
-	job       uint32
-	tty       bool
-	lastState string
-	lastPct   uint32
-	lastBytes uint64
-	lastT     time.Time
-	rate      float64
-	drawn     bool
-}
-
-func newRenderer(c *cli, job uint32) *renderer {
-	_, err := unix.IoctlGetTermios(int(c.out.Fd()), unix.TCGETS)
-	return &renderer{c: c, job: job, tty: err == nil && !c.json, lastT: time.Now()}
-}
-
-func (r *renderer) update(m map[string]dbus.Variant) {
-	state := str(m, "State")
-	pct, _ := m["Progress"].Value().(uint32)
-	done, _ := m["BytesDone"].Value().(uint64)
-	total, _ := m["BytesTotal"].Value().(uint64)
-	now := time.Now()
-	if dt := now.Sub(r.lastT).Seconds(); dt > 0.2 && done >= r.lastBytes {
-		inst := float64(done-r.lastBytes) / dt
-		r.rate = 0.7*r.rate + 0.3*inst
-		r.lastBytes, r.lastT = done, now
-	}
-	switch {
-	case r.c.json:
-		if state != r.lastState || pct != r.lastPct {
-			r.c.emit(map[string]any{"event": "progress", "job": r.job, "state": state, "progress": pct, "bytes_done": done, "bytes_total": total})
-		}
-	case r.tty:
-		width := 30
-		fill := int(pct) * width / 100
-		bar := strings.Repeat("#", fill) + strings.Repeat(".", width-fill)
-		line := fmt.Sprintf("\r[%s] %3d%% %-15s", bar, pct, state)
-		if total > 0 && state == "downloading" {
-			line += fmt.Sprintf(" %s/%s %s/s", human(done), human(total), human(uint64(r.rate)))
-			if r.rate > 0 && total > done {
-				line += " ETA " + (time.Duration(float64(total-done)/r.rate) * time.Second / time.Second * time.Second).String()
-			}
-		}
-		fmt.Fprintf(r.c.out, "%-100s", line)
-		r.drawn = true
-	default:
-		if state == "idle" && r.lastState == "" {
-			break // the snapshot taken before the job started
-		}
-		if state != r.lastState || pct/10 != r.lastPct/10 {
-			fmt.Fprintf(r.c.out, "job %d: %s %d%%", r.job, state, pct)
-			if total > 0 && state == "downloading" {
-				fmt.Fprintf(r.c.out, " (%s of %s)", human(done), human(total))
-			}
-			fmt.Fprintln(r.c.out)
-		}
-	}
-	r.lastState, r.lastPct = state, pct
-}
-
-func (r *renderer) finishLine() {
-	if r.drawn {
-		fmt.Fprintln(r.c.out)
-		r.drawn = false
-	}
-}
-
-func (r *renderer) finished(ok bool, name, msg string, m map[string]dbus.Variant) {
-	r.finishLine()
-	if r.c.json {
-		r.c.emit(map[string]any{"event": "finished", "job": r.job, "success": ok, "error_name": name, "message": msg, "next_boot_slot": str(m, "NextBootSlot"), "next_boot_version": str(m, "NextBootVersion")})
-		return
-	}
-	if ok {
-		fmt.Fprintf(r.c.out, "job %d finished: version %s is ready in slot %s; restart to use it\n", r.job, or(str(m, "NextBootVersion"), str(m, "TargetVersion")), str(m, "NextBootSlot"))
-		return
-	}
-	fmt.Fprintf(r.c.out, "job %d failed: %s\n", r.job, msg)
 }

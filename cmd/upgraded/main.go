@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -19,7 +18,9 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/spf13/cobra"
 
+	"laptop.org/upgrade/clidoc"
 	"laptop.org/upgrade/confine"
 	"laptop.org/upgrade/daemon"
 	"laptop.org/upgrade/dbusapi"
@@ -65,14 +66,9 @@ func setMaxProcs(busy bool) {
 	}
 }
 
-type list []string
-
-func (l *list) String() string     { return strings.Join(*l, ",") }
-func (l *list) Set(s string) error { *l = append(*l, s); return nil }
-
 type flags struct {
 	root, config, keys, channel string
-	mirrors                     list
+	mirrors                     []string
 	once, activate              bool
 	version                     uint64
 	tries                       int
@@ -82,26 +78,54 @@ type flags struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log.SetFlags(0)
 	log.SetPrefix("upgraded: ")
 	setupLogging()
+	code := clidoc.Execute(ctx, newRoot(), os.Args[1:], os.Stderr, nil)
+	stop()
+	os.Exit(code)
+}
+
+// newRoot is the daemon's command line (its man page, upgraded(8), and
+// upgraded.conf(5) come from the same definitions).
+func newRoot() *cobra.Command {
 	var f flags
-	flag.StringVar(&f.root, "root", "/", "root prefix holding the slots")
-	flag.StringVar(&f.config, "config", "", "config file (default ROOT/etc/upgrade/upgraded.conf)")
-	flag.StringVar(&f.keys, "keys", "", "directory of trusted *.pub keys (overrides the config)")
-	flag.StringVar(&f.channel, "channel", "", "channel (overrides the config)")
-	flag.Var(&f.mirrors, "mirror", "mirror URL, repeatable (overrides the config)")
-	flag.BoolVar(&f.once, "once", false, "run one upgrade in the foreground without D-Bus, then exit")
-	flag.BoolVar(&f.activate, "activate", false, "with --once: verify and make the new slot the next boot (in-process security service; root)")
-	flag.Uint64Var(&f.version, "version", 0, "with --once: version to install (0 = newest)")
-	flag.IntVar(&f.tries, "tries", 0, "boot tries for a new slot (0 = config)")
-	flag.DurationVar(&f.networkWait, "network-wait", 2*time.Minute, "how long to wait for a route to a mirror (before a job, and after a lost link)")
-	flag.StringVar(&f.confine, "confine", string(confine.Auto), "Landlock self-confinement: required, auto (when the kernel has it) or off")
-	flag.Parse()
-	if err := run(ctx, f); err != nil {
-		log.Fatal(err)
+	cmd := &cobra.Command{
+		Use:   "upgraded",
+		Short: "the dual-slot upgrade daemon (D-Bus org.laptop.Upgrade1)",
+		Long: `upgraded owns org.laptop.Upgrade1 on the system bus and runs one upgrade at a time
+into the inactive slot: it checks the signed index of its channel on the mirrors,
+clones the running slot, downloads only what changed, builds and verifies the new tree
+and hands it to the security service (securityd), which alone makes it the next boot.
+
+Its settings are in ROOT/etc/upgrade/upgraded.conf (see upgraded.conf(5)); the flags
+below override them. SIGHUP (systemctl reload upgraded) re-reads the file: a changed
+mirror list or channel applies to the next check or job.
+
+With --once it runs one upgrade in the foreground without D-Bus (image builders,
+recovery, benchmarks) and exits.`,
+		Args: clidoc.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), f)
+		},
 	}
+	fl := cmd.Flags()
+	fl.SortFlags = false
+	fl.StringVar(&f.root, "root", "/", "root prefix holding the slots")
+	fl.StringVar(&f.config, "config", "", "config file (default ROOT/etc/upgrade/upgraded.conf)")
+	fl.StringVar(&f.keys, "keys", "", "directory of trusted *.pub keys (overrides the config)")
+	fl.StringVar(&f.channel, "channel", "", "channel (overrides the config)")
+	fl.StringArrayVar(&f.mirrors, "mirror", nil, "mirror URL, repeatable (overrides the config)")
+	fl.BoolVar(&f.once, "once", false, "run one upgrade in the foreground without D-Bus, then exit")
+	fl.BoolVar(&f.activate, "activate", false, "with --once: verify and make the new slot the next boot (in-process security service; root)")
+	fl.Uint64Var(&f.version, "target-version", 0, "with --once: version to install (0 = newest)")
+	fl.IntVar(&f.tries, "tries", 0, "boot tries for a new slot (0 = config)")
+	fl.DurationVar(&f.networkWait, "network-wait", 2*time.Minute, "how long to wait for a route to a mirror (before a job, and after a lost link)")
+	fl.StringVar(&f.confine, "confine", string(confine.Auto), "Landlock self-confinement: required, auto (when the kernel has it) or off")
+	clidoc.Prepare(cmd, clidoc.Docs{Section: "8", Extra: func() map[string]string {
+		return map[string]string{"upgraded.conf.5": daemon.ConfigManual()}
+	}})
+	return cmd
 }
 
 // engineConfig merges the config file and the flags.
@@ -154,12 +178,18 @@ func run(ctx context.Context, f flags) error {
 	if err != nil {
 		return err
 	}
+	// Serials were kept for one channel before they were kept per
+	// channel: they are the configured channel's.
+	if err := engine.MigrateSeen(cfg.Root, cfg.Channel); err != nil {
+		return err
+	}
 	if err := confineSelf(cfg.Root, f); err != nil {
 		return err
 	}
 	svc := newService(f.networkWait)
 	defer svc.Close()
 	if f.once {
+		cfg.Mirrors = daemon.ExpandMirrors(cfg.Mirrors, cfg.Channel)
 		return once(ctx, cfg, fc, f, svc)
 	}
 	lowprio.Enable()   // a daemon's job is background work; --once is waited for
@@ -209,6 +239,7 @@ func run(ctx context.Context, f flags) error {
 		// (a resumed job releases when it ends).
 		log.Printf("code pages stay resident: %v", err)
 	}
+	go reloadOnHUP(ctx, f, cfg, d)
 	<-ctx.Done()
 	svc.stopping()
 	log.Print("stopping; a running job will resume at the next start")
@@ -265,6 +296,30 @@ func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags
 		fmt.Printf("next boot: slot %s, version %d (on trial)\n", got.Slot, got.Version)
 	}
 	return nil
+}
+
+// reloadOnHUP re-reads the config at every SIGHUP (systemctl reload) and
+// hands it to the daemon for the next check or job. A file that does not
+// parse changes nothing. Trusted keys stay those read at start: the
+// security service, which alone decides what boots, reads its own.
+func reloadOnHUP(ctx context.Context, f flags, started *engine.Config, d *daemon.Daemon) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, fc, err := engineConfig(f)
+		if err != nil {
+			log.Printf("reload: %v; keeping the settings in force", err)
+			continue
+		}
+		cfg.Keys = started.Keys
+		d.Reload(*cfg, fc.Tries)
+	}
 }
 
 // confineSelf restricts the whole process, before any job can run, to

@@ -133,6 +133,26 @@ class ModelTest(unittest.TestCase):
         wait_until(lambda: control('/reboots', method='GET') == [True],
                    'logind to be asked for an interactive reboot')
 
+    def test_restart_through_the_session_manager(self):
+        """In a Sugar session the restart goes through the shell's session
+        manager, which lets activities save first; logind is not called
+        behind its back."""
+        from jarabe.model import session
+
+        class Manager(object):
+            reboots = 0
+
+            def reboot(self):
+                Manager.reboots += 1
+
+        old = session._session_manager
+        session._session_manager = Manager()
+        self.addCleanup(setattr, session, '_session_manager', old)
+        self.model.restart()
+        self.assertEqual(Manager.reboots, 1)
+        self.assertFalse(self.model.can_restart())
+        self.assertEqual(control('/reboots', method='GET'), [])
+
     def test_cancel(self):
         m = self.model
         self.start_held_upgrade()
@@ -232,7 +252,7 @@ class SentenceTest(unittest.TestCase):
     """Error names become sentences people can act on, translated."""
 
     NAMES = ['NotAuthorized', 'NoSpace', 'Network', 'BadSignature', 'Busy',
-             'Cancelled', 'UpToDate', 'NotFound', 'Interrupted']
+             'Cancelled', 'UpToDate', 'NotFound']
 
     def test_each_error_has_its_own_sentence(self):
         sentences = [model.error_sentence(ERR + n) for n in self.NAMES]

@@ -100,7 +100,7 @@ class ViewTest(unittest.TestCase):
                    'the check to offer version 2')
         self.assertEqual(view.headline.get_text(), 'Version 2 is available')
         self.assertRegex(view.available_value.get_text(),
-                         r'^version 2, [0-9.]+ MiB to download$')
+                         r'^version 2, [0-9.]+ MB to download$')
         self.assertTrue(shown(view.check_button))
         self.assertFalse(view.progress.get_visible())
         screenshot(self.panel, 'idle')
@@ -116,7 +116,7 @@ class ViewTest(unittest.TestCase):
         self.assertTrue(0 < view.progress.get_fraction() < 1)
         self.assertEqual(view.headline.get_text(), 'Updating to version 2...')
         self.assertRegex(view.message.get_text(),
-                         r'^Downloading: [0-9.]+ MiB of [0-9.]+ MiB$')
+                         r'^Downloading: [0-9.]+ MB of [0-9.]+ MB$')
         self.assertEqual(
             (shown(view.cancel_button), view.check_button.get_visible(),
              view.install_button.get_visible(),

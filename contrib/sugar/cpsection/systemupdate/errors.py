@@ -50,9 +50,6 @@ def error_sentence(name):
     if short == 'NotFound':
         return _('That version is no longer on the update server. Check '
                  'for updates again.')
-    if short == 'Interrupted':
-        return _('The update was interrupted. Start it again; it will '
-                 'continue where it stopped.')
     if name in ('org.freedesktop.DBus.Error.ServiceUnknown',
                 'org.freedesktop.DBus.Error.NameHasNoOwner',
                 'org.freedesktop.DBus.Error.Disconnected'):

@@ -25,15 +25,16 @@ _PULSE_MS = 200
 
 
 def format_size(size):
-    """A download size as people read it ('250 KiB', '2.3 MiB')."""
-    if size < 1024:
-        # TRANS: a size of less than one kibibyte
-        return _('less than 1 KiB')
-    if size < 1024 * 1024:
-        # TRANS: a size in kibibytes, e.g. '250 KiB'
-        return locale.format_string(_('%.0f KiB'), size / 1024.0)
-    # TRANS: a size in mebibytes, e.g. '2.3 MiB'
-    return locale.format_string(_('%.1f MiB'), size / 1024.0 / 1024)
+    """A download size as people read it, in the decimal units upgradectl
+    uses ('250 kB', '2.3 MB')."""
+    if size < 1000:
+        # TRANS: a size of less than one kilobyte (1000 bytes)
+        return _('less than 1 kB')
+    if size < 1000 * 1000:
+        # TRANS: a size in kilobytes, e.g. '250 kB'
+        return locale.format_string(_('%.0f kB'), size / 1000.0)
+    # TRANS: a size in megabytes, e.g. '2.3 MB'
+    return locale.format_string(_('%.1f MB'), size / 1000.0 / 1000)
 
 
 def _version(v):
