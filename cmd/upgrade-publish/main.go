@@ -26,7 +26,8 @@ const usage = `usage: upgrade-publish COMMAND [flags]
 
 commands:
   keygen    --out DIR [--name NAME]            new Ed25519 key pair: NAME.key (secret), NAME.pub
-  add       --repo DIR --key FILE [--channel C] [--hardware H] [--name N] [--version V] [--best] TREE
+  add       --repo DIR --key FILE [--channel C] [--hardware H] [--name N] [--version V] [--best]
+            [--strip-forbidden | --allow-devices] TREE
   resign    --repo DIR --key FILE [--channel C]    refresh serial and expiry of the index
   provision --root R --mirror URL --keys DIR [--channel C] [--version V]
   serve     --repo DIR [--listen [::1]:8080]     serve a repository over HTTP (cache headers set)
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string) error {
 		root     = fs.String("root", "", "root prefix to provision")
 		keysDir  = fs.String("keys", "", "directory of trusted *.pub keys")
 		listen   = fs.String("listen", "[::1]:8080", "address to serve on")
+		strip    = fs.Bool("strip-forbidden", false, "add: leave out entries the clients' policy refuses (device nodes)")
+		devices  = fs.Bool("allow-devices", false, "add: publish device nodes, for clients with allow_devices = true")
 		mirror   mirrors
 	)
 	fs.Var(&mirror, "mirror", "mirror URL (repeatable)")
@@ -88,7 +91,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		o := publish.Options{Repo: *repoDir, Key: k, Channel: *channel, Hardware: *hardware, Name: *name, Version: *version, DeltaDepth: *depth, Best: *best, TTL: *ttl, Logf: log.Printf}
+		o := publish.Options{Repo: *repoDir, Key: k, Channel: *channel, Hardware: *hardware, Name: *name, Version: *version, DeltaDepth: *depth, Best: *best, TTL: *ttl, Logf: log.Printf, StripForbidden: *strip, AllowDevices: *devices}
 		if args[0] == "resign" {
 			return publish.Resign(o)
 		}
