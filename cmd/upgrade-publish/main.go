@@ -19,6 +19,7 @@ import (
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/publish"
+	"laptop.org/upgrade/publish/export"
 	"laptop.org/upgrade/repo"
 )
 
@@ -31,6 +32,8 @@ commands:
   resign    --repo DIR --key FILE [--channel C]    refresh serial and expiry of the index
   provision --root R --mirror URL --keys DIR [--channel C] [--version V]
   serve     --repo DIR [--listen [::1]:8080]     serve a repository over HTTP (cache headers set)
+  export    --repo DIR --keys DIR --to DIR [--versions V,...] [--from V,...|all]
+            copy what machines at --from need for --versions (default: the newest, for any machine)
 `
 
 func main() {
@@ -73,6 +76,9 @@ func run(ctx context.Context, args []string) error {
 		keysDir  = fs.String("keys", "", "directory of trusted *.pub keys")
 		listen   = fs.String("listen", "[::1]:8080", "address to serve on")
 		strip    = fs.Bool("strip-forbidden", false, "add: leave out entries the clients' policy refuses (device nodes)")
+		to       = fs.String("to", "", "export: destination directory (a USB stick)")
+		versions = fs.String("versions", "", "export: versions to carry, e.g. 2,3 (default: the newest)")
+		from     = fs.String("from", "all", "export: versions the machines run (0 = none), or all")
 		devices  = fs.Bool("allow-devices", false, "add: publish device nodes, for clients with allow_devices = true")
 		mirror   mirrors
 	)
@@ -127,6 +133,8 @@ func run(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("provisioned %s: slot a holds version %d (%d bytes fetched)\n", lr.Dir, res.Version, res.Fetched)
 		return nil
+	case "export":
+		return export.Run(ctx, export.Flags{Repo: *repoDir, Keys: *keysDir, To: *to, Versions: *versions, From: *from}, os.Stdout)
 	case "serve":
 		if *repoDir == "" {
 			return fmt.Errorf("serve needs --repo")
