@@ -99,12 +99,31 @@ func Export(ctx context.Context, o Options) (*Result, error) {
 		res.Versions = append(res.Versions, ref.Version)
 	}
 	res.Newest = slices.Contains(res.Versions, idx.Latest().Version)
+	if err := checkNotOlder(o, idx); err != nil {
+		return nil, err
+	}
 	if err := copyAll(ctx, src, o.To, need, raw, res); err != nil {
 		return nil, fmt.Errorf("export to %s: %w", o.To, err)
 	}
 	o.Logf("exported versions %v: %d files (%d new), %d bytes; the index (serial %d) expires %s",
 		res.Versions, res.Files, res.Copied, res.Bytes, res.Serial, res.Expires.UTC().Format(time.RFC3339))
 	return res, nil
+}
+
+// checkNotOlder refuses to replace an index already at the destination
+// by an older one of the same channel: laptops that read the newer one
+// would refuse the disk as a rollback.
+func checkNotOlder(o Options, idx *repo.Index) error {
+	b, err := os.ReadFile(filepath.Join(o.To, repo.IndexPath))
+	if err != nil {
+		return nil
+	}
+	old, err := repo.OpenIndex(b, o.Keys, repo.Expect{})
+	if err != nil || old.Channel != idx.Channel || old.Serial <= idx.Serial {
+		return nil
+	}
+	return fmt.Errorf("export: %s holds a newer index of channel %q (serial %d) than the repository's (serial %d): laptops would refuse the older one; export from the newer repository or to an empty directory: %w",
+		o.To, idx.Channel, old.Serial, idx.Serial, errdefs.ErrFailedPrecondition)
 }
 
 // pickVersions resolves the wanted versions in the index, oldest first.

@@ -17,6 +17,7 @@ import (
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/manifest"
+	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/publish/export"
 	"laptop.org/upgrade/repo"
 )
@@ -219,5 +220,27 @@ func TestParseVersions(t *testing.T) {
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("%q (-want +got):\n%s", tc.in, diff)
 		}
+	}
+}
+
+// A disk that already holds a newer index of the channel keeps it: an
+// export from an older copy of the repository is refused.
+func TestExportKeepsNewerIndex(t *testing.T) {
+	r := testrepo.New(t, 2)
+	newer := testrepo.New(t, 2)
+	if err := publish.Resign(publish.Options{Repo: newer.Dir, Key: r.Key, Channel: testrepo.Channel}); err != nil {
+		t.Fatal(err)
+	}
+	stick := filepath.Join(t.TempDir(), "stick")
+	if _, err := export.Export(context.Background(), export.Options{Repo: newer.Dir, To: stick, Keys: r.Keys}); err != nil {
+		t.Fatal(err)
+	}
+	want := readFile(t, filepath.Join(stick, repo.IndexPath))
+	_, err := export.Export(context.Background(), export.Options{Repo: r.Dir, To: stick, Keys: r.Keys})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "holds a newer index") {
+		t.Fatalf("export of the older repository: got %v", err)
+	}
+	if got := readFile(t, filepath.Join(stick, repo.IndexPath)); !bytesEqual(got, want) {
+		t.Errorf("the newer index on the disk was replaced")
 	}
 }
