@@ -76,7 +76,7 @@ func Export(ctx context.Context, o Options) (*Result, error) {
 	}
 	idx, err := repo.OpenIndex(raw, o.Keys, repo.Expect{Now: o.Now()})
 	if err != nil {
-		return nil, fmt.Errorf("export: %s: %w (re-sign it first: upgrade-publish resign)", filepath.Join(o.Repo, repo.IndexPath), err)
+		return nil, fmt.Errorf("export: %s: %w (laptops would refuse it too: check --keys, or re-sign it with upgrade-publish resign)", filepath.Join(o.Repo, repo.IndexPath), err)
 	}
 	targets, err := pickVersions(idx, o.Versions)
 	if err != nil {
