@@ -11,7 +11,8 @@
 #      loads the policies), polkitd (pkaction through a running polkitd
 #      knows the actions), Sugar (the section sits in jarabe's ext_path);
 #   3. the packages are purged and the root must list exactly as before.
-# Runs in a private mount namespace (a /proc for the chroot).
+# Runs in a private mount namespace (a /proc for the chroot). No grep -q in
+# a pipe: under pipefail the writer's SIGPIPE would fail the check.
 # usage: scripts/deb/test.sh OUT
 set -euo pipefail
 out=$(realpath -m "$1")
@@ -77,7 +78,7 @@ test -d "$work/var/lib/upgrade/staging" # systemd-tmpfiles ran from the postinst
 in_root "$work" systemd-analyze verify --man=no upgraded.service securityd.service upgrade-check.timer \
 	upgrade-boot-complete.service upgrade-publish-resign@stable.timer 2>&1 | tee "$out/verify.log"
 test ! -s "$out/verify.log"
-in_root "$work" systemd-analyze cat-config tmpfiles.d | grep -q '^# /usr/lib/tmpfiles.d/laptop-upgrade.conf$'
+in_root "$work" systemd-analyze cat-config tmpfiles.d | grep '^# /usr/lib/tmpfiles.d/laptop-upgrade.conf$' >/dev/null
 test -L "$work/etc/systemd/system/timers.target.wants/upgrade-check.timer"
 
 say "dbus-daemon reads the policies and the activation files"
@@ -90,7 +91,7 @@ for n in org.laptop.Upgrade1 org.laptop.Security1; do grep -q "\"$n\"" <<<"$name
 # root included; ours let root own the two names, and still not nobody.
 for n in org.laptop.Upgrade1 org.laptop.Security1; do
 	in_root "$work" dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-		org.freedesktop.DBus.RequestName string:$n uint32:4 | grep -q 'uint32 1' || { echo "root may not own $n: policy not read"; exit 1; }
+		org.freedesktop.DBus.RequestName string:$n uint32:4 | grep 'uint32 1' >/dev/null || { echo "root may not own $n: policy not read"; exit 1; }
 	if in_root "$work" setpriv --reuid=65534 --regid=65534 --clear-groups dbus-send --system --print-reply \
 		--dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.RequestName string:$n uint32:4 >/dev/null 2>&1; then
 		echo "nobody may own $n"; exit 1
