@@ -83,8 +83,8 @@ test -L "$work/etc/systemd/system/timers.target.wants/upgrade-check.timer"
 
 say "dbus-daemon reads the policies and the activation files"
 mkdir -p "$work/run/dbus"
-in_root "$work" dbus-daemon --system --fork --print-pid=1 --print-address=1 >"$out/bus.txt"
-pids+=("$(head -1 "$out/bus.txt")")
+in_root "$work" dbus-daemon --system --fork --print-pid=3 3>"$out/bus.pid"
+pids+=("$(cat "$out/bus.pid")")
 names=$(in_root "$work" dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.ListActivatableNames)
 for n in org.laptop.Upgrade1 org.laptop.Security1; do grep -q "\"$n\"" <<<"$names" || { echo "not activatable: $n"; exit 1; }; done
 # The policies are loaded: Debian's system.conf lets nobody own a name,
