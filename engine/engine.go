@@ -220,6 +220,9 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 		return res, err
 	}
 	defer bRoot.Close()
+	if err := useScratch(bRoot, r.ScratchDir()); err != nil {
+		return res, err
+	}
 
 	// The download does not depend on the clone, so it starts now and runs
 	// while the clone works (the clone is metadata on the local disk, the
@@ -359,4 +362,16 @@ func fullDisk(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", err, errdefs.ErrNoSpace)
+}
+
+// useScratch empties dir (temp files a crash left) and makes it where the
+// slot's new files are written before they are renamed into place.
+func useScratch(b *slotfs.Root, dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear scratch directory: %w", err)
+	}
+	if err := os.Mkdir(dir, 0700); err != nil {
+		return fmt.Errorf("scratch directory: %w", err)
+	}
+	return b.SetScratch(dir)
 }

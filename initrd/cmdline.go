@@ -23,6 +23,11 @@ type Cmdline struct {
 	Slot       layout.Slot   // upgrade.slot=a|b: this boot only; kept raw so Decide can say why it ignored a bad value
 	InitArgs   []string      // words after "--", passed to the real init
 	Timing     bool          // upgrade.timing: print each step's and module's time (make bench-initrd)
+	// KexecSlot and KexecRelease are the mark upgrade.kexec=SLOT:RELEASE that
+	// /init adds when it kexecs a slot's kernel (kexec.go): this start comes
+	// from that kexec, the slot is already chosen and its try already paid.
+	KexecSlot    layout.Slot
+	KexecRelease string
 }
 
 // Wait returns how long /init waits for the root device. The kernel's
@@ -80,6 +85,9 @@ func ParseCmdline(s string) Cmdline {
 			c.Init = val
 		case "upgrade.slot":
 			c.Slot = layout.Slot(val)
+		case "upgrade.kexec":
+			sl, rel, _ := strings.Cut(val, ":")
+			c.KexecSlot, c.KexecRelease = layout.Slot(sl), rel
 		case "upgrade.timing":
 			c.Timing = !hasVal || val == "1"
 		}

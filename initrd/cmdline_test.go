@@ -34,6 +34,9 @@ func TestParseCmdline(t *testing.T) {
 		{"root=/dev/vda  \t rootwait=1 ro=1", Cmdline{Root: "/dev/vda"}},
 		{"root=/dev/vda -- single upgrade.slot=b", Cmdline{Root: "/dev/vda", InitArgs: []string{"single", "upgrade.slot=b"}}},
 		{"root=/dev/vda --", Cmdline{Root: "/dev/vda", InitArgs: nil}},
+		{"upgrade.kexec=b:6.12.118+deb12-cloud-amd64", Cmdline{KexecSlot: "b", KexecRelease: "6.12.118+deb12-cloud-amd64"}},
+		{"upgrade.kexec=a", Cmdline{KexecSlot: "a"}},
+		{"upgrade.kexec=b:x -- upgrade.kexec=a:y", Cmdline{KexecSlot: "b", KexecRelease: "x", InitArgs: []string{"upgrade.kexec=a:y"}}},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, ParseCmdline(tc.in)); diff != "" {

@@ -20,6 +20,44 @@ type disk struct {
 	ptr     *bootptr.Pointer
 	raw     []byte
 	initBin string // copied to <slot>/sbin/init when set
+	kernels map[layout.Slot]slotKernel
+}
+
+// slotKernel is what a slot carries of its own kernel (docs/boot.md): the
+// kernel from a tree as fetch-kernel.sh leaves it, an initrd image, and
+// the tree's NLS modules for testinit to load.
+type slotKernel struct {
+	dir    string // boot/vmlinuz-RELEASE, lib/modules/RELEASE, version
+	initrd string // image file; its bytes go to boot/initrd.img-RELEASE
+}
+
+// install copies the kernel into slotDir as boot/vmlinuz-RELEASE behind the
+// boot/vmlinuz link, the same for the initrd, and the NLS modules.
+func (k slotKernel) install(t *testing.T, slotDir string) {
+	t.Helper()
+	v, err := os.ReadFile(filepath.Join(k.dir, "version"))
+	must(t, err)
+	rel := strings.TrimSpace(string(v))
+	boot := filepath.Join(slotDir, "boot")
+	must(t, os.MkdirAll(boot, 0o755))
+	copyFile(t, filepath.Join(k.dir, "boot", "vmlinuz-"+rel), filepath.Join(boot, "vmlinuz-"+rel))
+	copyFile(t, k.initrd, filepath.Join(boot, "initrd.img-"+rel))
+	must(t, os.Symlink("vmlinuz-"+rel, filepath.Join(boot, "vmlinuz")))
+	must(t, os.Symlink("initrd.img-"+rel, filepath.Join(boot, "initrd.img")))
+	mods, err := filepath.Glob(filepath.Join(k.dir, "lib/modules", rel, "kernel/fs/nls/nls_iso8859-1.ko*"))
+	if err != nil || len(mods) == 0 {
+		t.Fatalf("no nls_iso8859-1 module in %s (%v)", k.dir, err)
+	}
+	nls := filepath.Join(slotDir, "lib/modules", rel, "kernel/fs/nls")
+	must(t, os.MkdirAll(nls, 0o755))
+	copyFile(t, mods[0], filepath.Join(nls, filepath.Base(mods[0])))
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	must(t, err)
+	must(t, os.WriteFile(to, b, 0o644))
 }
 
 // build makes an ext4 image at img with mkfs.ext4 -d, laid out as the
@@ -40,6 +78,9 @@ func (d disk) build(t *testing.T, img string) {
 			must(t, err)
 			must(t, os.WriteFile(filepath.Join(root.Slot(s), "sbin", "init"), b, 0o755))
 		}
+		if k, ok := d.kernels[s]; ok {
+			k.install(t, root.Slot(s))
+		}
 	}
 	if d.current != "" {
 		must(t, os.Symlink(string(d.current), root.Current()))
@@ -52,7 +93,11 @@ func (d disk) build(t *testing.T, img string) {
 		must(t, os.MkdirAll(root.SecurityDir(), 0o755))
 		must(t, os.WriteFile(root.BootPointer(), d.raw, 0o644))
 	}
-	run(t, "mkfs.ext4", "-q", "-F", "-L", d.label, "-d", tree, img, "32M")
+	size := "32M"
+	if len(d.kernels) > 0 {
+		size = "96M"
+	}
+	run(t, "mkfs.ext4", "-q", "-F", "-L", d.label, "-d", tree, img, size)
 }
 
 // debugfs runs one debugfs request against an image (read-only).
@@ -63,6 +108,20 @@ func debugfs(t *testing.T, img, req string) string {
 		t.Fatalf("debugfs -R %q: %v", req, err)
 	}
 	return string(out)
+}
+
+// setPointer replaces the boot pointer in the image, as the security
+// service would between boots (MarkGood, Rollback).
+func setPointer(t *testing.T, img string, p bootptr.Pointer) {
+	t.Helper()
+	tmp := filepath.Join(t.TempDir(), "bootptr")
+	must(t, os.WriteFile(tmp, p.Encode(), 0o644))
+	script := filepath.Join(t.TempDir(), "debugfs.cmd")
+	must(t, os.WriteFile(script, []byte("rm /var/lib/securityd/bootptr\nwrite "+tmp+" /var/lib/securityd/bootptr\n"), 0o644))
+	run(t, "debugfs", "-w", "-f", script, img)
+	if got, err := imagePointer(t, img); err != nil || got != p {
+		t.Fatalf("setPointer: reads back %+v, %v", got, err)
+	}
 }
 
 // imagePointer reads the boot pointer back from the image.

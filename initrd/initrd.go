@@ -34,6 +34,7 @@ type State struct {
 	Start       time.Time
 
 	Cmdline    Cmdline
+	RawCmdline string // as read, for the command line of a kexec
 	RootDev    string
 	RootFSType string
 	// rootWritable says NewRoot is mounted read-write (see makeWritable).
@@ -45,8 +46,9 @@ type State struct {
 	DeviceWait time.Duration
 	Wait       DeviceWait // the details, for upgrade.timing
 	Decision   bootptr.Decision
-	Steps      []StepTime   // per finished step, for the console and the bench
-	Modules    []ModuleTime // per module, from load-modules
+	Switch     *KernelSwitch // set by choose-kernel when the slot's kernel is not the running one
+	Steps      []StepTime    // per finished step, for the console and the bench
+	Modules    []ModuleTime  // per module, from load-modules
 }
 
 // StepTime is how long one step took.
@@ -82,6 +84,8 @@ func Plan() []Step {
 		{"find-root", findRoot},
 		{"mount-root", mountRoot},
 		{"choose-slot", chooseSlot},
+		{"choose-kernel", chooseKernel},
+		{"kexec", kexecKernel},
 		{"set-current", setCurrent},
 		{"move-mounts", moveMounts},
 		{"remount-ro", remountReadOnly},
@@ -91,9 +95,9 @@ func Plan() []Step {
 }
 
 // hostUnsafe names the steps a test on a developer's machine must leave out:
-// loading modules changes the host kernel, and switch_root/exec would replace
-// the test process.
-var hostUnsafe = map[string]bool{"load-modules": true, "switch-root": true, "exec-init": true}
+// loading modules changes the host kernel, kexec would reboot the host, and
+// switch_root/exec would replace the test process.
+var hostUnsafe = map[string]bool{"load-modules": true, "kexec": true, "switch-root": true, "exec-init": true}
 
 // HostSafe is Plan without the steps that act on the whole machine.
 func HostSafe() []Step {
@@ -139,6 +143,7 @@ func readCmdline(s *State) error {
 	if err != nil {
 		return err
 	}
-	s.Cmdline = ParseCmdline(strings.TrimSpace(line))
+	s.RawCmdline = strings.TrimSpace(line)
+	s.Cmdline = ParseCmdline(s.RawCmdline)
 	return nil
 }

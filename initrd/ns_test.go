@@ -71,6 +71,15 @@ func TestNamespace(t *testing.T) {
 		}
 	}
 
+	// Boot 0: the start after /init kexecd slot b's kernel (the mark on the
+	// command line): b boots and the try, paid before the kexec, is not
+	// paid again; nothing is written.
+	ptrID0 := identity(t, img, "/var/lib/securityd/bootptr")
+	boot("root="+root+" ro "+KexecParam+"=b:6.1.0-1-test", "b", "")
+	wantPtr(bootptr.Pointer{Next: "b", Good: "a", Trial: true, Tries: 1, Seq: 3})
+	if got := identity(t, img, "/var/lib/securityd/bootptr"); got != ptrID0 {
+		t.Errorf("the start after a kexec rewrote the pointer")
+	}
 	// Boot 1: trial b with its last try, "ro": the root is mounted
 	// read-only, made writable for the try and the swing, then read-only
 	// again (the child checks). Boots b, writes tries=0, swings current.

@@ -29,11 +29,11 @@ func names(steps []Step) []string {
 // touches the disk happens before switch_root.
 func TestPlan(t *testing.T) {
 	want := []string{"mount-early", "cmdline", "load-modules", "find-root", "mount-root", "choose-slot",
-		"set-current", "move-mounts", "remount-ro", "switch-root", "exec-init"}
+		"choose-kernel", "kexec", "set-current", "move-mounts", "remount-ro", "switch-root", "exec-init"}
 	if diff := cmp.Diff(want, names(Plan())); diff != "" {
 		t.Errorf("Plan (-want +got):\n%s", diff)
 	}
-	wantSafe := []string{"mount-early", "cmdline", "find-root", "mount-root", "choose-slot", "set-current", "move-mounts", "remount-ro"}
+	wantSafe := []string{"mount-early", "cmdline", "find-root", "mount-root", "choose-slot", "choose-kernel", "set-current", "move-mounts", "remount-ro"}
 	if diff := cmp.Diff(wantSafe, names(HostSafe())); diff != "" {
 		t.Errorf("HostSafe (-want +got):\n%s", diff)
 	}

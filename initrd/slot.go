@@ -22,6 +22,16 @@ func chooseSlot(s *State) error {
 		fi, err := os.Stat(root.Slot(sl))
 		return err == nil && fi.IsDir()
 	}
+	if k := s.Cmdline.KexecSlot; k != "" {
+		// The start before this one decided, paid the try and kexecd
+		// this kernel: deciding again would pay a second try.
+		if (k == "a" || k == "b") && exists(k) {
+			s.Decision = bootptr.Decision{Boot: k, Reason: "chosen before the kexec; " + KexecParam + " on the command line"}
+			s.logf("booting slot %s (%s)", k, s.Decision.Reason)
+			return nil
+		}
+		s.logf("ignoring %s=%s: no such slot", KexecParam, k)
+	}
 	d := bootptr.Decide(p, readErr, s.Cmdline.Slot, exists)
 	if d.Boot == "" {
 		return fmt.Errorf("no bootable slot: %s: %w", d.Reason, errdefs.ErrNotFound)

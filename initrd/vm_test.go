@@ -22,7 +22,8 @@ import (
 // qemu's exit status (panic=-1 and -no-reboot make every ending exit 0).
 //
 // `make vmtest` sets UPGRADE_VM=1 with the kernel and image paths; then a
-// missing piece is a failure. Plain `go test ./...` skips them.
+// missing piece is a failure. Plain `go test ./...` skips them. The
+// kernel-switch tests (vm_kernel_test.go) also boot a second kernel tree.
 
 const vmLabel = "xo-root"
 
@@ -79,12 +80,36 @@ func buildTestInit(t *testing.T) string {
 // boot runs one qemu boot with a hard timeout and returns the console.
 func (v *vm) boot(t *testing.T, img, args string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return v.bootWith(t, img, args, bootOpts{})
+}
+
+// bootOpts changes what the firmware loads (default: the vm's kernel and
+// image) and, with reboot, lets a reset restart the machine (qemu exits
+// only when the slot's init powers off): the kernel-switch fallback goes
+// through panics and firmware reboots in one run.
+type bootOpts struct {
+	kernel, initrd string
+	reboot         bool
+	timeout        time.Duration
+}
+
+func (v *vm) bootWith(t *testing.T, img, args string, o bootOpts) string {
+	t.Helper()
+	if o.kernel == "" {
+		o.kernel, o.initrd = v.kernel, v.initrd
+	}
+	if o.timeout == 0 {
+		o.timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	qargs := []string{"-nographic", "-no-reboot", "-m", "512", "-nic", "none",
-		"-kernel", v.kernel, "-initrd", v.initrd,
+	qargs := []string{"-nographic", "-m", "512", "-nic", "none",
+		"-kernel", o.kernel, "-initrd", o.initrd,
 		"-drive", "file=" + img + ",format=raw,if=virtio",
 		"-append", "console=ttyS0 panic=-1 quiet " + args}
+	if !o.reboot {
+		qargs = append(qargs, "-no-reboot")
+	}
 	if n := os.Getenv("UPGRADE_VM_SMP"); n != "" { // for measuring the parallel module loader
 		qargs = append(qargs, "-smp", n)
 	}
@@ -94,7 +119,7 @@ func (v *vm) boot(t *testing.T, img, args string) string {
 	start := time.Now()
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("qemu %q: no power-off or reboot within 60 s (hung PID 1?)\n%s", args, consoleLines(out.String()))
+		t.Fatalf("qemu %q: no power-off or reboot within %v (hung PID 1?)\n%s", args, o.timeout, consoleLines(out.String()))
 	}
 	t.Logf("boot %q: %.1f s, qemu %v\n%s", args, time.Since(start).Seconds(), err, consoleLines(out.String()))
 	return out.String()
@@ -108,7 +133,7 @@ func consoleLines(out string) string {
 			keep = append(keep, strings.TrimSpace(l[i:]))
 		} else if i := strings.Index(l, "slot-init:"); i >= 0 {
 			keep = append(keep, strings.TrimSpace(l[i:]))
-		} else if strings.Contains(l, "Kernel panic") || strings.Contains(l, "reboot:") {
+		} else if strings.Contains(l, "Kernel panic") || strings.Contains(l, "reboot:") || strings.Contains(l, "Failed to execute") {
 			keep = append(keep, strings.TrimSpace(l))
 		}
 	}

@@ -69,6 +69,11 @@ func (r Root) StateDir() string { return r.join("var", "lib", "upgrade") }
 // StagingDir holds in-progress and finished downloads, one file per digest.
 func (r Root) StagingDir() string { return filepath.Join(r.StateDir(), "staging") }
 
+// ScratchDir is where a job writes the inactive slot's new files before
+// renaming them into the slot, so that the daemon never opens a file of a
+// slot for writing (docs/systemd.md, "Confinement"). On the slots' mount.
+func (r Root) ScratchDir() string { return filepath.Join(r.StateDir(), "scratch") }
+
 // JournalFile records the running job so that kill -9 resumes it.
 func (r Root) JournalFile() string { return filepath.Join(r.StateDir(), "journal.json") }
 

@@ -15,7 +15,7 @@ installtest: build
 		usr/share/dbus-1/system.d/org.laptop.Upgrade1.conf usr/share/polkit-1/actions/org.laptop.upgrade.policy \
 		usr/lib/tmpfiles.d/laptop-upgrade.conf; do \
 		test -e $$d/$$f || { echo "installtest: missing $$f"; exit 1; }; done && \
-	! grep -rl '@BINDIR@' $$d/usr/lib $$d/usr/share/dbus-1 && grep -q '^ExecStart=/usr/bin/upgraded$$' $$d/usr/lib/systemd/system/upgraded.service && \
+	! grep -rl '@BINDIR@' $$d/usr/lib $$d/usr/share/dbus-1 && grep -q '^ExecStart=/usr/bin/upgraded --confine=required$$' $$d/usr/lib/systemd/system/upgraded.service && \
 	echo "installtest: ok"
 
 bench-systemd: build

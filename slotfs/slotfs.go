@@ -39,6 +39,10 @@ type Root struct {
 	inUse sync.RWMutex
 	mu    sync.Mutex
 	dirs  map[string]int // parent directory fd cache
+
+	// scratch, when >= 0, is where CreateTemp makes new files (see
+	// SetScratch); owned by r.
+	scratch int
 }
 
 // Open opens dir (which must be a real directory, not a symlink) as a root.
@@ -47,7 +51,7 @@ func Open(dir string) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open slot %s: %w", dir, wrapErrno(err))
 	}
-	return &Root{path: dir, fd: fd, dirs: map[string]int{}}, nil
+	return &Root{path: dir, fd: fd, dirs: map[string]int{}, scratch: -1}, nil
 }
 
 // Path is the directory this root was opened at.
@@ -59,7 +63,28 @@ func (r *Root) FD() int { return r.fd }
 // Close releases the root and every cached directory.
 func (r *Root) Close() error {
 	r.Forget()
+	if r.scratch >= 0 {
+		unix.Close(r.scratch)
+	}
 	return unix.Close(r.fd)
+}
+
+// SetScratch makes CreateTemp create its files in dir, a directory outside
+// the slot on the same mount, and Commit rename them across into the slot.
+// Then the process never opens a file of the slot for writing: under the
+// daemon's Landlock confinement (package confine) it may not, since the
+// slot shares inodes with the running one through the clone's hard links.
+// Call before the root is used by other goroutines.
+func (r *Root) SetScratch(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open scratch directory %s: %w", dir, wrapErrno(err))
+	}
+	if r.scratch >= 0 {
+		unix.Close(r.scratch)
+	}
+	r.scratch = fd
+	return nil
 }
 
 // Forget closes cached directory fds (after directories were removed or

@@ -219,8 +219,9 @@ func dupFd(fd int) int {
 }
 
 // CreateTemp creates a new empty file with a temporary name in directory
-// dirRel. The caller writes it, sets metadata, syncs, and commits it with
-// Commit (or removes it with Abort).
+// dirRel (or in the scratch directory, see SetScratch). The caller writes
+// it, sets metadata, syncs, and commits it with Commit (or removes it with
+// Abort).
 func (r *Root) CreateTemp(dirRel string) (*Temp, error) {
 	// The temp owns a duplicate of the directory fd: a batch of temps may wait
 	// for its commit while the shared cache evicts and closes entries.
@@ -231,19 +232,31 @@ func (r *Root) CreateTemp(dirRel string) (*Temp, error) {
 	if own < 0 {
 		return nil, fmt.Errorf("dup dir fd of %s/%s", r.path, dirRel)
 	}
+	in, where := own, r.path+"/"+dirRel
+	if r.scratch >= 0 {
+		if in = dupFd(r.scratch); in < 0 {
+			unix.Close(own)
+			return nil, fmt.Errorf("dup scratch dir fd for %s/%s", r.path, dirRel)
+		}
+		where = "scratch for " + where
+	}
 	name := tempName()
-	fd, err := unix.Openat(own, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0600)
+	fd, err := unix.Openat(in, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0600)
 	if err != nil {
 		unix.Close(own)
-		return nil, &os.PathError{Op: "create", Path: r.path + "/" + dirRel + "/" + name, Err: err}
+		if in != own {
+			unix.Close(in)
+		}
+		return nil, &os.PathError{Op: "create", Path: where + "/" + name, Err: err}
 	}
-	return &Temp{File: os.NewFile(uintptr(fd), name), dfd: own, name: name}, nil
+	return &Temp{File: os.NewFile(uintptr(fd), name), dfd: own, in: in, name: name}, nil
 }
 
-// Temp is a file being prepared in its destination directory.
+// Temp is a file being prepared for its destination directory.
 type Temp struct {
 	*os.File
-	dfd  int // owned
+	dfd  int // destination directory, owned
+	in   int // directory holding name: dfd, or an owned scratch dir fd
 	name string
 }
 
@@ -268,10 +281,10 @@ func (t *Temp) SetMeta(mode, uid, gid uint32, xs []manifest.Xattr) error {
 // there (a file or symlink; never writing into the old inode). The caller is
 // responsible for having synced the data first (Sync, or a batch syncfs).
 func (t *Temp) Commit(base string) error {
-	defer unix.Close(t.dfd)
+	defer t.closeDirs()
 	defer t.File.Close()
-	if err := unix.Renameat(t.dfd, t.name, t.dfd, base); err != nil {
-		unix.Unlinkat(t.dfd, t.name, 0)
+	if err := unix.Renameat(t.in, t.name, t.dfd, base); err != nil {
+		unix.Unlinkat(t.in, t.name, 0)
 		return fmt.Errorf("rename into %s: %w", base, err)
 	}
 	return nil
@@ -280,7 +293,14 @@ func (t *Temp) Commit(base string) error {
 // Abort closes and removes the temp file.
 func (t *Temp) Abort() {
 	t.File.Close()
-	unix.Unlinkat(t.dfd, t.name, 0)
+	unix.Unlinkat(t.in, t.name, 0)
+	t.closeDirs()
+}
+
+func (t *Temp) closeDirs() {
+	if t.in != t.dfd {
+		unix.Close(t.in)
+	}
 	unix.Close(t.dfd)
 }
 

@@ -6,9 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"laptop.org/upgrade/confine"
 	"laptop.org/upgrade/internal/testbus"
 )
 
@@ -88,7 +90,58 @@ func TestUnitsVerify(t *testing.T) {
 			t.Fatalf("no exposure level in:\n%s", out)
 		}
 		t.Logf("exposure %s", m[1])
+		// 2.7 with ProtectSystem=strict before the Landlock confinement
+		// (docs/systemd.md); the sandbox must not get worse.
+		if e, err := strconv.ParseFloat(string(m[1]), 64); err != nil || e > 2.7 {
+			t.Errorf("exposure %s, want at most 2.7", m[1])
+		}
 	})
+}
+
+// TestUnitAllowsConfinement: the system calls of the daemon's Landlock
+// confinement pass the unit's SystemCallFilter= (its groups expanded by
+// systemd-analyze), else the confinement would fail with EPERM at start.
+func TestUnitAllowsConfinement(t *testing.T) {
+	u, err := os.ReadFile(filepath.Join("units", "upgraded.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed, denied := map[string]bool{}, map[string]bool{}
+	for _, l := range strings.Split(string(u), "\n") {
+		v, ok := strings.CutPrefix(l, "SystemCallFilter=")
+		if !ok {
+			continue
+		}
+		set := allowed
+		if v, ok = strings.CutPrefix(v, "~"); ok {
+			set = denied
+		}
+		for _, f := range strings.Fields(v) {
+			if !strings.HasPrefix(f, "@") {
+				set[f] = true
+				continue
+			}
+			out, err := exec.Command("systemd-analyze", "syscall-filter", "--no-pager", f).Output()
+			if err != nil {
+				t.Fatalf("systemd-analyze syscall-filter %s: %v", f, err)
+			}
+			for _, s := range strings.Fields(string(out)) {
+				set[s] = true
+			}
+		}
+	}
+	for _, s := range confine.Syscalls {
+		if !allowed[s] || denied[s] {
+			t.Errorf("%s: allowed %v, denied %v by upgraded.service's SystemCallFilter=", s, allowed[s], denied[s])
+		}
+	}
+	// Landlock governs truncate(2) only from ABI 3; the unit closes it.
+	if !denied["truncate"] {
+		t.Error("upgraded.service does not deny truncate(2)")
+	}
+	if !strings.Contains(string(u), "ExecStart=@BINDIR@/upgraded --confine=required\n") {
+		t.Error("upgraded.service does not start the daemon with --confine=required")
+	}
 }
 
 // TestActivationFiles: each D-Bus activation file names its bus name, the

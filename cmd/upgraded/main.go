@@ -20,6 +20,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"laptop.org/upgrade/confine"
 	"laptop.org/upgrade/daemon"
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/engine"
@@ -76,6 +77,7 @@ type flags struct {
 	version                     uint64
 	tries                       int
 	networkWait                 time.Duration
+	confine                     string
 }
 
 func main() {
@@ -95,6 +97,7 @@ func main() {
 	flag.Uint64Var(&f.version, "version", 0, "with --once: version to install (0 = newest)")
 	flag.IntVar(&f.tries, "tries", 0, "boot tries for a new slot (0 = config)")
 	flag.DurationVar(&f.networkWait, "network-wait", 2*time.Minute, "how long to wait for a route to a mirror (before a job, and after a lost link)")
+	flag.StringVar(&f.confine, "confine", string(confine.Auto), "Landlock self-confinement: required, auto (when the kernel has it) or off")
 	flag.Parse()
 	if err := run(ctx, f); err != nil {
 		log.Fatal(err)
@@ -149,6 +152,9 @@ func engineConfig(f flags) (*engine.Config, daemon.FileConfig, error) {
 func run(ctx context.Context, f flags) error {
 	cfg, fc, err := engineConfig(f)
 	if err != nil {
+		return err
+	}
+	if err := confineSelf(cfg.Root, f); err != nil {
 		return err
 	}
 	svc := newService(f.networkWait)
@@ -257,6 +263,46 @@ func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags
 			return err
 		}
 		fmt.Printf("next boot: slot %s, version %d (on trial)\n", got.Slot, got.Version)
+	}
+	return nil
+}
+
+// confineSelf restricts the whole process, before any job can run, to
+// writing what an upgrade needs (package confine); with --once --activate
+// also the security service's directory, since its code runs in-process.
+func confineSelf(r layout.Root, f flags) error {
+	mode, err := confine.ParseMode(f.confine)
+	if err != nil {
+		return err
+	}
+	if err := confine.CheckMounts(r); err != nil {
+		log.Print(err) // each job fails on it, naming the file
+	}
+	if mode == confine.Off {
+		log.Print("NOT confined: --confine=off")
+		return nil
+	}
+	var extra []string
+	if f.once && f.activate {
+		if err := os.MkdirAll(r.SecurityDir(), 0700); err != nil {
+			return err
+		}
+		extra = append(extra, r.SecurityDir())
+	}
+	rules, err := confine.ForDaemon(r, extra...)
+	if err != nil {
+		return fmt.Errorf("confine: %w", err)
+	}
+	res, err := confine.Apply(rules, mode)
+	if err != nil {
+		return err
+	}
+	if rules.NoSlot != nil {
+		log.Printf("no slot is writable: %v", rules.NoSlot)
+	}
+	if !f.once || !res.Enforced {
+		// A daemon says what it may write; --once stays quiet when confined.
+		log.Printf("%s (writes: %s; names only: %s)", res, strings.Join(rules.Write, " "), strings.Join(rules.Names, " "))
 	}
 	return nil
 }

@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Fetches the Debian cloud kernel (vmlinuz + modules) into $1 (default
-# build/kernel) for the initrd VM tests. The ABI number changes over time, so
-# the package is always resolved through the linux-image-cloud-amd64
-# metapackage. Idempotent: a finished fetch leaves $1/.done and is reused.
+# Fetches a Debian cloud kernel (vmlinuz + modules) into $1 (default
+# build/kernel) for the initrd VM tests. Without $2 the package is resolved
+# through the linux-image-cloud-amd64 metapackage (its ABI number changes over
+# time); $2 pins a package, e.g. linux-image-6.12.118+deb12-cloud-amd64 (the
+# second kernel of the kernel-switch tests, docs/boot.md). Idempotent: a
+# finished fetch leaves $1/.done and is reused.
 set -euo pipefail
 out=${1:-build/kernel}
+pkg=${2:-}
 if [ -e "$out/.done" ]; then exit 0; fi
-pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
-if [ -z "$pkg" ]; then
+resolve() {
+	if [ -n "${2:-}" ]; then
+		apt-cache show "$2" >/dev/null 2>&1 && echo "$2"
+	else
+		apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}'
+	fi
+}
+name=$(resolve "$out" "$pkg" || true)
+if [ -z "$name" ]; then
 	apt-get -o DPkg::Lock::Timeout=600 update -qq
-	pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+	name=$(resolve "$out" "$pkg" || true)
 fi
-[ -n "$pkg" ] || { echo "fetch-kernel: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
+[ -n "$name" ] || { echo "fetch-kernel: cannot resolve ${pkg:-linux-image-cloud-amd64}" >&2; exit 1; }
+pkg=$name
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && apt-get download "$pkg" >/dev/null)

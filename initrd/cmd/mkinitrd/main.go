@@ -14,8 +14,10 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,16 +29,32 @@ import (
 )
 
 func main() {
-	initBin := flag.String("init", "", "static init binary to install as /init")
-	kmod := flag.String("kmod", "", "kernel module directory holding modules.dep (e.g. /lib/modules/VERSION)")
-	modList := flag.String("modules", "", "file naming the modules to include, one per line (# comments)")
-	out := flag.String("o", "initrd.cpio.gz", "output file")
-	sequential := flag.Bool("sequential", false, "make /init load the modules one at a time (no dependency lists in the order file)")
+	var o options
+	flag.StringVar(&o.initBin, "init", "", "static init binary to install as /init")
+	flag.StringVar(&o.kmod, "kmod", "", "kernel module directory holding modules.dep (e.g. /lib/modules/VERSION)")
+	flag.StringVar(&o.modList, "modules", "", "file naming the modules to include, one per line (# comments)")
+	flag.StringVar(&o.out, "o", "initrd.cpio.gz", "output file")
+	flag.StringVar(&o.slot, "slot", "", "build the image of this slot tree: its kernel (boot/vmlinuz or vmlinuz) names the release, "+
+		"-kmod defaults to its lib/modules/RELEASE, and the image goes to boot/initrd.img-RELEASE with the initrd.img link beside the kernel's")
+	flag.BoolVar(&o.sequential, "sequential", false, "make /init load the modules one at a time (no dependency lists in the order file)")
 	flag.Parse()
-	if err := run(*initBin, *kmod, *modList, *out, *sequential); err != nil {
+	if err := build(o); err != nil {
 		fmt.Fprintln(os.Stderr, "mkinitrd:", err)
 		os.Exit(1)
 	}
+}
+
+type options struct {
+	initBin, kmod, modList, out, slot string
+	sequential                        bool
+}
+
+// build is run, or the slot mode around it.
+func build(o options) error {
+	if o.slot == "" {
+		return run(o.initBin, o.kmod, o.modList, o.out, o.sequential)
+	}
+	return buildSlot(o)
 }
 
 func run(initBin, kmod, modList, out string, sequential bool) error {
@@ -60,6 +78,11 @@ func run(initBin, kmod, modList, out string, sequential bool) error {
 		if depText, err = os.ReadFile(filepath.Join(kmod, "modules.dep")); err != nil {
 			return fmt.Errorf("%w (run depmod)", err)
 		}
+		builtin, err := os.ReadFile(filepath.Join(kmod, "modules.builtin"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		want = dropBuiltin(want, string(builtin))
 		if mods, err = Resolve(string(depText), want); err != nil {
 			return err
 		}
@@ -124,7 +147,7 @@ func run(initBin, kmod, modList, out string, sequential bool) error {
 func baseNames(ps []string) []string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, strings.TrimSuffix(path.Base(p), ".ko"))
+		out = append(out, strings.TrimSuffix(imageName(p), ".ko"))
 	}
 	return out
 }
@@ -142,6 +165,25 @@ func readList(p string) ([]string, error) {
 		names = append(names, strings.Fields(line)...)
 	}
 	return names, sc.Err()
+}
+
+// dropBuiltin leaves out the listed modules that this kernel has built in
+// (its modules.builtin), so one list serves kernels that differ there
+// (Debian's 6.1 cloud kernel has virtio_pci as a module, 6.12 built in).
+func dropBuiltin(want []string, modulesBuiltin string) []string {
+	builtin := map[string]bool{}
+	for _, l := range strings.Fields(modulesBuiltin) {
+		builtin[modName(l)] = true
+	}
+	var keep []string
+	for _, n := range want {
+		if builtin[strings.ReplaceAll(n, "-", "_")] {
+			fmt.Fprintf(os.Stderr, "mkinitrd: %s is built into this kernel\n", n)
+			continue
+		}
+		keep = append(keep, n)
+	}
+	return keep
 }
 
 // modName is the name modprobe uses: file name without .ko[.xz|.zst|.gz],

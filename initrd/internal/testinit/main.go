@@ -47,12 +47,52 @@ func main() {
 	if ents, err := os.ReadDir(filepath.Join("/dev")); err == nil {
 		fmt.Printf("slot-init: /dev has %d entries\n", len(ents))
 	}
+	reportKernel(slot)
 	fmt.Println("slot-init: powering off")
 	unix.Sync()
+	// Read-only flushes ext4's journal to the home locations: the test
+	// reads the pointer back with debugfs, which does not replay a journal,
+	// and after a sync alone the last writes can live only in the journal.
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		fmt.Printf("slot-init: remount / read-only: %v\n", err)
+	}
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
 		fmt.Printf("slot-init: power off: %v\n", err)
 	}
 	for {
 		time.Sleep(time.Hour)
+	}
+}
+
+// reportKernel prints the running kernel's release and loads the modules
+// the test put in the slot's own lib/modules/RELEASE/kernel/fs/nls: a
+// module of another kernel is refused, so "loaded" shows that the slot's
+// kernel and its modules go together.
+func reportKernel(slot string) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		fmt.Printf("slot-init: uname: %v\n", err)
+		return
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	fmt.Printf("slot-init: kernel %s\n", rel)
+	mods, _ := filepath.Glob(filepath.Join("/", slot, "lib/modules", rel, "kernel/fs/nls/*.ko*"))
+	for _, m := range mods {
+		f, err := os.Open(m)
+		if err != nil {
+			fmt.Printf("slot-init: module %s: %v\n", filepath.Base(m), err)
+			continue
+		}
+		flags := 0
+		if !strings.HasSuffix(m, ".ko") {
+			flags = unix.MODULE_INIT_COMPRESSED_FILE
+		}
+		err = unix.FinitModule(int(f.Fd()), "", flags)
+		f.Close()
+		if err != nil {
+			fmt.Printf("slot-init: module %s: %v\n", filepath.Base(m), err)
+			continue
+		}
+		fmt.Printf("slot-init: module %s loaded\n", filepath.Base(m))
 	}
 }
