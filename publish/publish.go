@@ -43,8 +43,16 @@ type Options struct {
 	// that saves 5 % (xz.go). For releases; tests and drafts leave it off.
 	Best bool
 	TTL  time.Duration // index validity (default 30 days)
-	Now  func() time.Time
-	Logf func(string, ...any)
+	// AllowDevices publishes device nodes and fifos, for clients whose
+	// upgraded.conf says allow_devices = true; by default Add refuses a
+	// tree holding anything manifest.DefaultPolicy forbids.
+	AllowDevices bool
+	// StripForbidden leaves such entries out of the version instead of
+	// refusing it (a debootstrap'd root's /dev nodes: the running system
+	// has devtmpfs).
+	StripForbidden bool
+	Now            func() time.Time
+	Logf           func(string, ...any)
 }
 
 // Result says what Add did.
@@ -92,6 +100,9 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("publish: scan %s: %w", tree, err)
 	}
 	if err := m.Validate(manifest.Policy{AllowSetuid: true, AllowDevices: true}); err != nil {
+		return Result{}, fmt.Errorf("publish: %s: %w", tree, err)
+	}
+	if err := applyClientPolicy(m, &o); err != nil {
 		return Result{}, fmt.Errorf("publish: %s: %w", tree, err)
 	}
 	var prev []*manifest.Manifest // newest first
@@ -149,6 +160,7 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 		return Result{}, err
 	}
 	idx.Versions = append(idx.Versions, repo.VersionRef{Version: ver, Name: o.Name, Notes: o.Notes, Created: now, Manifest: mref, Delivery: dref, Entries: len(m.Entries)})
+	idx.Channel, idx.Hardware = o.Channel, o.Hardware
 	if err := writeIndex(o.Repo, idx, o); err != nil {
 		return Result{}, err
 	}
@@ -157,7 +169,9 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 }
 
 // Resign refreshes the index's serial, timestamp and expiry (a build server
-// runs it before the index expires, so clients are not frozen).
+// runs it before the index expires, so clients are not frozen). Nothing
+// else changes: a timer that runs it without --hardware must not turn a
+// hardware-specific index into one for any hardware.
 func Resign(o Options) error {
 	o.defaults()
 	idx, err := LoadIndex(o.Repo, o.Key, o.Channel)
@@ -169,7 +183,6 @@ func Resign(o Options) error {
 
 func writeIndex(dir string, idx *repo.Index, o Options) error {
 	now := o.Now().UTC().Truncate(time.Second)
-	idx.Channel, idx.Hardware = o.Channel, o.Hardware
 	idx.Serial++
 	idx.Timestamp, idx.Expires = now, now.Add(o.TTL)
 	b, err := repo.SignIndex(idx, o.Key)

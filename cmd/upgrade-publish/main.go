@@ -19,6 +19,7 @@ import (
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/publish"
+	"laptop.org/upgrade/publish/export"
 	"laptop.org/upgrade/repo"
 )
 
@@ -42,7 +43,7 @@ provisions a first root from a repository (image builders).`,
 		Args: clidoc.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return clidoc.Usage("no command given") },
 	}
-	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand())
+	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand(), newExportCommand())
 	clidoc.Prepare(root, clidoc.Docs{Section: "1"})
 	return root
 }
@@ -81,7 +82,7 @@ func newAddCommand() *cobra.Command {
 		hardware, name, notes string
 		version               uint64
 		depth                 int
-		best                  bool
+		best, strip, devices  bool
 	)
 	c := &cobra.Command{
 		Use:   "add TREE",
@@ -96,6 +97,7 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 				return err
 			}
 			o.Hardware, o.Name, o.Version, o.DeltaDepth, o.Best = hardware, name, version, depth, best
+			o.StripForbidden, o.AllowDevices = strip, devices
 			if notes != "" {
 				b, err := os.ReadFile(notes)
 				if err != nil {
@@ -126,6 +128,9 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 	f.Uint64Var(&version, "version", 0, "version number (0 = newest + 1)")
 	f.IntVar(&depth, "depth", 3, "make deltas from this many previous versions")
 	f.BoolVar(&best, "best", false, "smallest downloads: deltas and packs by the zstd and xz commands (slower; for releases)")
+	f.BoolVar(&strip, "strip-forbidden", false, "leave out entries the clients' default policy refuses (device nodes) instead of refusing the tree")
+	f.BoolVar(&devices, "allow-devices", false, "publish device nodes, for clients set to allow_devices = true")
+	c.MarkFlagsMutuallyExclusive("strip-forbidden", "allow-devices")
 	return c
 }
 
@@ -204,5 +209,32 @@ func newServeCommand() *cobra.Command {
 	c.Flags().StringVar(&repoDir, "repo", "", "repository `DIR` (required)")
 	c.Flags().StringVar(&listen, "listen", "[::1]:8080", "address to serve on")
 	_ = c.MarkFlagRequired("repo")
+	return c
+}
+
+func newExportCommand() *cobra.Command {
+	var f export.Flags
+	c := &cobra.Command{
+		Use:   "export",
+		Short: "copy what machines need for some versions into a directory (a USB stick)",
+		Long: `export writes a self-contained repository subset into --to: the signed index as it is,
+and the manifests, delivery lists, objects, deltas and packs that machines running the
+--from versions need to reach the --versions. Every file is checked against its signed
+digest as it is copied. Machines then use the directory as a file:// mirror
+(docs/deploying.md, "USB").`,
+		Args: clidoc.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return export.Run(cmd.Context(), f, os.Stdout)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.Repo, "repo", "", "repository `DIR` (required)")
+	fl.StringVar(&f.Keys, "keys", "", "`DIR` of trusted *.pub keys, to check the index (required)")
+	fl.StringVar(&f.To, "to", "", "destination `DIR`, e.g. a mounted USB stick (required)")
+	fl.StringVar(&f.Versions, "versions", "", "versions to carry, e.g. 2,3 (default: the newest)")
+	fl.StringVar(&f.From, "from", "all", "versions the machines run (0 = none: provisioning), or all")
+	for _, n := range []string{"repo", "keys", "to"} {
+		_ = c.MarkFlagRequired(n)
+	}
 	return c
 }

@@ -36,7 +36,7 @@ func serve(ctx context.Context, dir, addr string) error {
 func CacheHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case strings.HasPrefix(r.URL.Path, "/objects/"), strings.HasPrefix(r.URL.Path, "/deltas/"):
+		case strings.HasPrefix(r.URL.Path, "/objects/"), strings.HasPrefix(r.URL.Path, "/deltas/"), strings.HasPrefix(r.URL.Path, "/packs/"):
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		default:
 			w.Header().Set("Cache-Control", "no-cache")
