@@ -98,7 +98,7 @@ func TestRoundTrip(t *testing.T) {
 		"gnu-gzip-1": gnuGzip(t, "-1"), "gnu-gzip-6": gnuGzip(t, "-6"), "gnu-gzip-9": gnuGzip(t, "-9"),
 	}
 	inputs := map[string][]byte{
-		"empty": {}, "one": {'x'}, "text-5k": text(1, 5000), "text-300k": text(2, 300<<10),
+		"empty": {}, "one": {'x'}, "text-5k": text(1, 5000), "text-100k": text(2, 100<<10),
 		"zeros": make([]byte, 100000), "random": func() []byte {
 			b := make([]byte, 70000)
 			rand.NewChaCha8([32]byte{3}).Read(b)

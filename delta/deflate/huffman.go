@@ -14,18 +14,23 @@
 // ErrUnsupported; callers then fall back to a plain delta.
 package deflate
 
-import "errors"
+import (
+	"fmt"
+
+	"laptop.org/upgrade/errdefs"
+)
 
 var (
 	// ErrNotDeflate: the input is not a gzip or zlib file this package
 	// reads (or a stream in it is invalid deflate).
-	ErrNotDeflate = errors.New("not a valid gzip or zlib file")
+	ErrNotDeflate = fmt.Errorf("not a valid gzip or zlib file: %w", errdefs.ErrInvalidArgument)
 	// ErrUnsupported: valid deflate that the puff form cannot reproduce.
-	ErrUnsupported = errors.New("deflate stream not reproducible")
-	// ErrTooLarge: the puff would be larger than the caller allows.
-	ErrTooLarge = errors.New("puff over the size limit")
+	ErrUnsupported = fmt.Errorf("deflate stream not reproducible: %w", errdefs.ErrInvalidArgument)
+	// ErrTooLarge: the puff, or the file it encodes, would be larger than
+	// the caller allows.
+	ErrTooLarge = fmt.Errorf("puff over the size limit: %w", errdefs.ErrTooLarge)
 	// ErrBadPuff: a puff that does not describe a deflate stream.
-	ErrBadPuff = errors.New("invalid puff")
+	ErrBadPuff = fmt.Errorf("invalid puff: %w", errdefs.ErrCorrupt)
 )
 
 const (
