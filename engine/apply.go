@@ -13,9 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/delta"
+	"laptop.org/upgrade/delta/deflate"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
+	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/slotfs"
 	"laptop.org/upgrade/verify"
 )
@@ -314,6 +316,9 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 		return err
 	}
 	defer base.Close()
+	if a.Delta.Codec == repo.CodecDeflate {
+		return applyDeflate(base, d, w, a.Entry.Size)
+	}
 	files := []*os.File{base}
 	if a.With != "" {
 		with, done, err := ap.secondBase(a)
@@ -334,6 +339,18 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	}
 	_, err = delta.Apply(dict.b, d, &dropper{w: w, d: dict, left: dropEvery}, a.Entry.Size)
 	return err
+}
+
+// applyDeflate applies a deflate-aware delta (repo.CodecDeflate): the
+// base's puff is made in memory (at most deflate.MaxPuff), the new puff
+// streams into the re-encoder; the caller checks the result's digest.
+func applyDeflate(base *os.File, d io.Reader, w io.Writer, size int64) error {
+	dict, err := mapDict(base)
+	if err != nil {
+		return err
+	}
+	defer dict.close()
+	return deflate.ApplyDelta(dict.b, d, w, size)
 }
 
 // links makes every hard-link member share its group's inode.

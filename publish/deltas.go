@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"laptop.org/upgrade/delta"
+	"laptop.org/upgrade/delta/deflate"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
@@ -72,10 +73,8 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 		if p.with != nil {
 			ref.With = p.with.with
 		}
-		rel := ref.Path()
-		if d, n, ok, err := st.stat(rel); err != nil || ok {
-			if ok && float64(n) <= keepRatio*float64(stored[p.to]) {
-				ref.SHA256, ref.Size = d, n
+		if found, keep, err := reuseDelta(st, &ref, stored[p.to]); found || err != nil {
+			if keep {
 				refs[i] = &ref
 			}
 			return err
@@ -102,10 +101,16 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 		if err != nil {
 			return err
 		}
-		if float64(buf.Len()) > keepRatio*float64(stored[p.to]) {
+		out := buf.Bytes()
+		if p.with == nil {
+			if b, ok := deflateDelta(old, nb, len(out)); ok {
+				out, ref.Codec = b, repo.CodecDeflate
+			}
+		}
+		if float64(len(out)) > keepRatio*float64(stored[p.to]) {
 			return nil
 		}
-		d, n, err := st.put(rel, func(w io.Writer) error { _, err := w.Write(buf.Bytes()); return err })
+		d, n, err := st.put(ref.Path(), func(w io.Writer) error { _, err := w.Write(out); return err })
 		if err != nil {
 			return err
 		}
@@ -124,6 +129,41 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 	}
 	logf("deltas: %d candidates, %d kept", len(pairs), len(dl.Deltas))
 	return err
+}
+
+// reuseDelta finds a delta an earlier run stored for ref's pair (a
+// deflate-aware one first: it was stored only when it was the smaller)
+// and fills in ref when it is worth publishing (keep).
+func reuseDelta(st store, ref *repo.DeltaRef, objSize int64) (found, keep bool, err error) {
+	codecs := []string{repo.CodecDeflate, ""}
+	if !ref.With.IsZero() {
+		codecs = codecs[1:]
+	}
+	for _, codec := range codecs {
+		ref.Codec = codec
+		d, n, ok, err := st.stat(ref.Path())
+		if err != nil || ok {
+			keep = ok && float64(n) <= keepRatio*float64(objSize)
+			ref.SHA256, ref.Size = d, n
+			return ok, keep, err
+		}
+	}
+	ref.Codec = ""
+	return false, false, nil
+}
+
+// deflateDelta makes a deflate-aware delta (repo.CodecDeflate) when both
+// files are gzip or zlib and it is smaller than the plain delta's size;
+// any file it cannot reproduce exactly keeps the plain delta.
+func deflateDelta(old, nb []byte, plain int) ([]byte, bool) {
+	if !deflate.Is(old) || !deflate.Is(nb) {
+		return nil, false
+	}
+	var b bytes.Buffer
+	if err := deflate.CreateDelta(old, nb, &b); err != nil || b.Len() >= plain {
+		return nil, false
+	}
+	return b.Bytes(), true
 }
 
 // createCLI writes the dictionary to a temp file for the zstd command.
