@@ -7,6 +7,7 @@ import (
 	"compress/zlib"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os/exec"
 	"testing"
@@ -269,4 +270,40 @@ func FuzzHuff(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkPuff(b *testing.B) {
+	gz := stdGzip(9)(text(20, 1<<20))
+	b.SetBytes(int64(len(gz)))
+	for b.Loop() {
+		if _, err := Puff(gz, 64<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkHuff(b *testing.B) {
+	gz := stdGzip(9)(text(20, 1<<20))
+	p, _ := Puff(gz, 64<<20)
+	b.SetBytes(int64(len(gz)))
+	for b.Loop() {
+		if err := Huff(bytes.NewReader(p), io.Discard, int64(len(gz))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestCodeTables(t *testing.T) {
+	for l := 3; l <= 258; l++ {
+		c := lenCode(l)
+		if l < int(lenBase[c]) || l >= int(lenBase[c])+1<<lenExtra[c] && l != 258 || (l == 258 && c != 28) {
+			t.Fatalf("length %d: code %d", l, c)
+		}
+	}
+	for d := 1; d <= 32768; d++ {
+		c := distCode(d)
+		if d < int(dstBase[c]) || d >= int(dstBase[c])+1<<dstExtra[c] {
+			t.Fatalf("distance %d: code %d", d, c)
+		}
+	}
 }

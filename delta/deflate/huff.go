@@ -285,20 +285,35 @@ func (h *huffer) codes(litLens, distLens []uint8) error {
 	}
 }
 
-// lenCode is the length code (0-28) for a length of 3-258; 258 is always
-// code 285 (puff refuses streams that send it as 284).
-func lenCode(l int) int {
-	c := 28
-	for int(lenBase[c]) > l {
-		c--
+// lenCodes maps length-3 to its length code (0-28); 258 is always code
+// 285 (puff refuses streams that send it as 284). distCodes maps
+// distance-1 to its code for distances up to 256, and (distance-1)>>7 for
+// longer ones (codes there span multiples of 128).
+var lenCodes [256]uint8
+var distCodes, distCodesHi [256]uint8
+
+func init() {
+	for c := 0; c < 29; c++ {
+		for l := int(lenBase[c]); l < int(lenBase[c])+1<<lenExtra[c] && l <= 258; l++ {
+			lenCodes[l-3] = uint8(c)
+		}
 	}
-	return c
+	for c := 0; c < 30; c++ {
+		for d := int(dstBase[c]); d < int(dstBase[c])+1<<dstExtra[c]; d++ {
+			if d <= 256 {
+				distCodes[d-1] = uint8(c)
+			} else {
+				distCodesHi[(d-1)>>7] = uint8(c)
+			}
+		}
+	}
 }
 
+func lenCode(l int) int { return int(lenCodes[l-3]) }
+
 func distCode(d int) int {
-	c := 29
-	for int(dstBase[c]) > d {
-		c--
+	if d <= 256 {
+		return int(distCodes[d-1])
 	}
-	return c
+	return int(distCodesHi[(d-1)>>7])
 }

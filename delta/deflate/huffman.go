@@ -55,7 +55,12 @@ var (
 type huffman struct {
 	count  [maxBits + 1]uint16
 	symbol [maxLits + 2]uint16
+	// fast maps the next fastBits bits of input to symbol<<4 | length for
+	// codes of at most fastBits bits (0: longer, decode bit by bit).
+	fast [1 << fastBits]uint16
 }
+
+const fastBits = 9
 
 // build fills h from code lengths and returns how many codes are left
 // unused: 0 for a complete code, > 0 incomplete, < 0 over-subscribed.
@@ -85,7 +90,29 @@ func (h *huffman) build(lengths []uint8) int {
 			offs[l]++
 		}
 	}
+	h.fast = [1 << fastBits]uint16{}
+	code, i := 0, 0
+	for l := 1; l <= fastBits; l++ {
+		for n := 0; n < int(h.count[l]); n++ {
+			r := reverse(code, l)
+			for j := r; j < 1<<fastBits; j += 1 << l {
+				h.fast[j] = h.symbol[i]<<4 | uint16(l)
+			}
+			code++
+			i++
+		}
+		code <<= 1
+	}
 	return left
+}
+
+// reverse returns the low n bits of c in reverse order.
+func reverse(c, n int) int {
+	r := 0
+	for i := 0; i < n; i++ {
+		r = r<<1 | (c>>i)&1
+	}
+	return r
 }
 
 // usable reports whether a code built with build's result left may be
@@ -127,13 +154,8 @@ func (e *encoder) build(lengths []uint8) bool {
 		if l == 0 {
 			continue
 		}
-		c := next[l]
+		e.code[sym], e.len[sym] = uint16(reverse(next[l], int(l))), l
 		next[l]++
-		r := 0
-		for i := 0; i < int(l); i++ {
-			r = r<<1 | (c>>i)&1
-		}
-		e.code[sym], e.len[sym] = uint16(r), l
 	}
 	return true
 }

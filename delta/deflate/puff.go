@@ -25,9 +25,8 @@ const (
 	maxRun   = 0x80
 )
 
-// bitReader reads deflate's LSB-first bits. It loads a byte only when the
-// bits it holds run out, so between reads it holds at most 7: exactly the
-// padding up to the next byte boundary.
+// bitReader reads deflate's LSB-first bits. The bits it holds are the
+// rest of a partly read byte (the low nbits%8) and whole bytes read ahead.
 type bitReader struct {
 	b     []byte
 	pos   int
@@ -52,15 +51,28 @@ func (r *bitReader) bits(n uint) (uint32, error) {
 	return v, nil
 }
 
-// pad consumes the bits up to the byte boundary and returns their value.
+// pad consumes the bits up to the byte boundary and returns their value;
+// whole bytes read ahead go back to the input.
 func (r *bitReader) pad() byte {
-	v := byte(r.buf)
+	v := byte(r.buf & (1<<(r.nbits%8) - 1))
+	r.pos -= int(r.nbits / 8)
 	r.buf, r.nbits = 0, 0
 	return v
 }
 
-// decode reads one symbol of h, bit by bit (puff.c's decode).
+// decode reads one symbol of h: by table for short codes, else bit by bit
+// (puff.c's decode).
 func (r *bitReader) decode(h *huffman) (int, error) {
+	for r.nbits < fastBits && r.pos < len(r.b) {
+		r.buf |= uint32(r.b[r.pos]) << r.nbits
+		r.pos++
+		r.nbits += 8
+	}
+	if e := h.fast[r.buf&(1<<fastBits-1)]; e != 0 && uint(e&15) <= r.nbits {
+		r.buf >>= e & 15
+		r.nbits -= uint(e & 15)
+		return int(e >> 4), nil
+	}
 	code, first, index := 0, 0, 0
 	for l := 1; l <= maxBits; l++ {
 		b, err := r.bits(1)
