@@ -14,6 +14,7 @@ import (
 
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/delta/deflate"
+	"laptop.org/upgrade/delta/elf"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
@@ -316,8 +317,11 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 		return err
 	}
 	defer base.Close()
-	if a.Delta.Codec == repo.CodecDeflate {
-		return applyDeflate(base, d, w, a.Entry.Size)
+	switch a.Delta.Codec {
+	case repo.CodecDeflate:
+		return applyCodec(deflate.ApplyDelta, base, d, w, a.Entry.Size)
+	case repo.CodecELF:
+		return applyCodec(elf.ApplyDelta, base, d, w, a.Entry.Size)
 	}
 	files := []*os.File{base}
 	if a.With != "" {
@@ -341,16 +345,17 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	return err
 }
 
-// applyDeflate applies a deflate-aware delta (repo.CodecDeflate): the
-// base's puff is made in memory (at most deflate.MaxPuff), the new puff
-// streams into the re-encoder; the caller checks the result's digest.
-func applyDeflate(base *os.File, d io.Reader, w io.Writer, size int64) error {
+// applyCodec applies a delta of a codec (repo.CodecDeflate, CodecELF) to
+// the mapped base: the codec transforms the base in memory (bounded by
+// deflate.MaxPuff, elf.MaxSize) and streams its inverse transform of the
+// patched output; the caller checks the result's digest.
+func applyCodec(apply func([]byte, io.Reader, io.Writer, int64) error, base *os.File, d io.Reader, w io.Writer, size int64) error {
 	dict, err := mapDict(base)
 	if err != nil {
 		return err
 	}
 	defer dict.close()
-	return deflate.ApplyDelta(dict.b, d, w, size)
+	return apply(dict.b, d, w, size)
 }
 
 // links makes every hard-link member share its group's inode.

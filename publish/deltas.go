@@ -12,6 +12,7 @@ import (
 
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/delta/deflate"
+	"laptop.org/upgrade/delta/elf"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
@@ -92,19 +93,16 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 		if err != nil {
 			return err
 		}
-		var buf bytes.Buffer
-		if zstd != "" && len(nb) >= cliMinSize {
-			err = createCLI(zstd, bases, nb, &buf)
-		} else {
-			err = delta.Create(delta.Dict(bases...), bytes.NewReader(nb), &buf)
-		}
+		out, err := createDelta(zstd, bases, nb)
 		if err != nil {
 			return err
 		}
-		out := buf.Bytes()
 		if p.with == nil {
 			if b, ok := deflateDelta(old, nb, len(out)); ok {
 				out, ref.Codec = b, repo.CodecDeflate
+			}
+			if b, ok := elfDelta(zstd, old, nb, len(out)); ok {
+				out, ref.Codec = b, repo.CodecELF
 			}
 		}
 		if float64(len(out)) > keepRatio*float64(stored[p.to]) {
@@ -131,11 +129,11 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 	return err
 }
 
-// reuseDelta finds a delta an earlier run stored for ref's pair (a
-// deflate-aware one first: it was stored only when it was the smaller)
+// reuseDelta finds a delta an earlier run stored for ref's pair (one of a
+// codec first: it was stored only when it was the smaller)
 // and fills in ref when it is worth publishing (keep).
 func reuseDelta(st store, ref *repo.DeltaRef, objSize int64) (found, keep bool, err error) {
-	codecs := []string{repo.CodecDeflate, ""}
+	codecs := []string{repo.CodecELF, repo.CodecDeflate, ""}
 	if !ref.With.IsZero() {
 		codecs = codecs[1:]
 	}
@@ -150,6 +148,42 @@ func reuseDelta(st store, ref *repo.DeltaRef, objSize int64) (found, keep bool, 
 	}
 	ref.Codec = ""
 	return false, false, nil
+}
+
+// createDelta makes a plain delta from bases to nb, with the zstd command
+// for large contents when zstd names it.
+func createDelta(zstd string, bases [][]byte, nb []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	var err error
+	if zstd != "" && len(nb) >= cliMinSize {
+		err = createCLI(zstd, bases, nb, &buf)
+	} else {
+		err = delta.Create(delta.Dict(bases...), bytes.NewReader(nb), &buf)
+	}
+	return buf.Bytes(), err
+}
+
+// elfGain: a delta of encoded ELF files is kept only when it is at least
+// this much smaller than the best other one, since a client pays two
+// instruction sweeps to apply it.
+const elfGain = 0.95
+
+// elfDelta makes a delta of encoded x86-64 ELF files (repo.CodecELF) when
+// both files are such and the new one decodes back exactly, and returns
+// it when it is clearly smaller than best.
+func elfDelta(zstd string, old, nb []byte, best int) ([]byte, bool) {
+	if !elf.Is(old) || !elf.Is(nb) {
+		return nil, false
+	}
+	eo, en, err := elf.Prepare(old, nb)
+	if err != nil {
+		return nil, false
+	}
+	d, err := createDelta(zstd, [][]byte{eo}, en)
+	if err != nil || float64(len(d)) > elfGain*float64(best) {
+		return nil, false
+	}
+	return d, true
 }
 
 // deflateDelta makes a deflate-aware delta (repo.CodecDeflate) when both

@@ -44,7 +44,7 @@ type DeltaRef struct {
 	// content padded with zeros to a multiple of 64 KiB, then With's.
 	With digest.Digest `json:"with,omitzero"`
 	// Codec is how the delta encodes To: "" for a zstd patch of From's
-	// bytes, or CodecDeflate. A client uses only deltas whose codec it
+	// bytes, CodecDeflate or CodecELF. A client uses only deltas whose codec it
 	// knows (KeepDeltaCodecs), so a publisher may add codecs later: older
 	// clients fetch those contents as objects or other deltas.
 	Codec  string        `json:"codec,omitempty"`
@@ -59,8 +59,15 @@ type DeltaRef struct {
 // delta of the .gz saves little; between puffs it is a fraction of that.
 const CodecDeflate = "deflate"
 
+// CodecELF marks a delta between x86-64 ELF files encoded by package
+// delta/elf (PC-relative references to data made absolute, so that code
+// that moved does not differ where it refers to data that did not): a
+// zstd patch from the encoded From to the encoded To, which the client
+// decodes.
+const CodecELF = "elfx86"
+
 // DeltaCodecs lists the delta codecs this build applies.
-func DeltaCodecs() []string { return []string{"", CodecDeflate} }
+func DeltaCodecs() []string { return []string{"", CodecDeflate, CodecELF} }
 
 // KeepDeltaCodecs drops the deltas whose codec is not in codecs, so that
 // planning never picks one the client cannot apply.

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Builds the gzip pair once (issue 18): OUT/old and OUT/new hold the files
+# Builds the codec pair once (issue 18): OUT/old and OUT/new hold the files
 # of a few Debian packages at the oldest and the newest version the apt
 # mirror offers (bookworm against bookworm-security/-updates: rebuilt
 # packages, so their man pages and changelogs are gzip -9n files that
-# changed a little). Only the packages' own files, unpacked with dpkg -x;
-# nothing is installed.
+# changed a little, and their executables moved code). Only the packages'
+# own files, unpacked with dpkg -x; nothing is installed.
 set -euo pipefail
-out=${1:?usage: gz-pair.sh OUTDIR}
-pkgs=${GZ_PAIR_PACKAGES:-"openssl openssh-client curl systemd bind9-host git tzdata libc-bin"}
+out=${1:?usage: codec-pair.sh OUTDIR}
+pkgs=${CODEC_PAIR_PACKAGES:-"openssl openssh-client curl systemd bind9-host git tzdata libc-bin"}
 [ -e "$out/.done" ] && exit 0
 rm -rf "$out/old" "$out/new" "$out/debs"
 mkdir -p "$out/old" "$out/new" "$out/debs"
@@ -17,7 +17,7 @@ for p in $pkgs; do
 	old=$(printf '%s\n' $vers | sort -V | head -1)
 	new=$(printf '%s\n' $vers | sort -V | tail -1)
 	if [ -z "$old" ] || [ "$old" = "$new" ]; then
-		echo "gz-pair: $p has one version on this mirror; skipped" >&2
+		echo "codec-pair: $p has one version on this mirror; skipped" >&2
 		continue
 	fi
 	for side in old new; do
