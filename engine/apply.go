@@ -319,9 +319,9 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	defer base.Close()
 	switch a.Delta.Codec {
 	case repo.CodecDeflate:
-		return applyCodec(deflate.ApplyDelta, base, d, w, a.Entry.Size)
+		return ap.applyCodec(deflate.ApplyDelta, base, d, w, a.Entry.Size)
 	case repo.CodecELF:
-		return applyCodec(elf.ApplyDelta, base, d, w, a.Entry.Size)
+		return ap.applyCodec(elf.ApplyDelta, base, d, w, a.Entry.Size)
 	}
 	files := []*os.File{base}
 	if a.With != "" {
@@ -349,12 +349,17 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 // the mapped base: the codec transforms the base in memory (bounded by
 // deflate.MaxPuff, elf.MaxSize) and streams its inverse transform of the
 // patched output; the caller checks the result's digest.
-func applyCodec(apply func([]byte, io.Reader, io.Writer, int64) error, base *os.File, d io.Reader, w io.Writer, size int64) error {
+// A large base takes the big slot: its transformed copy is on the heap.
+func (ap *applier) applyCodec(apply func([]byte, io.Reader, io.Writer, int64) error, base *os.File, d io.Reader, w io.Writer, size int64) error {
 	dict, err := mapDict(base)
 	if err != nil {
 		return err
 	}
 	defer dict.close()
+	if len(dict.b) >= bigDict/4 {
+		ap.big <- struct{}{}
+		defer func() { <-ap.big }()
+	}
 	return apply(dict.b, d, w, size)
 }
 
