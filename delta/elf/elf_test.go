@@ -176,3 +176,17 @@ func (s *span) shift(win []byte, addr uint64, delta uint32) int {
 	}
 	return inst.Len
 }
+
+func BenchmarkEncode(b *testing.B) {
+	self, _ := os.Executable()
+	data, err := os.ReadFile(self)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Encode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
