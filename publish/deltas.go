@@ -101,7 +101,7 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 			if b, ok := deflateDelta(old, nb, len(out)); ok {
 				out, ref.Codec = b, repo.CodecDeflate
 			}
-			if b, ok := elfDelta(zstd, old, nb, len(out)); ok {
+			if b, ok := elfDelta(old, nb, len(out)); ok {
 				out, ref.Codec = b, repo.CodecELF
 			}
 		}
@@ -170,8 +170,10 @@ const elfGain = 0.95
 
 // elfDelta makes a delta of encoded x86-64 ELF files (repo.CodecELF) when
 // both files are such and the new one decodes back exactly, and returns
-// it when it is clearly smaller than best.
-func elfDelta(zstd string, old, nb []byte, best int) ([]byte, bool) {
+// it when it is clearly smaller than best. It always uses the Go encoder:
+// with --best, making every executable's delta twice with the zstd
+// command would double the publish time.
+func elfDelta(old, nb []byte, best int) ([]byte, bool) {
 	if !elf.Is(old) || !elf.Is(nb) {
 		return nil, false
 	}
@@ -179,7 +181,7 @@ func elfDelta(zstd string, old, nb []byte, best int) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
-	d, err := createDelta(zstd, [][]byte{eo}, en)
+	d, err := createDelta("", [][]byte{eo}, en)
 	if err != nil || float64(len(d)) > elfGain*float64(best) {
 		return nil, false
 	}
