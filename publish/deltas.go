@@ -129,9 +129,9 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 	return err
 }
 
-// reuseDelta finds a delta an earlier run stored for ref's pair (one of a
-// codec first: it was stored only when it was the smaller)
-// and fills in ref when it is worth publishing (keep).
+// reuseDelta finds a delta an earlier run stored for ref's pair (a
+// codec's first: it was stored only when it was the smallest) and fills
+// in ref when it is worth publishing (keep).
 func reuseDelta(st store, ref *repo.DeltaRef, objSize int64) (found, keep bool, err error) {
 	codecs := []string{repo.CodecELF, repo.CodecDeflate, ""}
 	if !ref.With.IsZero() {
