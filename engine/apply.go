@@ -13,9 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/delta"
+	"laptop.org/upgrade/delta/deflate"
+	"laptop.org/upgrade/delta/elf"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
+	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/slotfs"
 	"laptop.org/upgrade/verify"
 )
@@ -314,6 +317,12 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 		return err
 	}
 	defer base.Close()
+	switch a.Delta.Codec {
+	case repo.CodecDeflate:
+		return ap.applyCodec(deflate.ApplyDelta, base, d, w, a.Entry.Size)
+	case repo.CodecELF:
+		return ap.applyCodec(elf.ApplyDelta, base, d, w, a.Entry.Size)
+	}
 	files := []*os.File{base}
 	if a.With != "" {
 		with, done, err := ap.secondBase(a)
@@ -334,6 +343,24 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	}
 	_, err = delta.Apply(dict.b, d, &dropper{w: w, d: dict, left: dropEvery}, a.Entry.Size)
 	return err
+}
+
+// applyCodec applies a delta of a codec (repo.CodecDeflate, CodecELF) to
+// the mapped base: the codec transforms the base in memory (bounded by
+// deflate.MaxPuff, elf.MaxSize) and streams its inverse transform of the
+// patched output; the caller checks the result's digest.
+// A large base takes the big slot: its transformed copy is on the heap.
+func (ap *applier) applyCodec(apply func([]byte, io.Reader, io.Writer, int64) error, base *os.File, d io.Reader, w io.Writer, size int64) error {
+	dict, err := mapDict(base)
+	if err != nil {
+		return err
+	}
+	defer dict.close()
+	if len(dict.b) >= bigDict/4 {
+		ap.big <- struct{}{}
+		defer func() { <-ap.big }()
+	}
+	return apply(dict.b, d, w, size)
 }
 
 // links makes every hard-link member share its group's inode.

@@ -36,6 +36,18 @@ type Config struct {
 	BeforeWrite func(slot layout.Slot) error
 	// Workers for hashing and cloning (default: all cores).
 	Workers int
+	// DeltaCodecs are the delta codecs this machine applies (nil: all it
+	// knows, repo.DeltaCodecs). A machine may leave out a codec whose
+	// decoding its CPU cannot afford; it then fetches those contents some
+	// other way, as a client predating the codec does.
+	DeltaCodecs []string
+}
+
+func (c *Config) deltaCodecs() []string {
+	if c.DeltaCodecs == nil {
+		return repo.DeltaCodecs()
+	}
+	return c.DeltaCodecs
 }
 
 func (c *Config) check() error {

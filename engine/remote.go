@@ -179,6 +179,7 @@ func (rm *Remote) LoadTargetFrom(ctx context.Context, v *repo.VersionRef, cur *I
 	if err != nil {
 		return nil, err
 	}
+	dl.KeepDeltaCodecs(rm.cfg.deltaCodecs())
 	var mb []byte
 	if cur != nil && len(cur.Raw) > 0 {
 		mb = rm.patchDoc(ctx, dl, cur.Raw, v.Manifest)
@@ -207,7 +208,7 @@ func (rm *Remote) LoadTargetFrom(ctx context.Context, v *repo.VersionRef, cur *I
 func (rm *Remote) patchDoc(ctx context.Context, dl *repo.Delivery, old []byte, ref repo.BlobRef) []byte {
 	from := digest.Of(old)
 	for _, d := range dl.DeltasTo(ref.SHA256) {
-		if d.From != from || !d.With.IsZero() {
+		if d.From != from || !d.With.IsZero() || d.Codec != "" {
 			continue
 		}
 		dir := rm.cfg.Root.StagingDir()

@@ -8,7 +8,8 @@
 # package:target for every decoder of outside data.
 FUZZ_TARGETS := manifest:FuzzDecode manifest:FuzzDecodePolicies \
 	repo:FuzzOpenIndex repo:FuzzOpenIndexSigned repo:FuzzParseDelivery \
-	delta:FuzzApply delta:FuzzXZReader bootptr:FuzzDecode initrd:FuzzParseCmdline \
+	delta:FuzzApply delta:FuzzXZReader delta/deflate:FuzzPuff delta/deflate:FuzzHuff delta/elf:FuzzDecoder \
+	bootptr:FuzzDecode initrd:FuzzParseCmdline \
 	dbusapi:FuzzParseVersion dbusapi:FuzzParseOptions daemon:FuzzParseFileConfig
 FUZZTIME_SHORT ?= 10s
 FUZZTIME ?= 3m

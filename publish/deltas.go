@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"laptop.org/upgrade/delta"
+	"laptop.org/upgrade/delta/deflate"
+	"laptop.org/upgrade/delta/elf"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
@@ -72,10 +74,8 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 		if p.with != nil {
 			ref.With = p.with.with
 		}
-		rel := ref.Path()
-		if d, n, ok, err := st.stat(rel); err != nil || ok {
-			if ok && float64(n) <= keepRatio*float64(stored[p.to]) {
-				ref.SHA256, ref.Size = d, n
+		if found, keep, err := reuseDelta(st, &ref, stored[p.to]); found || err != nil {
+			if keep {
 				refs[i] = &ref
 			}
 			return err
@@ -93,19 +93,22 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 		if err != nil {
 			return err
 		}
-		var buf bytes.Buffer
-		if zstd != "" && len(nb) >= cliMinSize {
-			err = createCLI(zstd, bases, nb, &buf)
-		} else {
-			err = delta.Create(delta.Dict(bases...), bytes.NewReader(nb), &buf)
-		}
+		out, err := createDelta(zstd, bases, nb)
 		if err != nil {
 			return err
 		}
-		if float64(buf.Len()) > keepRatio*float64(stored[p.to]) {
+		if p.with == nil {
+			if b, ok := deflateDelta(old, nb, len(out)); ok {
+				out, ref.Codec = b, repo.CodecDeflate
+			}
+			if b, ok := elfDelta(old, nb, len(out)); ok {
+				out, ref.Codec = b, repo.CodecELF
+			}
+		}
+		if float64(len(out)) > keepRatio*float64(stored[p.to]) {
 			return nil
 		}
-		d, n, err := st.put(rel, func(w io.Writer) error { _, err := w.Write(buf.Bytes()); return err })
+		d, n, err := st.put(ref.Path(), func(w io.Writer) error { _, err := w.Write(out); return err })
 		if err != nil {
 			return err
 		}
@@ -124,6 +127,79 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 	}
 	logf("deltas: %d candidates, %d kept", len(pairs), len(dl.Deltas))
 	return err
+}
+
+// reuseDelta finds a delta an earlier run stored for ref's pair (a
+// codec's first: it was stored only when it was the smallest) and fills
+// in ref when it is worth publishing (keep).
+func reuseDelta(st store, ref *repo.DeltaRef, objSize int64) (found, keep bool, err error) {
+	codecs := []string{repo.CodecELF, repo.CodecDeflate, ""}
+	if !ref.With.IsZero() {
+		codecs = codecs[1:]
+	}
+	for _, codec := range codecs {
+		ref.Codec = codec
+		d, n, ok, err := st.stat(ref.Path())
+		if err != nil || ok {
+			keep = ok && float64(n) <= keepRatio*float64(objSize)
+			ref.SHA256, ref.Size = d, n
+			return ok, keep, err
+		}
+	}
+	ref.Codec = ""
+	return false, false, nil
+}
+
+// createDelta makes a plain delta from bases to nb, with the zstd command
+// for large contents when zstd names it.
+func createDelta(zstd string, bases [][]byte, nb []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	var err error
+	if zstd != "" && len(nb) >= cliMinSize {
+		err = createCLI(zstd, bases, nb, &buf)
+	} else {
+		err = delta.Create(delta.Dict(bases...), bytes.NewReader(nb), &buf)
+	}
+	return buf.Bytes(), err
+}
+
+// elfGain: a delta of encoded ELF files is kept only when it is at least
+// this much smaller than the best other one, since a client pays two
+// instruction sweeps to apply it.
+const elfGain = 0.95
+
+// elfDelta makes a delta of encoded x86-64 ELF files (repo.CodecELF) when
+// both files are such and the new one decodes back exactly, and returns
+// it when it is clearly smaller than best. It always uses the Go encoder:
+// with --best, making every executable's delta twice with the zstd
+// command would double the publish time.
+func elfDelta(old, nb []byte, best int) ([]byte, bool) {
+	if !elf.Is(old) || !elf.Is(nb) {
+		return nil, false
+	}
+	eo, en, err := elf.Prepare(old, nb)
+	if err != nil {
+		return nil, false
+	}
+	d, err := createDelta("", [][]byte{eo}, en)
+	if err != nil || float64(len(d)) > elfGain*float64(best) {
+		return nil, false
+	}
+	return d, true
+}
+
+// deflateDelta makes a deflate-aware delta (repo.CodecDeflate) when both
+// files are gzip or zlib and it is smaller than the plain delta's size;
+// any file it cannot reproduce exactly keeps the plain delta.
+func deflateDelta(old, nb []byte, plain int) ([]byte, bool) {
+	if !deflate.Is(old) || !deflate.Is(nb) {
+		return nil, false
+	}
+	var b bytes.Buffer
+	if err := deflate.CreateDelta(old, nb, &b); err != nil || b.Len() >= plain {
+		return nil, false
+	}
+	return b.Bytes(), true
 }
 
 // createCLI writes the dictionary to a temp file for the zstd command.

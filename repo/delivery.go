@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"laptop.org/upgrade/digest"
@@ -41,9 +42,51 @@ type DeltaRef struct {
 	// (e.g. another executable that links the same new libraries), which a
 	// client places before it applies this delta. The dictionary is From's
 	// content padded with zeros to a multiple of 64 KiB, then With's.
-	With   digest.Digest `json:"with,omitzero"`
+	With digest.Digest `json:"with,omitzero"`
+	// Codec is how the delta encodes To: "" for a zstd patch of From's
+	// bytes, CodecDeflate or CodecELF. A client uses only deltas whose codec it
+	// knows (KeepDeltaCodecs), so a publisher may add codecs later: older
+	// clients fetch those contents as objects or other deltas.
+	Codec  string        `json:"codec,omitempty"`
 	SHA256 digest.Digest `json:"sha256"` // of the delta file
 	Size   int64         `json:"size"`
+}
+
+// CodecDeflate marks a delta between the puffs of two gzip or zlib files
+// (package delta/deflate): a zstd patch from the puff of From to the puff
+// of To, which the client re-encodes into To's exact bytes. A small change
+// to a compressed man page rewrites its whole deflate stream, so a plain
+// delta of the .gz saves little; between puffs it is a fraction of that.
+const CodecDeflate = "deflate"
+
+// CodecELF marks a delta between x86-64 ELF files encoded by package
+// delta/elf (PC-relative references to data made absolute, so that code
+// that moved does not differ where it refers to data that did not): a
+// zstd patch from the encoded From to the encoded To, which the client
+// decodes.
+const CodecELF = "elfx86"
+
+// DeltaCodecs lists the delta codecs this build applies.
+func DeltaCodecs() []string { return []string{"", CodecDeflate, CodecELF} }
+
+// KeepDeltaCodecs drops the deltas whose codec is not in codecs, so that
+// planning never picks one the client cannot apply.
+func (dl *Delivery) KeepDeltaCodecs(codecs []string) {
+	dl.Deltas = slices.DeleteFunc(dl.Deltas, func(d DeltaRef) bool { return !slices.Contains(codecs, d.Codec) })
+}
+
+// validCodec: a codec name becomes part of a path, so it is kept to
+// lowercase letters and digits.
+func validCodec(c string) bool {
+	if len(c) > 16 {
+		return false
+	}
+	for _, r := range c {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // Pack is one file holding several blobs as a single zstd stream (window
@@ -149,6 +192,9 @@ func ParseDelivery(b []byte, v uint64) (*Delivery, error) {
 		if d.Size <= 0 || d.Size > MaxBlob || d.From == d.To || d.With == d.To {
 			return nil, fmt.Errorf("delivery delta %s-%s: bad size or identity: %w", d.From, d.To, errdefs.ErrInvalidArgument)
 		}
+		if !validCodec(d.Codec) || (d.Codec != "" && !d.With.IsZero()) {
+			return nil, fmt.Errorf("delivery delta %s-%s: codec %q: %w", d.From, d.To, d.Codec, errdefs.ErrInvalidArgument)
+		}
 		if i > 0 && !deltaLess(dl.Deltas[i-1], d) {
 			return nil, fmt.Errorf("delivery deltas unsorted or duplicated at %s-%s: %w", d.From, d.To, errdefs.ErrInvalidArgument)
 		}
@@ -218,8 +264,13 @@ func DeltaPath(from, to digest.Digest) string {
 }
 
 // Path is where this delta lives: DeltaPath, with the second base's digest
-// appended when there is one (the file depends on it).
+// appended when there is one (the file depends on it), or the codec's name
+// when it has one.
 func (d *DeltaRef) Path() string {
+	if d.Codec != "" {
+		t := d.To.String()
+		return "deltas/" + t[:2] + "/" + d.From.String() + "-" + t + "." + d.Codec + ".zst"
+	}
 	if d.With.IsZero() {
 		return DeltaPath(d.From, d.To)
 	}

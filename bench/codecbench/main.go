@@ -1,0 +1,169 @@
+// Command codecbench measures the delta codecs of issue 18 on a pair of
+// trees: for every file that both trees hold at one path with different
+// bytes and that a codec applies to (gzip/zlib files, x86-64 ELF files),
+// the size of `zstd -19 --patch-from` of the files (what byte-level delta
+// tools, ours before, pay) against what the publisher now stores: the
+// smallest of a plain delta and the codec's delta. It prints BENCH lines;
+// bench/data/codec-pair.sh builds the pair.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"laptop.org/upgrade/delta"
+	"laptop.org/upgrade/delta/deflate"
+	"laptop.org/upgrade/delta/elf"
+)
+
+// kind is one codec's tally.
+type kind struct {
+	name                         string
+	files, kept                  int
+	size, patchFrom, plain, ours int64
+	floor                        int64 // gz: delta of the decompressed contents
+	apply                        time.Duration
+}
+
+func main() {
+	oldDir := flag.String("old", "", "old tree")
+	newDir := flag.String("new", "", "new tree")
+	verbose := flag.Bool("v", false, "print every file")
+	flag.Parse()
+	if *oldDir == "" || *newDir == "" {
+		log.Fatal("usage: codecbench -old DIR -new DIR")
+	}
+	zstd, err := exec.LookPath("zstd")
+	if err != nil {
+		log.Fatal("the zstd command is needed for the --patch-from figure")
+	}
+	gz, ex := &kind{name: "gz"}, &kind{name: "elf"}
+	err = filepath.WalkDir(*newDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(*newDir, p)
+		oldPath := filepath.Join(*oldDir, rel)
+		nb, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		ob, err := os.ReadFile(oldPath)
+		if err != nil || bytes.Equal(ob, nb) || len(ob) == 0 {
+			return nil
+		}
+		switch {
+		case deflate.Is(nb) && deflate.Is(ob):
+			return gz.add(zstd, rel, oldPath, p, ob, nb, deflateDelta, *verbose)
+		case elf.Is(nb) && elf.Is(ob):
+			return ex.add(zstd, rel, oldPath, p, ob, nb, elfDelta, *verbose)
+		}
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, k := range []*kind{gz, ex} {
+		k.report()
+	}
+}
+
+// A codec makes its delta and applies it (the apply is timed and checked).
+type codec struct {
+	create func(old, nb []byte) ([]byte, error)
+	apply  func(old []byte, d io.Reader, w io.Writer, maxOut int64) error
+}
+
+var (
+	deflateDelta = codec{func(old, nb []byte) ([]byte, error) {
+		var b bytes.Buffer
+		err := deflate.CreateDelta(old, nb, &b)
+		return b.Bytes(), err
+	}, deflate.ApplyDelta}
+	elfDelta = codec{func(old, nb []byte) ([]byte, error) {
+		eo, en, err := elf.Prepare(old, nb)
+		if err != nil {
+			return nil, err
+		}
+		var b bytes.Buffer
+		err = delta.Create(eo, bytes.NewReader(en), &b)
+		return b.Bytes(), err
+	}, elf.ApplyDelta}
+)
+
+func (k *kind) add(zstd, rel, oldPath, newPath string, ob, nb []byte, c codec, verbose bool) error {
+	pf, err := exec.Command(zstd, "-q", "-19", "--patch-from="+oldPath, "-c", newPath).Output()
+	if err != nil {
+		return fmt.Errorf("zstd --patch-from %s: %v", rel, err)
+	}
+	var plain bytes.Buffer
+	if err := delta.Create(ob, bytes.NewReader(nb), &plain); err != nil {
+		return err
+	}
+	k.files++
+	k.size += int64(len(nb))
+	k.patchFrom += int64(len(pf))
+	k.plain += int64(plain.Len())
+	ours := plain.Len()
+	d, err := c.create(ob, nb)
+	if err == nil && len(d) < ours {
+		ours = len(d)
+		k.kept++
+		start := time.Now()
+		var out bytes.Buffer
+		if err := c.apply(ob, bytes.NewReader(d), &out, int64(len(nb))); err != nil || !bytes.Equal(out.Bytes(), nb) {
+			return fmt.Errorf("%s: the %s delta does not give the new file (%v)", rel, k.name, err)
+		}
+		k.apply += time.Since(start)
+	}
+	k.ours += int64(ours)
+	if k.name == "gz" {
+		if oc, nc := gunzip(ob), gunzip(nb); len(oc) > 0 && nc != nil {
+			var cd bytes.Buffer
+			if delta.Create(oc, bytes.NewReader(nc), &cd) == nil {
+				k.floor += int64(cd.Len())
+			}
+		}
+	}
+	if verbose {
+		fmt.Printf("%-60s %8d patch-from %8d plain %8d codec %8d (%v)\n", rel, len(nb), len(pf), plain.Len(), len(d), err)
+	}
+	return nil
+}
+
+func (k *kind) report() {
+	if k.files == 0 {
+		log.Fatalf("no changed %s files in the pair", k.name)
+	}
+	fmt.Printf("codecbench: %d changed %s files, %d bytes; the codec's delta kept for %d\n", k.files, k.name, k.size, k.kept)
+	fmt.Printf("BENCH %s_patch_from_bytes %d B\n", k.name, k.patchFrom)
+	fmt.Printf("BENCH %s_plain_delta_bytes %d B\n", k.name, k.plain)
+	fmt.Printf("BENCH %s_ours_bytes %d B\n", k.name, k.ours)
+	if k.floor > 0 {
+		fmt.Printf("BENCH %s_content_delta_bytes %d B\n", k.name, k.floor)
+	}
+	fmt.Printf("BENCH %s_delta_ratio %.3f x\n", k.name, float64(k.ours)/float64(k.patchFrom))
+	fmt.Printf("BENCH %s_apply_seconds %.3f s\n", k.name, k.apply.Seconds())
+}
+
+// gunzip returns a gzip file's contents (nil for zlib or a bad file).
+func gunzip(b []byte) []byte {
+	r, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return nil
+	}
+	return out
+}
