@@ -63,7 +63,7 @@ func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int6
 	exp := repo.Expect{Channel: cfg.Channel, Hardware: cfg.Hardware, Now: cfg.Now(), Seen: seen}
 	var idx *repo.Index
 	raw, mirror, err := f.Get(ctx, repo.IndexPath, repo.MaxIndexSize, func(b []byte) error {
-		x, err := repo.OpenIndex(b, cfg.Keys, exp)
+		x, err := repo.OpenIndex(ctx, b, cfg.Keys, exp)
 		if err == nil {
 			idx = x
 		}

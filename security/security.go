@@ -51,7 +51,7 @@ func (s *Service) signedManifest(sl layout.Slot) (*manifest.Manifest, *repo.Vers
 	if err != nil {
 		return nil, nil, fmt.Errorf("slot %s has no signed index: %w", sl, errdefs.ErrVerification)
 	}
-	x, err := repo.OpenIndex(idxRaw, s.Keys, repo.Expect{})
+	x, err := repo.OpenIndex(context.TODO(), idxRaw, s.Keys, repo.Expect{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("slot %s: %w", sl, err)
 	}
