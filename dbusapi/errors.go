@@ -43,6 +43,7 @@ const (
 	ErrTooLarge      = ErrorPrefix + "TooLarge"
 	ErrPrecondition  = ErrorPrefix + "FailedPrecondition"
 	ErrInterrupted   = ErrorPrefix + "Interrupted"
+	ErrDowngrade     = ErrorPrefix + "Downgrade"
 	ErrFailed        = ErrorPrefix + "Failed"
 )
 
@@ -56,6 +57,7 @@ var classes = []struct {
 	{errdefs.ErrNotAuthorized, ErrNotAuthorized},
 	{errdefs.ErrUpToDate, ErrUpToDate},
 	{errdefs.ErrNoSpace, ErrNoSpace},
+	{errdefs.ErrDowngrade, ErrDowngrade},
 	{errdefs.ErrBadSignature, ErrBadSignature},
 	{errdefs.ErrVerification, ErrVerification},
 	{errdefs.ErrUnsafePath, ErrUnsafePath},
