@@ -18,6 +18,9 @@ type JobOpts struct {
 	Force      bool `json:"force,omitempty"`      // ignore background policy
 	Background bool `json:"background,omitempty"` // started by a timer: background policy applies
 	Tries      int  `json:"tries,omitempty"`      // boot tries for the new slot (0 = default)
+	// NewestOnly: the caller may install only the newest version (see
+	// engine.Options.NewestOnly); not a D-Bus option, set by authorization.
+	NewestOnly bool `json:"newest_only,omitempty"`
 }
 
 // Upgrade starts a job and returns its id at once.
