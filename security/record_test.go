@@ -161,3 +161,42 @@ func activateAndBoot(t *testing.T, svc *security.Service, r layout.Root, sl layo
 		t.Fatal(err)
 	}
 }
+
+// TestActivateRecheck: a change made to the slot after the security
+// service verified it (a writer racing the check), before the pointer
+// write, refuses the activation and leaves the pointer alone.
+func TestActivateRecheck(t *testing.T) {
+	for name, change := range map[string]func(t *testing.T, dir string){
+		"new inode": func(t *testing.T, dir string) {
+			p := dir + "/etc/os-release"
+			os.Remove(p)
+			if err := os.WriteFile(p, []byte("changed\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"chmod": func(t *testing.T, dir string) {
+			if err := os.Chmod(dir+"/etc/os-release", 0o4755); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"file added": func(t *testing.T, dir string) {
+			if err := os.WriteFile(dir+"/etc/extra", nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			svc, r, _ := twoSlotsKey(t)
+			security.SetBeforeRecheck(func(sl layout.Slot) { change(t, r.Slot(sl)) })
+			defer security.SetBeforeRecheck(nil)
+			before, _ := os.ReadFile(r.BootPointer())
+			_, err := svc.Activate(context.Background(), layout.SlotB, 0)
+			if !errors.Is(err, errdefs.ErrVerification) {
+				t.Fatalf("Activate after a change behind the check: %v, want ErrVerification", err)
+			}
+			if after, _ := os.ReadFile(r.BootPointer()); string(after) != string(before) {
+				t.Errorf("the pointer was written:\n%s", after)
+			}
+		})
+	}
+}

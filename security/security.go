@@ -243,6 +243,10 @@ func (s *Service) Activate(ctx context.Context, sl layout.Slot, tries int) (Slot
 	if err := admissible(sl, sg, run); err != nil {
 		return Slot{}, err
 	}
+	before, err := treeState(s.Root.Slot(sl))
+	if err != nil {
+		return Slot{}, fmt.Errorf("slot %s: %v: %w", sl, err, errdefs.ErrVerification)
+	}
 	if err := s.verifyTree(ctx, sl, sg.m); err != nil {
 		return Slot{}, err
 	}
@@ -255,6 +259,9 @@ func (s *Service) Activate(ctx context.Context, sl layout.Slot, tries int) (Slot
 	root.Close()
 	if err != nil {
 		return Slot{}, fmt.Errorf("sync slot %s: %w", sl, err)
+	}
+	if err := s.recheck(sl, before); err != nil {
+		return Slot{}, err
 	}
 	if tries <= 0 {
 		tries = s.Tries
