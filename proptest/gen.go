@@ -145,7 +145,7 @@ func (g *gen) meta(in *Inode) {
 	case 'p', 'c':
 		in.Mode = 0o600 | uint32(g.r.Intn(2))*0o066
 	}
-	in.ACL = g.acls && in.Kind != 'l' && g.r.Intn(6) == 0
+	in.ACL = g.acls && (in.Kind == 'f' || in.Kind == 'd') && g.r.Intn(6) == 0
 }
 
 func (g *gen) content() []byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -162,6 +163,11 @@ func sameTree(t *testing.T, seed uint64, what, tree, dir string) {
 	}
 }
 
-// aclsSupported: the generator sets POSIX ACLs when the manifest tracks
-// them and setfacl is installed (scripts/deps.d: acl).
-func aclsSupported(t *testing.T) bool { return false }
+// aclsSupported: the generator sets POSIX ACLs with setfacl (the acl
+// package, scripts/deps.d/proptest.txt); a missing setfacl fails the test.
+func aclsSupported(t *testing.T) bool {
+	if _, err := exec.LookPath("setfacl"); err != nil {
+		t.Fatalf("setfacl not installed (make deps): %v", err)
+	}
+	return true
+}

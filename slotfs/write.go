@@ -353,7 +353,15 @@ func setNodeMeta(dfd int, name string, mode, uid, gid uint32) error {
 	if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH); err != nil {
 		return err
 	}
-	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode&07777)
+	self := "/proc/self/fd/" + strconv.Itoa(fd)
+	// A node carries no xattrs (manifest.Entry.Check): drop the ACL it
+	// inherited from its directory's default ACL.
+	for _, name := range manifest.TrackedXattrs {
+		if err := unix.Removexattr(self, name); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("removexattr %s: %w", name, err)
+		}
+	}
+	return unix.Chmod(self, mode&07777)
 }
 
 // SyncDir fsyncs directory rel so that renames and links in it are durable.
