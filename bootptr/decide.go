@@ -14,17 +14,27 @@ type Decision struct {
 	Reason string      // one line for the console, e.g. "trial b: 2 tries left"
 }
 
+// LostPointerTries is the trial a slot gets when the pointer is lost and
+// the slot is not the one `current` names: nothing vouches for it.
+const LostPointerTries = 3
+
 // Decide is the whole boot-counting policy, pure so that every case is a
 // table row. The initrd calls it with the pointer Read returned (and Read's
 // error), the upgrade.slot= override from the kernel command line ("" when
-// absent), and a test for whether a slot's tree exists on the mounted root.
+// absent), the slot R/current names ("" when it names none: the slot the
+// last boot chose), and a test for whether a slot's tree exists on the
+// mounted root.
 //
 // The rules, in order:
 //  1. An override naming an existing slot boots it for this boot only and
 //     writes nothing, so firmware can rescue a machine without changing what
 //     the next boot does. An override naming a missing slot is ignored.
-//  2. A missing or corrupt pointer boots a slot that exists (a, else b) and
-//     writes a fresh pointer naming it, so the next boot is normal again.
+//  2. A missing or corrupt pointer boots the slot `current` names if it
+//     exists, and writes a fresh pointer naming it good: it is what ran
+//     last. Any other choice (a, else b) boots on trial with the other slot
+//     as the fallback, since it may be half rebuilt: a pointer naming it
+//     good would keep it even if it never booted. With no other slot to
+//     fall back to there is nothing to try, and it is named good.
 //  3. A trial with tries left boots Next and writes Tries-1 before the switch:
 //     a boot that hangs or crashes has already paid for its try.
 //  4. A trial with no tries left (or whose slot is gone) boots Good and writes
@@ -34,7 +44,7 @@ type Decision struct {
 // If the slot chosen by 4 or 5 does not exist, the other boots if it exists,
 // and the pointer is left alone: the initrd never promotes a slot the security
 // service has not verified. Neither slot existing gives Boot "".
-func Decide(p Pointer, readErr error, override layout.Slot, exists func(layout.Slot) bool) Decision {
+func Decide(p Pointer, readErr error, override, current layout.Slot, exists func(layout.Slot) bool) Decision {
 	var ignored string
 	if override != "" {
 		if override.Valid() && exists(override) {
@@ -48,17 +58,7 @@ func Decide(p Pointer, readErr error, override layout.Slot, exists func(layout.S
 		}
 	}
 	if readErr != nil {
-		for _, s := range []layout.Slot{layout.SlotA, layout.SlotB} {
-			if exists(s) {
-				return Decision{
-					Boot:   s,
-					Write:  true,
-					New:    Pointer{Next: s, Good: s, Seq: 1},
-					Reason: fmt.Sprintf("boot pointer unusable (%v): booting %s, writing a fresh pointer%s", readErr, s, ignored),
-				}
-			}
-		}
-		return Decision{Reason: fmt.Sprintf("boot pointer unusable (%v) and neither slot a nor b exists%s", readErr, ignored)}
+		return lostPointer(readErr, current, exists, ignored)
 	}
 
 	if p.Trial && p.Tries > 0 && exists(p.Next) {
@@ -93,6 +93,38 @@ func Decide(p Pointer, readErr error, override layout.Slot, exists func(layout.S
 	}
 	d.Reason += ignored
 	return d
+}
+
+// lostPointer is rule 2.
+func lostPointer(readErr error, current layout.Slot, exists func(layout.Slot) bool, ignored string) Decision {
+	if current.Valid() && exists(current) {
+		return Decision{
+			Boot:   current,
+			Write:  true,
+			New:    Pointer{Next: current, Good: current, Seq: 1},
+			Reason: fmt.Sprintf("boot pointer unusable (%v): booting %s, which current names, writing a fresh pointer%s", readErr, current, ignored),
+		}
+	}
+	for _, s := range []layout.Slot{layout.SlotA, layout.SlotB} {
+		if !exists(s) {
+			continue
+		}
+		if !exists(s.Other()) {
+			return Decision{
+				Boot:   s,
+				Write:  true,
+				New:    Pointer{Next: s, Good: s, Seq: 1},
+				Reason: fmt.Sprintf("boot pointer unusable (%v), current names no slot: booting %s, the only slot%s", readErr, s, ignored),
+			}
+		}
+		return Decision{
+			Boot:   s,
+			Write:  true,
+			New:    Pointer{Next: s, Good: s.Other(), Trial: true, Tries: LostPointerTries - 1, Seq: 1},
+			Reason: fmt.Sprintf("boot pointer unusable (%v), current names no slot: trial %s, %d tries left, falling back to %s%s", readErr, s, LostPointerTries-1, s.Other(), ignored),
+		}
+	}
+	return Decision{Reason: fmt.Sprintf("boot pointer unusable (%v) and neither slot a nor b exists%s", readErr, ignored)}
 }
 
 // WithTrial returns the pointer after the security service has verified slot

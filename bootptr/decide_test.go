@@ -46,6 +46,7 @@ func TestDecide(t *testing.T) {
 		p        Pointer
 		readErr  error
 		override layout.Slot
+		current  layout.Slot // what R/current names
 		exists   func(layout.Slot) bool
 		want     Decision
 		reason   string // substring of Reason
@@ -86,18 +87,29 @@ func TestDecide(t *testing.T) {
 			New: Pointer{Next: "b", Good: "a", Trial: true, Tries: 2, Seq: 6}}, reason: "ignored"},
 		{name: "invalid override ignored", p: normalA, override: "c", exists: both, want: Decision{Boot: "a"}, reason: "upgrade.slot=c ignored"},
 
-		// Missing or corrupt pointer: boot what exists (a first), write a fresh pointer.
-		{name: "missing pointer", readErr: missing, exists: both, want: Decision{Boot: "a", Write: true, New: Pointer{Next: "a", Good: "a", Seq: 1}}, reason: "fresh pointer"},
-		{name: "corrupt pointer", readErr: corrupt, exists: both, want: Decision{Boot: "a", Write: true, New: Pointer{Next: "a", Good: "a", Seq: 1}}},
+		// Missing or corrupt pointer: boot what current names, good, and write a
+		// fresh pointer; any other choice (a first) boots on trial.
+		{name: "missing pointer, current b", readErr: missing, current: "b", exists: both,
+			want: Decision{Boot: "b", Write: true, New: Pointer{Next: "b", Good: "b", Seq: 1}}, reason: "which current names"},
+		{name: "corrupt pointer, current b", readErr: corrupt, current: "b", exists: both,
+			want: Decision{Boot: "b", Write: true, New: Pointer{Next: "b", Good: "b", Seq: 1}}},
+		{name: "corrupt pointer, current a", readErr: corrupt, current: "a", exists: both,
+			want: Decision{Boot: "a", Write: true, New: Pointer{Next: "a", Good: "a", Seq: 1}}},
+		{name: "missing pointer, no current: a on trial", readErr: missing, exists: both,
+			want: Decision{Boot: "a", Write: true, New: Pointer{Next: "a", Good: "b", Trial: true, Tries: LostPointerTries - 1, Seq: 1}}, reason: "trial a"},
+		{name: "corrupt pointer, current names a missing slot: b on trial", readErr: corrupt, current: "a", exists: onlyB,
+			want: Decision{Boot: "b", Write: true, New: Pointer{Next: "b", Good: "b", Seq: 1}}, reason: "the only slot"},
 		{name: "corrupt pointer, only b", readErr: corrupt, exists: onlyB, want: Decision{Boot: "b", Write: true, New: Pointer{Next: "b", Good: "b", Seq: 1}}},
-		{name: "corrupt pointer, no slots", readErr: corrupt, exists: none, want: Decision{}, reason: "neither slot"},
-		{name: "corrupt pointer, override missing", readErr: corrupt, override: "b", exists: onlyA,
+		{name: "corrupt pointer, no slots", readErr: corrupt, current: "a", exists: none, want: Decision{}, reason: "neither slot"},
+		{name: "corrupt pointer, override missing", readErr: corrupt, override: "b", current: "a", exists: onlyA,
 			want: Decision{Boot: "a", Write: true, New: Pointer{Next: "a", Good: "a", Seq: 1}}, reason: "ignored"},
-		{name: "invalid pointer without error", p: Pointer{Next: "x", Good: "a"}, exists: both,
-			want: Decision{Boot: "a", Write: true, New: Pointer{Next: "a", Good: "a", Seq: 1}}, reason: "unusable"},
+		{name: "invalid pointer without error", p: Pointer{Next: "x", Good: "a"}, current: "b", exists: both,
+			want: Decision{Boot: "b", Write: true, New: Pointer{Next: "b", Good: "b", Seq: 1}}, reason: "unusable"},
+		{name: "invalid pointer, no current", p: Pointer{Next: "x", Good: "a"}, exists: both,
+			want: Decision{Boot: "a", Write: true, New: Pointer{Next: "a", Good: "b", Trial: true, Tries: LostPointerTries - 1, Seq: 1}}, reason: "unusable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Decide(tc.p, tc.readErr, tc.override, tc.exists)
+			got := Decide(tc.p, tc.readErr, tc.override, tc.current, tc.exists)
 			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(Decision{}, "Reason")); diff != "" {
 				t.Errorf("Decide (-want +got):\n%s", diff)
 			}
@@ -132,40 +144,49 @@ func TestDecideInvariants(t *testing.T) {
 		for _, p := range ptrs {
 			for _, ov := range []layout.Slot{"", "a", "b", "z"} {
 				for en, ex := range exists {
-					n++
-					d := Decide(p, readErr, ov, ex)
-					name := fmt.Sprintf("%+v err=%v ov=%q exists=%s -> %+v", p, readErr, ov, en, d)
-					switch {
-					case d.Boot == "" && (ex("a") || ex("b")):
-						t.Errorf("%s: booted nothing though a slot exists", name)
-					case d.Boot != "" && !ex(d.Boot):
-						t.Errorf("%s: boots a missing slot", name)
-					case d.Reason == "":
-						t.Errorf("%s: no reason", name)
-					}
-					if ov.Valid() && ex(ov) && (d.Boot != ov || d.Write) {
-						t.Errorf("%s: override must boot %s and write nothing", name, ov)
-					}
-					if readErr == nil && !p.Trial && d.Write {
-						t.Errorf("%s: a normal boot wrote", name)
-					}
-					if !d.Write {
-						if d.New != (Pointer{}) {
-							t.Errorf("%s: New set without Write", name)
+					for _, cur := range []layout.Slot{"", "a", "b"} {
+						n++
+						d := Decide(p, readErr, ov, cur, ex)
+						name := fmt.Sprintf("%+v err=%v ov=%q current=%q exists=%s -> %+v", p, readErr, ov, cur, en, d)
+						if readErr != nil && !(ov.Valid() && ex(ov)) && d.Boot != "" {
+							// A lost pointer: what current names boots as good;
+							// anything else is on trial when there is a fallback.
+							if onCurrent := cur != "" && ex(cur); onCurrent != (d.Boot == cur) || onCurrent == d.New.Trial && ex(d.Boot.Other()) {
+								t.Errorf("%s: lost pointer: current must boot good, any other slot on trial", name)
+							}
 						}
-						continue
-					}
-					if err := d.New.Validate(); err != nil {
-						t.Errorf("%s: writes invalid pointer: %v", name, err)
-					}
-					if d.New.Next != d.Boot {
-						t.Errorf("%s: written pointer does not name the booted slot", name)
-					}
-					if readErr == nil && d.New.Seq != p.Seq+1 {
-						t.Errorf("%s: seq %d, want %d", name, d.New.Seq, p.Seq+1)
-					}
-					if d.New.Trial && d.New.Tries >= p.Tries {
-						t.Errorf("%s: a trial boot did not consume a try", name)
+						switch {
+						case d.Boot == "" && (ex("a") || ex("b")):
+							t.Errorf("%s: booted nothing though a slot exists", name)
+						case d.Boot != "" && !ex(d.Boot):
+							t.Errorf("%s: boots a missing slot", name)
+						case d.Reason == "":
+							t.Errorf("%s: no reason", name)
+						}
+						if ov.Valid() && ex(ov) && (d.Boot != ov || d.Write) {
+							t.Errorf("%s: override must boot %s and write nothing", name, ov)
+						}
+						if readErr == nil && !p.Trial && d.Write {
+							t.Errorf("%s: a normal boot wrote", name)
+						}
+						if !d.Write {
+							if d.New != (Pointer{}) {
+								t.Errorf("%s: New set without Write", name)
+							}
+							continue
+						}
+						if err := d.New.Validate(); err != nil {
+							t.Errorf("%s: writes invalid pointer: %v", name, err)
+						}
+						if d.New.Next != d.Boot {
+							t.Errorf("%s: written pointer does not name the booted slot", name)
+						}
+						if readErr == nil && d.New.Seq != p.Seq+1 {
+							t.Errorf("%s: seq %d, want %d", name, d.New.Seq, p.Seq+1)
+						}
+						if readErr == nil && d.New.Trial && d.New.Tries >= p.Tries {
+							t.Errorf("%s: a trial boot did not consume a try", name)
+						}
 					}
 				}
 			}

@@ -218,10 +218,10 @@ func (c *cloner) mkdir(dfd int, name string, e *manifest.Entry, ex *unix.Stat_t,
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
-	if !fresh || len(e.Xattrs) > 0 { // a kept dir may carry stale ones
-		if err := slotfs.SetXattrs(fd, e.Xattrs); err != nil {
-			return err
-		}
+	// Always: a kept dir may carry stale ones, a fresh one inherits its
+	// parent's default ACL.
+	if err := slotfs.SetXattrs(fd, e.Xattrs); err != nil {
+		return err
 	}
 	if fresh {
 		r.Dirs++

@@ -24,6 +24,9 @@ type JobOpts struct {
 	DownloadOnly bool `json:"download_only,omitempty"`
 	// ApplyOnly activates a staged version and refuses to download.
 	ApplyOnly bool `json:"apply_only,omitempty"`
+	// NewestOnly: the caller may install only the newest version (see
+	// engine.Options.NewestOnly); not a D-Bus option, set by authorization.
+	NewestOnly bool `json:"newest_only,omitempty"`
 }
 
 // Upgrade starts a job and returns its id at once.

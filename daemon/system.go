@@ -153,7 +153,7 @@ func (d *Daemon) runEngine(ctx context.Context, run Running, cfg *engine.Config)
 		mu   sync.Mutex // progress comes from any goroutine
 		last engine.Phase
 	)
-	opts := engine.Options{Version: run.Version, Job: run.Job, Progress: func(p engine.Progress) {
+	opts := engine.Options{Version: run.Version, NewestOnly: run.Opts.NewestOnly, Job: run.Job, Progress: func(p engine.Progress) {
 		mu.Lock()
 		if p.Phase != last {
 			last = p.Phase

@@ -42,6 +42,7 @@ const (
 	ErrUnsafePath    = ErrorPrefix + "UnsafePath"
 	ErrTooLarge      = ErrorPrefix + "TooLarge"
 	ErrPrecondition  = ErrorPrefix + "FailedPrecondition"
+	ErrDowngrade     = ErrorPrefix + "Downgrade"
 	ErrFailed        = ErrorPrefix + "Failed"
 )
 
@@ -55,6 +56,7 @@ var classes = []struct {
 	{errdefs.ErrNotAuthorized, ErrNotAuthorized},
 	{errdefs.ErrUpToDate, ErrUpToDate},
 	{errdefs.ErrNoSpace, ErrNoSpace},
+	{errdefs.ErrDowngrade, ErrDowngrade},
 	{errdefs.ErrBadSignature, ErrBadSignature},
 	{errdefs.ErrVerification, ErrVerification},
 	{errdefs.ErrUnsafePath, ErrUnsafePath},

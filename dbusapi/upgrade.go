@@ -20,6 +20,9 @@ const (
 	ActionCheck    = "org.laptop.upgrade.check"
 	ActionUpgrade  = "org.laptop.upgrade.upgrade"
 	ActionRollback = "org.laptop.upgrade.rollback"
+	// ActionUpgradeOther: installing a version other than the newest (a
+	// build a newer one fixed, perhaps), which allow_active must not grant.
+	ActionUpgradeOther = "org.laptop.upgrade.upgrade-other"
 )
 
 // UpgradeServer exports a daemon.Daemon as org.laptop.Upgrade1.
@@ -251,19 +254,37 @@ func (s *UpgradeServer) authorize(msg dbus.Message, action string) error {
 }
 
 func (s *UpgradeServer) upgrade(msg dbus.Message, version string, opts map[string]dbus.Variant) (uint32, *dbus.Error) {
-	if err := s.authorize(msg, ActionUpgrade); err != nil {
-		return 0, ToDBus(err)
-	}
 	v, err := ParseVersion(version)
 	if err != nil {
+		return 0, ToDBus(err)
+	}
+	action, newestOnly := s.upgradeAction(v)
+	if err := s.authorize(msg, action); err != nil {
 		return 0, ToDBus(err)
 	}
 	o, err := ParseOptions(opts)
 	if err != nil {
 		return 0, ToDBus(err)
 	}
+	o.NewestOnly = newestOnly
 	job, err := s.d.Upgrade(v, o)
 	return job, ToDBus(err)
+}
+
+// upgradeAction is the polkit action an upgrade to v needs, and whether the
+// job must then refuse anything but the newest version. The newest ("", or
+// the version the last check found newest) needs ActionUpgrade; the job
+// checks again against the index it fetches, so a stale check cannot
+// smuggle an older build through. Any other version needs
+// ActionUpgradeOther.
+func (s *UpgradeServer) upgradeAction(v uint64) (string, bool) {
+	switch {
+	case v == 0:
+		return ActionUpgrade, false
+	case s.d.Status().AvailableVersion == strconv.FormatUint(v, 10):
+		return ActionUpgrade, true
+	}
+	return ActionUpgradeOther, false
 }
 
 // upgradeTo is Upgrade with default options, for clients that cannot write

@@ -128,10 +128,9 @@ func (ap *applier) structure(ctx context.Context) error {
 					return err
 				}
 			}
-			if len(e.Xattrs) > 0 || exists {
-				if err := b.SetDirXattrs(e.Path, e.Xattrs); err != nil {
-					return err
-				}
+			// Always: a fresh directory inherits its parent's default ACL.
+			if err := b.SetDirXattrs(e.Path, e.Xattrs); err != nil {
+				return err
 			}
 		case manifest.Symlink:
 			if exists && isType(st, unix.S_IFDIR) {

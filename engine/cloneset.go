@@ -16,6 +16,7 @@ import "laptop.org/upgrade/manifest"
 // group member whose leader is left out becomes a leader itself: the
 // target's own groups are made by the apply's hard-link step.
 func cloneSet(active *manifest.Manifest, drift map[string]bool, target *manifest.Manifest) *manifest.Manifest {
+	split := splitGroups(active, drift, target)
 	out := active.Entries[:0]
 	kept := map[string]bool{} // file paths in the set, for group members
 	for i := range active.Entries {
@@ -30,7 +31,7 @@ func cloneSet(active *manifest.Manifest, drift map[string]bool, target *manifest
 				continue
 			}
 		case manifest.File:
-			if drift[e.Path] || !keptIn(target, &e) {
+			if drift[e.Path] || !keptIn(target, &e) || split[e.Path] {
 				continue
 			}
 			if e.Link != "" && !kept[e.Link] {

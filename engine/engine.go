@@ -29,6 +29,9 @@ type Options struct {
 	Progress func(Progress)
 	// DryRun stops after planning: nothing is written into the slot.
 	DryRun bool
+	// NewestOnly refuses a Version that is not the newest in the index
+	// fetched now: the caller was authorized to install the newest only.
+	NewestOnly bool
 }
 
 // Result describes a finished (or planned) upgrade.
@@ -130,6 +133,9 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Slot: inactive, From: cur.Version, Version: ref.Version, Name: ref.Name, Notes: ref.Notes}
+	if l := rm.Index.Latest(); o.NewestOnly && l.Version != ref.Version {
+		return res, fmt.Errorf("version %d is not the newest on the channel (%d is); installing another version needs an administrator: %w", ref.Version, l.Version, errdefs.ErrNotAuthorized)
+	}
 	switch {
 	case ref.Version == cur.Version:
 		return res, fmt.Errorf("version %d is already running: %w", cur.Version, errdefs.ErrUpToDate)

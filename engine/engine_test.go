@@ -141,3 +141,20 @@ func TestRefusesSlotNamedByPointer(t *testing.T) {
 		t.Fatalf("pointer changed: %+v", got)
 	}
 }
+
+// TestNewestOnly: a caller authorized for the newest version only (the
+// daemon's default polkit action) cannot have another one installed, even
+// when a stale check made it look like the newest.
+func TestNewestOnly(t *testing.T) {
+	rp := testrepo.New(t, 3)
+	url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
+	_, cfg := rp.Provision(t, url, 1)
+	_, err := engine.Upgrade(context.Background(), cfg, engine.Options{Version: 2, NewestOnly: true})
+	if !errors.Is(err, errdefs.ErrNotAuthorized) {
+		t.Fatalf("version 2 of 3, newest only: got %v, want ErrNotAuthorized", err)
+	}
+	res, err := engine.Upgrade(context.Background(), cfg, engine.Options{Version: 3, NewestOnly: true})
+	if err != nil || res.Version != 3 {
+		t.Fatalf("version 3 of 3, newest only: %+v, %v", res, err)
+	}
+}

@@ -80,6 +80,7 @@ const maxLevel = 8
 // then whether a pack delivers some of them more cheaply.
 func MakePlan(active *manifest.Manifest, drift map[string]bool, t *Target) (*Plan, error) {
 	local, linkable := localContents(active, drift, t)
+	split := splitGroups(active, drift, t.Manifest)
 	p := &Plan{Levels: 1}
 	for i := range t.Manifest.Entries {
 		e := &t.Manifest.Entries[i]
@@ -97,7 +98,7 @@ func MakePlan(active *manifest.Manifest, drift map[string]bool, t *Target) (*Pla
 			cur = active.Find(e.Path)
 		}
 		switch {
-		case cur != nil && cur.Type == manifest.File && cur.SameInodeMeta(e):
+		case cur != nil && cur.Type == manifest.File && cur.SameInodeMeta(e) && !split[e.Path]:
 			a.Src = Keep
 		case local[e.SHA256] != nil:
 			src := local[e.SHA256]
@@ -181,6 +182,48 @@ func localContents(active *manifest.Manifest, drift map[string]bool, t *Target) 
 func keptIn(target *manifest.Manifest, e *manifest.Entry) bool {
 	te := target.Find(e.Path)
 	return te != nil && te.Type == manifest.File && te.Link == "" && te.SameInodeMeta(e)
+}
+
+// splitGroups lists the active paths whose inode the new slot must not keep
+// although the target has them unchanged: the later members of an active
+// hard-link group that the target holds as separate files. Keeping them
+// too would join in the new slot paths the target keeps apart, and verify
+// would refuse the slot on every retry. The first member kept keeps the
+// inode; the others are placed as new inodes (Copy). Only group members
+// are looked at, so the map stays as small as the groups.
+func splitGroups(active *manifest.Manifest, drift map[string]bool, target *manifest.Manifest) map[string]bool {
+	if active == nil {
+		return nil
+	}
+	var leaders map[string]bool // active paths heading a hard-link group
+	for i := range active.Entries {
+		if e := &active.Entries[i]; e.Link != "" {
+			if leaders == nil {
+				leaders = map[string]bool{}
+			}
+			leaders[e.Link] = true
+		}
+	}
+	if leaders == nil {
+		return nil
+	}
+	taken, split := map[string]bool{}, map[string]bool{} // a leader whose inode is kept; paths not kept
+	for i := range active.Entries {
+		e := &active.Entries[i]
+		g := e.Link
+		if g == "" {
+			g = e.Path
+		}
+		if e.Type != manifest.File || !leaders[g] || drift[e.Path] || !keptIn(target, e) {
+			continue
+		}
+		if taken[g] {
+			split[e.Path] = true
+			continue
+		}
+		taken[g] = true
+	}
+	return split
 }
 
 // secondBases switches downloads to two-base deltas where those are

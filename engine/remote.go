@@ -31,9 +31,10 @@ type Remote struct {
 	progress atomic.Pointer[func(done, total int64)]
 }
 
-// OpenRemote fetches and verifies the signed index from the first mirror
-// that serves a valid one (a malicious mirror cannot win over a good one),
-// and records it as seen (anti-rollback, anti-freeze).
+// OpenRemote fetches the signed index from every mirror and keeps the
+// valid one with the highest serial (a malicious mirror cannot win over a
+// good one, nor a stale one over a fresh one), and records it as seen
+// (anti-rollback, anti-freeze).
 func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int64)) (*Remote, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -61,14 +62,17 @@ func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int6
 		return nil, err
 	}
 	exp := repo.Expect{Channel: cfg.Channel, Hardware: cfg.Hardware, Now: cfg.Now(), Seen: seen}
-	var idx *repo.Index
-	raw, mirror, err := f.Get(ctx, repo.IndexPath, repo.MaxIndexSize, func(b []byte) error {
-		x, err := repo.OpenIndex(b, cfg.Keys, exp)
-		if err == nil {
-			idx = x
+	raw, mirror, err := f.GetBest(ctx, repo.IndexPath, repo.MaxIndexSize, func(b []byte) (uint64, error) {
+		x, err := repo.OpenIndex(ctx, b, cfg.Keys, exp)
+		if err != nil {
+			return 0, err
 		}
-		return err
+		return x.Serial, nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	idx, err := repo.OpenIndex(ctx, raw, cfg.Keys, exp) // the winner, parsed once more
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}

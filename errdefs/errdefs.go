@@ -38,6 +38,8 @@ var (
 	ErrPolicy = errors.New("forbidden by policy")
 	// ErrTooLarge: outside data is larger than the limit signed metadata or local configuration allows.
 	ErrTooLarge = errors.New("too large")
+	// ErrDowngrade: a version not newer than the running one was refused (anti-rollback).
+	ErrDowngrade = errors.New("downgrade refused")
 	// ErrFailedPrecondition: the system is not in a state where the operation makes sense.
 	ErrFailedPrecondition = errors.New("failed precondition")
 )

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,5 +272,34 @@ func TestPartialLocked(t *testing.T) {
 	defer p.close()
 	if _, err := openPartial(dir, b, func(int64) {}); !errors.Is(err, errdefs.ErrBusy) {
 		t.Errorf("second open: got %v, want ErrBusy", err)
+	}
+}
+
+// TestFileMirrorFifo: a file:// mirror whose index or blob is a fifo (a
+// hostile USB stick) must fail over at once, not wait for a writer.
+func TestFileMirrorFifo(t *testing.T) {
+	bad, good := t.TempDir(), t.TempDir()
+	blob := addBlob(t, content(4, 5000), good)
+	putFile(t, filepath.Join(good, "index.json"), []byte("index"))
+	for _, p := range []string{"index.json", blob.Path} {
+		full := filepath.Join(bad, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := syscall.Mkfifo(full, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFetcher(t, Options{Mirrors: []string{"file://" + bad, "file://" + good}})
+	b, mirror, err := f.Get(testCtx(t), "index.json", 100, nil)
+	if err != nil || string(b) != "index" || mirror != "file://"+good+"/" {
+		t.Fatalf("Get = %q from %s, %v; want the good mirror's index", b, mirror, err)
+	}
+	dir := t.TempDir()
+	if err := f.Fetch(testCtx(t), dir, []Blob{blob}); err != nil {
+		t.Fatal(err)
+	}
+	checkFinal(t, dir, blob)
+	f2 := newFetcher(t, Options{Mirrors: []string{"file://" + bad}})
+	if _, _, err := f2.Get(testCtx(t), "index.json", 100, nil); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("fifo only: got %v, want an error saying it is not a regular file", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"laptop.org/upgrade/errdefs"
 )
@@ -106,4 +107,69 @@ func (f *Fetcher) getOnce(ctx context.Context, i int, path string, max int64, hd
 		return nil, fmt.Errorf("more than %d bytes: %w", max, errdefs.ErrTooLarge)
 	}
 	return buf.Bytes(), nil
+}
+
+// GetBest is Get asking every mirror, for the document that outranks the
+// others: check validates the bytes like Get's and ranks them (the signed
+// index's serial), and the highest rank wins, ties going to the mirror
+// tried first. One stale mirror answering first cannot hold a client back
+// while another serves something newer. Mirrors are asked in parallel
+// (within Options.Parallel); errors are as Get's when none passes.
+func (f *Fetcher) GetBest(ctx context.Context, path string, max int64, check func([]byte) (uint64, error)) ([]byte, string, error) {
+	if err := checkPath(path); err != nil {
+		return nil, "", fmt.Errorf("get: %w", err)
+	}
+	if max <= 0 || check == nil {
+		return nil, "", fmt.Errorf("get %s: max %d: %w", path, max, errdefs.ErrInvalidArgument)
+	}
+	type answer struct {
+		b    []byte
+		rank uint64
+		err  error
+	}
+	order := f.order()
+	answers := make([]answer, len(order))
+	var wg sync.WaitGroup
+	for k, i := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case f.sem <- struct{}{}:
+				defer func() { <-f.sem }()
+			case <-ctx.Done():
+				answers[k].err = ctx.Err()
+				return
+			}
+			b, err := f.getFrom(ctx, i, path, max)
+			var rank uint64
+			if err == nil {
+				if rank, err = check(b); err != nil {
+					err = checkError{err}
+				}
+			}
+			answers[k] = answer{b, rank, err}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, "", fmt.Errorf("get %s: %w: %w", path, errdefs.ErrCancelled, context.Cause(ctx))
+	}
+	best := -1
+	var fails []mirrorFailure
+	for k, a := range answers {
+		m := f.mirrors[order[k]]
+		if a.err != nil {
+			f.logf("fetch: get %s from %s: %v", path, m.Redacted(), a.err)
+			fails = append(fails, mirrorFailure{m.Redacted(), a.err})
+			continue
+		}
+		if best < 0 || a.rank > answers[best].rank {
+			best = k
+		}
+	}
+	if best < 0 {
+		return nil, "", summarize("get "+path, fails)
+	}
+	return answers[best].b, f.mirrors[order[best]].String(), nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -224,8 +225,17 @@ func (f *Fetcher) streamErr(ctx, actx context.Context, err error) error {
 // openFile reads from a file:// mirror (a USB stick, a mounted share).
 func (f *Fetcher) openFile(ctx context.Context, base *url.URL, p string, off int64) (io.Reader, int64, func(), error) {
 	name := filepath.Join(filepath.FromSlash(base.Path), filepath.FromSlash(p))
-	fh, err := os.Open(name)
+	// Non-blocking: opening a fifo for reading would wait for a writer
+	// forever. Only a regular file is read.
+	fh, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
+		return nil, 0, nil, permanentError{err}
+	}
+	if st, err := fh.Stat(); err != nil || !st.Mode().IsRegular() {
+		fh.Close()
+		if err == nil {
+			err = fmt.Errorf("%s is a %v, not a regular file", name, st.Mode().Type())
+		}
 		return nil, 0, nil, permanentError{err}
 	}
 	if off > 0 {

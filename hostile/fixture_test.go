@@ -104,7 +104,7 @@ func init() { serials.Store(100) }
 // parsedIndex returns a fresh copy of the real index (versions 1 and 2).
 func (f *fixture) parsedIndex(t testing.TB) *repo.Index {
 	t.Helper()
-	x, err := repo.OpenIndex(f.index, f.keys, repo.Expect{})
+	x, err := repo.OpenIndex(context.Background(), f.index, f.keys, repo.Expect{})
 	if err != nil {
 		t.Fatal(err)
 	}

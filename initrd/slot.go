@@ -32,7 +32,8 @@ func chooseSlot(s *State) error {
 		}
 		s.logf("ignoring %s=%s: no such slot", KexecParam, k)
 	}
-	d := bootptr.Decide(p, readErr, s.Cmdline.Slot, exists)
+	current, _ := root.CurrentSlot() // "" when current names no slot: Decide puts any choice on trial
+	d := bootptr.Decide(p, readErr, s.Cmdline.Slot, current, exists)
 	if d.Boot == "" {
 		return fmt.Errorf("no bootable slot: %s: %w", d.Reason, errdefs.ErrNotFound)
 	}

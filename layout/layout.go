@@ -122,6 +122,10 @@ func (r Root) SecurityDir() string { return r.join("var", "lib", "securityd") }
 // BootPointer is the file the security service writes and the initrd reads.
 func (r Root) BootPointer() string { return filepath.Join(r.SecurityDir(), "bootptr") }
 
+// SecurityRecord is the security service's own record of what each slot
+// holds and of the newest index it has seen (never the daemon's word).
+func (r Root) SecurityRecord() string { return filepath.Join(r.SecurityDir(), "record.json") }
+
 // ConfigDir is R/etc/upgrade.
 func (r Root) ConfigDir() string { return r.join("etc", "upgrade") }
 

@@ -48,12 +48,22 @@ func (t Type) String() string {
 	return fmt.Sprintf("type(%q)", byte(t))
 }
 
-// XattrCapability is the one extended attribute tracked by default: file
-// capabilities replace setuid for many tools, so dropping it breaks them.
+// XattrCapability is tracked because file capabilities replace setuid for
+// many tools, so dropping it breaks them.
 const XattrCapability = "security.capability"
 
-// TrackedXattrs are the attribute names a manifest may carry.
-var TrackedXattrs = []string{XattrCapability}
+// The POSIX ACLs (access, and a directory's default) are tracked as OSTree
+// does: an OS that ships them means them, and a slot without them grants
+// other rights than the tree that was signed.
+const (
+	XattrACLAccess  = "system.posix_acl_access"
+	XattrACLDefault = "system.posix_acl_default"
+)
+
+// TrackedXattrs are the attribute names a manifest may carry, sorted (an
+// entry lists its xattrs in this order). A manifest made before the ACLs
+// were tracked lists none and stays valid.
+var TrackedXattrs = []string{XattrCapability, XattrACLAccess, XattrACLDefault}
 
 // Entry is one path of a tree.
 type Entry struct {

@@ -206,7 +206,7 @@ func LoadIndex(dir string, key repo.PrivateKey, channel string) (*repo.Index, er
 		return nil, err
 	}
 	pub := key.Public()
-	idx, err := repo.OpenIndex(b, repo.Keyring{pub.ID: pub}, repo.Expect{Channel: channel})
+	idx, err := repo.OpenIndex(context.Background(), b, repo.Keyring{pub.ID: pub}, repo.Expect{Channel: channel})
 	if err != nil {
 		return nil, fmt.Errorf("publish: existing index: %w", err)
 	}

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"testing"
@@ -32,7 +33,7 @@ func FuzzOpenIndexSigned(f *testing.F) {
 	kr := Keyring{fuzzKey.ID: fuzzKey.Public()}
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		x, err := OpenIndex(b, kr, Expect{Channel: "stable", Now: now, Seen: &SeenIndex{Serial: 2}})
+		x, err := OpenIndex(context.Background(), b, kr, Expect{Channel: "stable", Now: now, Seen: &SeenIndex{Serial: 2}})
 		if err != nil {
 			if !errors.Is(err, errdefs.ErrBadSignature) && !errors.Is(err, errdefs.ErrPolicy) &&
 				!errors.Is(err, errdefs.ErrInvalidArgument) && !errors.Is(err, errdefs.ErrTooLarge) {

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,11 @@ const IndexSpec = 1
 
 // MaxIndexSize caps the only download whose size no signature states.
 const MaxIndexSize = 8 << 20
+
+// MaxSignatures caps the signatures an index may carry. Key ids are public,
+// so without a cap an index of one message and thousands of bogus
+// signatures naming a trusted key costs minutes of CPU to refuse.
+const MaxSignatures = 16
 
 // BlobRef pins a blob: the digest and size of its content, and of the bytes
 // as stored in the repository (zstd-compressed).
@@ -113,8 +119,9 @@ type SeenIndex struct {
 }
 
 // OpenIndex verifies and parses a signed index. Order matters: the signature
-// is checked over the raw bytes before any field is trusted.
-func OpenIndex(b []byte, kr Keyring, exp Expect) (*Index, error) {
+// is checked over the raw bytes before any field is trusted. Cancelling ctx
+// stops the signature checks.
+func OpenIndex(ctx context.Context, b []byte, kr Keyring, exp Expect) (*Index, error) {
 	if len(b) > MaxIndexSize {
 		return nil, fmt.Errorf("index of %d bytes: %w", len(b), errdefs.ErrTooLarge)
 	}
@@ -122,7 +129,14 @@ func OpenIndex(b []byte, kr Keyring, exp Expect) (*Index, error) {
 	if err := strictJSON(b, &env); err != nil {
 		return nil, fmt.Errorf("index envelope: %v: %w", err, errdefs.ErrBadSignature)
 	}
-	if !verifyAny(env, kr) {
+	if n := len(env.Signatures); n > MaxSignatures {
+		return nil, fmt.Errorf("index carries %d signatures, more than %d: %w", n, MaxSignatures, errdefs.ErrBadSignature)
+	}
+	ok, err := verifyAny(ctx, env, kr)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if !ok {
 		return nil, fmt.Errorf("index: no valid signature by a trusted key (%d signatures): %w", len(env.Signatures), errdefs.ErrBadSignature)
 	}
 	var x Index
@@ -173,13 +187,27 @@ func SeenOf(b []byte, x *Index) (SeenIndex, error) {
 	return SeenIndex{Serial: x.Serial, SHA256: digest.Of(env.Signed)}, nil
 }
 
-func verifyAny(env Envelope, kr Keyring) bool {
+// verifySig is ed25519.Verify; tests count its calls.
+var verifySig = ed25519.Verify
+
+// verifyAny checks each trusted key at most once: a second signature naming
+// a key already tried is skipped, so the work is bounded by the keyring.
+func verifyAny(ctx context.Context, env Envelope, kr Keyring) (bool, error) {
+	tried := make(map[string]bool, len(kr))
 	for _, s := range env.Signatures {
-		if k, ok := kr[s.KeyID]; ok && ed25519.Verify(k.Key, env.Signed, s.Sig) {
-			return true
+		k, ok := kr[s.KeyID]
+		if !ok || tried[s.KeyID] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		tried[s.KeyID] = true
+		if verifySig(k.Key, env.Signed, s.Sig) {
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // MaxBlob bounds any single blob size in signed metadata (sanity, not policy).

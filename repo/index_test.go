@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -67,7 +68,7 @@ func TestOpenIndex(t *testing.T) {
 		{"too large", make([]byte, MaxIndexSize+1), exp, errdefs.ErrTooLarge, "bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := OpenIndex(tc.b, kr, tc.exp)
+			_, err := OpenIndex(context.Background(), tc.b, kr, tc.exp)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -134,7 +135,7 @@ func FuzzOpenIndex(f *testing.F) {
 	b, _ := SignIndex(index(1, now.Add(time.Hour), 1, 2), k)
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		x, err := OpenIndex(b, kr, Expect{Channel: "stable", Now: now})
+		x, err := OpenIndex(context.Background(), b, kr, Expect{Channel: "stable", Now: now})
 		if err == nil && x.Channel != "stable" {
 			t.Fatal("accepted another channel")
 		}

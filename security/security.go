@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"laptop.org/upgrade/digest"
 
@@ -33,6 +34,7 @@ type Service struct {
 	Policy *manifest.Policy // nil: manifest.DefaultPolicy
 	Tries  int
 	Logf   func(string, ...any)
+	Now    func() time.Time // expiry reference; nil: time.Now
 
 	mu sync.Mutex // one pointer writer at a time
 }
@@ -44,20 +46,41 @@ type Slot struct {
 	Name    string
 }
 
-// signedManifest checks the slot's recorded index signature and that the
-// recorded manifest is the one the index pins, returning the manifest.
-func (s *Service) signedManifest(sl layout.Slot) (*manifest.Manifest, *repo.VersionRef, error) {
+// signed is a slot's signed metadata, checked against the service's keys.
+type signed struct {
+	m    *manifest.Manifest
+	ref  *repo.VersionRef
+	x    *repo.Index
+	seen repo.SeenIndex
+}
+
+// record is what the service keeps about a slot holding sg.
+func (sg *signed) record() SlotRecord {
+	hw := sg.m.Hardware
+	if hw == "" {
+		hw = sg.x.Hardware
+	}
+	return SlotRecord{Version: sg.ref.Version, Name: sg.ref.Name, Channel: sg.x.Channel, Hardware: hw, Manifest: sg.ref.Manifest.SHA256}
+}
+
+// signedManifest checks the slot's recorded index signature (and exp) and
+// that the recorded manifest is the one the index pins, returning both.
+func (s *Service) signedManifest(ctx context.Context, sl layout.Slot, exp repo.Expect) (*signed, error) {
 	idxRaw, err := os.ReadFile(s.Root.SlotIndex(sl))
 	if err != nil {
-		return nil, nil, fmt.Errorf("slot %s has no signed index: %w", sl, errdefs.ErrVerification)
+		return nil, fmt.Errorf("slot %s has no signed index: %w", sl, errdefs.ErrVerification)
 	}
-	x, err := repo.OpenIndex(idxRaw, s.Keys, repo.Expect{})
+	x, err := repo.OpenIndex(ctx, idxRaw, s.Keys, exp)
 	if err != nil {
-		return nil, nil, fmt.Errorf("slot %s: %w", sl, err)
+		return nil, fmt.Errorf("slot %s: %w", sl, err)
+	}
+	seen, err := repo.SeenOf(idxRaw, x)
+	if err != nil {
+		return nil, fmt.Errorf("slot %s: %v: %w", sl, err, errdefs.ErrBadSignature)
 	}
 	raw, err := os.ReadFile(s.Root.SlotManifest(sl))
 	if err != nil {
-		return nil, nil, fmt.Errorf("slot %s has no manifest: %w", sl, errdefs.ErrVerification)
+		return nil, fmt.Errorf("slot %s has no manifest: %w", sl, errdefs.ErrVerification)
 	}
 	var ref *repo.VersionRef
 	d := digest.Of(raw)
@@ -67,48 +90,113 @@ func (s *Service) signedManifest(sl layout.Slot) (*manifest.Manifest, *repo.Vers
 		}
 	}
 	if ref == nil {
-		return nil, nil, fmt.Errorf("slot %s: its manifest is not pinned by its signed index: %w", sl, errdefs.ErrBadSignature)
+		return nil, fmt.Errorf("slot %s: its manifest is not pinned by its signed index: %w", sl, errdefs.ErrBadSignature)
 	}
-	pol := manifest.DefaultPolicy
-	if s.Policy != nil {
-		pol = *s.Policy
-	}
-	m, err := manifest.Decode(raw, pol)
+	m, err := manifest.Decode(raw, s.policy())
 	if err != nil {
-		return nil, nil, fmt.Errorf("slot %s: %w", sl, err)
+		return nil, fmt.Errorf("slot %s: %w", sl, err)
 	}
-	if m.Version != ref.Version {
-		return nil, nil, fmt.Errorf("slot %s: manifest version %d, index says %d: %w", sl, m.Version, ref.Version, errdefs.ErrBadSignature)
+	if m.Version != ref.Version || m.Channel != x.Channel {
+		return nil, fmt.Errorf("slot %s: manifest says version %d channel %q, index says %d %q: %w", sl, m.Version, m.Channel, ref.Version, x.Channel, errdefs.ErrBadSignature)
 	}
-	return m, ref, nil
+	return &signed{m: m, ref: ref, x: x, seen: seen}, nil
+}
+
+func (s *Service) policy() manifest.Policy {
+	if s.Policy != nil {
+		return *s.Policy
+	}
+	return manifest.DefaultPolicy
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// verifyTree checks every entry of slot sl against m, with nothing extra.
+func (s *Service) verifyTree(ctx context.Context, sl layout.Slot, m *manifest.Manifest) error {
+	root, err := slotfs.Open(s.Root.Slot(sl))
+	if err != nil {
+		return fmt.Errorf("slot %s: %v: %w", sl, err, errdefs.ErrVerification)
+	}
+	defer root.Close()
+	if err := verify.Slot(ctx, root, m, verify.Options{}); err != nil {
+		return fmt.Errorf("slot %s: %w", sl, err)
+	}
+	return nil
 }
 
 // Verify checks slot sl completely: signature, pin, and every entry of the
 // tree with nothing extra. A failure names the first bad path and why.
 func (s *Service) Verify(ctx context.Context, sl layout.Slot) (Slot, error) {
-	m, ref, err := s.signedManifest(sl)
+	sg, err := s.signedManifest(ctx, sl, repo.Expect{})
 	if err != nil {
 		return Slot{}, err
 	}
-	root, err := slotfs.Open(s.Root.Slot(sl))
-	if err != nil {
-		return Slot{}, fmt.Errorf("slot %s: %v: %w", sl, err, errdefs.ErrVerification)
+	if err := s.verifyTree(ctx, sl, sg.m); err != nil {
+		return Slot{}, err
 	}
-	defer root.Close()
-	if err := verify.Slot(ctx, root, m, verify.Options{}); err != nil {
-		return Slot{}, fmt.Errorf("slot %s: %w", sl, err)
-	}
-	return Slot{Slot: sl, Version: ref.Version, Name: ref.Name}, nil
+	return Slot{Slot: sl, Version: sg.ref.Version, Name: sg.ref.Name}, nil
 }
 
 // versionOf reads a slot's signed version without checking its files (for
-// the anti-rollback comparison with the running slot).
-func (s *Service) versionOf(sl layout.Slot) (uint64, error) {
-	_, ref, err := s.signedManifest(sl)
+// reporting only: never for a decision).
+func (s *Service) versionOf(sl layout.Slot, rec *Record) (uint64, error) {
+	if r, ok := rec.Slots[sl]; ok {
+		return r.Version, nil
+	}
+	sg, err := s.signedManifest(context.TODO(), sl, repo.Expect{})
 	if err != nil {
 		return 0, err
 	}
-	return ref.Version, nil
+	return sg.ref.Version, nil
+}
+
+// running returns what the booted slot holds by the service's own record.
+// Without one it is established by verifying the whole running slot against
+// its signed manifest; when that fails nothing can be activated, since
+// nothing would be known to be newer.
+func (s *Service) running(ctx context.Context, booted layout.Slot, rec *Record) (SlotRecord, error) {
+	if r, ok := rec.Slots[booted]; ok {
+		return r, nil
+	}
+	sg, err := s.signedManifest(ctx, booted, repo.Expect{})
+	if err == nil {
+		err = s.verifyTree(ctx, booted, sg.m)
+	}
+	if err != nil {
+		return SlotRecord{}, fmt.Errorf("the running version cannot be established (%v): %w", err, errdefs.ErrFailedPrecondition)
+	}
+	rec.Slots[booted] = sg.record()
+	rec.sawIndex(sg.seen)
+	if err := s.save(rec); err != nil {
+		return SlotRecord{}, err
+	}
+	s.logf("running slot %s verified: version %d", booted, sg.ref.Version)
+	return rec.Slots[booted], nil
+}
+
+// admissible checks what the service requires of a slot to activate beyond
+// its signature: the running version's channel and hardware, and a newer
+// version than the running one.
+func admissible(sl layout.Slot, sg *signed, run SlotRecord) error {
+	if run.Channel != "" && sg.x.Channel != run.Channel {
+		return fmt.Errorf("slot %s holds channel %q, the running version %d follows %q: %w", sl, sg.x.Channel, run.Version, run.Channel, errdefs.ErrPolicy)
+	}
+	if hw := run.Hardware; hw != "" {
+		for _, h := range []string{sg.x.Hardware, sg.m.Hardware} {
+			if h != "" && h != hw {
+				return fmt.Errorf("slot %s holds a version for hardware %q, this machine runs %q: %w", sl, h, hw, errdefs.ErrPolicy)
+			}
+		}
+	}
+	if sg.ref.Version <= run.Version {
+		return fmt.Errorf("slot %s holds version %d, not newer than the running %d: %w", sl, sg.ref.Version, run.Version, errdefs.ErrDowngrade)
+	}
+	return nil
 }
 
 func (s *Service) pointer(booted layout.Slot) bootptr.Pointer {
@@ -130,7 +218,9 @@ func (s *Service) write(p bootptr.Pointer) error {
 }
 
 // Activate verifies sl and makes it the next boot, on trial. It refuses the
-// running slot and anything not newer than the running version.
+// running slot, a slot whose index is expired or older than one the service
+// has seen, another channel or hardware than the running version's, and
+// anything not newer than the running version, all by its own record.
 func (s *Service) Activate(ctx context.Context, sl layout.Slot, tries int) (Slot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,12 +231,24 @@ func (s *Service) Activate(ctx context.Context, sl layout.Slot, tries int) (Slot
 	if sl == booted {
 		return Slot{}, fmt.Errorf("slot %s is the running slot: %w", sl, errdefs.ErrInvalidArgument)
 	}
-	got, err := s.Verify(ctx, sl)
+	rec := s.load()
+	run, err := s.running(ctx, booted, rec)
 	if err != nil {
 		return Slot{}, err
 	}
-	if cur, err := s.versionOf(booted); err == nil && got.Version <= cur {
-		return Slot{}, fmt.Errorf("slot %s holds version %d, not newer than the running %d (rollback refused): %w", sl, got.Version, cur, errdefs.ErrBadSignature)
+	sg, err := s.signedManifest(ctx, sl, repo.Expect{Now: s.now(), Seen: rec.Seen})
+	if err != nil {
+		return Slot{}, err
+	}
+	if err := admissible(sl, sg, run); err != nil {
+		return Slot{}, err
+	}
+	before, err := treeState(s.Root.Slot(sl))
+	if err != nil {
+		return Slot{}, fmt.Errorf("slot %s: %v: %w", sl, err, errdefs.ErrVerification)
+	}
+	if err := s.verifyTree(ctx, sl, sg.m); err != nil {
+		return Slot{}, err
 	}
 	// The slot's data must be on disk before the pointer names it.
 	root, err := slotfs.Open(s.Root.Slot(sl))
@@ -158,17 +260,25 @@ func (s *Service) Activate(ctx context.Context, sl layout.Slot, tries int) (Slot
 	if err != nil {
 		return Slot{}, fmt.Errorf("sync slot %s: %w", sl, err)
 	}
+	if err := s.recheck(sl, before); err != nil {
+		return Slot{}, err
+	}
 	if tries <= 0 {
 		tries = s.Tries
 	}
 	if tries <= 0 {
 		tries = DefaultTries
 	}
+	rec.Slots[sl] = sg.record()
+	rec.sawIndex(sg.seen)
+	if err := s.save(rec); err != nil {
+		return Slot{}, err
+	}
 	if err := s.write(s.pointer(booted).WithTrial(sl, tries)); err != nil {
 		return Slot{}, fmt.Errorf("write boot pointer: %w", err)
 	}
-	s.logf("next boot: slot %s version %d on trial (%d tries)", sl, got.Version, tries)
-	return got, nil
+	s.logf("next boot: slot %s version %d on trial (%d tries)", sl, sg.ref.Version, tries)
+	return Slot{Slot: sl, Version: sg.ref.Version, Name: sg.ref.Name}, nil
 }
 
 // Invalidate makes sure the pointer does not name sl, before the daemon
@@ -187,6 +297,12 @@ func (s *Service) Invalidate(sl layout.Slot) error {
 	p := s.pointer(booted)
 	if p.Trial && p.Next == booted && p.Good == sl {
 		return fmt.Errorf("the running slot %s is on trial and slot %s is its fallback; mark the running slot good first: %w", booted, sl, errdefs.ErrFailedPrecondition)
+	}
+	if rec := s.load(); rec.Slots[sl] != (SlotRecord{}) {
+		delete(rec.Slots, sl)
+		if err := s.save(rec); err != nil {
+			return err
+		}
 	}
 	if p.Next != sl && p.Good != sl {
 		return nil
@@ -238,8 +354,9 @@ func (s *Service) Rollback(ctx context.Context) (Slot, error) {
 	}
 	other := booted.Other()
 	p := s.pointer(booted)
+	rec := s.load()
 	if p.Next == other && p.Trial && p.Good != other {
-		ver, err := s.versionOf(booted)
+		ver, err := s.versionOf(booted, rec)
 		if err != nil {
 			return Slot{}, fmt.Errorf("cannot withdraw the pending slot %s: the running slot %s: %w", other, booted, err)
 		}
@@ -251,9 +368,17 @@ func (s *Service) Rollback(ctx context.Context) (Slot, error) {
 		s.logf("rollback: pending slot %s withdrawn; next boot slot %s version %d", other, booted, ver)
 		return Slot{Slot: booted, Version: ver}, nil
 	}
-	got, err := s.Verify(ctx, other)
+	sg, err := s.signedManifest(ctx, other, repo.Expect{})
+	if err == nil {
+		err = s.verifyTree(ctx, other, sg.m)
+	}
 	if err != nil {
 		return Slot{}, fmt.Errorf("cannot roll back: %w", err)
+	}
+	got := Slot{Slot: other, Version: sg.ref.Version, Name: sg.ref.Name}
+	rec.Slots[other] = sg.record()
+	if err := s.save(rec); err != nil {
+		return Slot{}, err
 	}
 	if other == p.Good {
 		p = p.Rollback(other)

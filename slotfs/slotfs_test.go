@@ -110,3 +110,46 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestMknodSwappedForSymlink: a node swapped for a symlink between its
+// creation and its chmod must not pass the mode (or owner) on to the
+// symlink's target.
+func TestMknodSwappedForSymlink(t *testing.T) {
+	outside, slot := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	afterMknod = func(dfd int, name string) {
+		unix.Unlinkat(dfd, name, 0)
+		if err := unix.Symlinkat(victim, dfd, name); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { afterMknod = nil }()
+	if err := r.Mknod("fifo", unix.S_IFIFO|0o4777, 0, 4242, 4242); err == nil {
+		t.Error("Mknod succeeded on a node swapped for a symlink")
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(victim, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&07777 != 0o600 || st.Uid == 4242 {
+		t.Errorf("the symlink's target got mode %o uid %d", st.Mode&07777, st.Uid)
+	}
+	if _, err := os.Lstat(filepath.Join(slot, "fifo")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused node was placed: %v", err)
+	}
+	afterMknod = nil
+	if err := r.Mknod("fifo", unix.S_IFIFO|0o640, 0, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lstat(filepath.Join(slot, "fifo"), &st); err != nil || st.Mode != unix.S_IFIFO|0o640 || st.Uid != 1 || st.Gid != 2 {
+		t.Errorf("fifo: mode %o uid %d gid %d, %v", st.Mode, st.Uid, st.Gid, err)
+	}
+}

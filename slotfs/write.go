@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -332,10 +333,10 @@ func (r *Root) Mknod(rel string, mode uint32, dev uint64, uid, gid uint32) error
 		if err := unix.Mknodat(dfd, tmp, mode, int(dev)); err != nil {
 			return &os.PathError{Op: "mknod", Path: r.path + "/" + rel, Err: err}
 		}
-		err := unix.Fchownat(dfd, tmp, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
-		if err == nil {
-			err = unix.Fchmodat(dfd, tmp, mode&07777, 0)
+		if afterMknod != nil {
+			afterMknod(dfd, tmp)
 		}
+		err := setNodeMeta(dfd, tmp, mode, uid, gid)
 		if err == nil {
 			err = unix.Renameat(dfd, tmp, dfd, base)
 		}
@@ -345,6 +346,42 @@ func (r *Root) Mknod(rel string, mode uint32, dev uint64, uid, gid uint32) error
 		}
 		return nil
 	})
+}
+
+// afterMknod is a test hook: it runs between a node's creation and its
+// owner and mode, where a swap for a symlink must be caught.
+var afterMknod func(dfd int, name string)
+
+// setNodeMeta sets the owner and mode of the node just made at dfd/name
+// without following a symlink: fchmodat(2) has no AT_SYMLINK_NOFOLLOW
+// before Linux 6.6, so the name is opened once (O_PATH|O_NOFOLLOW), checked
+// to be a node of the type made, and both changes go to that inode (the
+// mode through its /proc/self/fd link, which names the inode itself).
+func setNodeMeta(dfd int, name string, mode, uid, gid uint32) error {
+	fd, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != mode&unix.S_IFMT {
+		return fmt.Errorf("%s is no longer the node made (type %o): %w", name, st.Mode&unix.S_IFMT, unix.ELOOP)
+	}
+	if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH); err != nil {
+		return err
+	}
+	self := "/proc/self/fd/" + strconv.Itoa(fd)
+	// A node carries no xattrs (manifest.Entry.Check): drop the ACL it
+	// inherited from its directory's default ACL.
+	for _, name := range manifest.TrackedXattrs {
+		if err := unix.Removexattr(self, name); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("removexattr %s: %w", name, err)
+		}
+	}
+	return unix.Chmod(self, mode&07777)
 }
 
 // SyncDir fsyncs directory rel so that renames and links in it are durable.

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -14,12 +17,17 @@ import (
 // distribution: objects and deltas are immutable (named by their digest),
 // the signed index must always be revalidated.
 func serve(ctx context.Context, dir, addr string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("serving %s on http://%s/\n", dir, ln.Addr())
-	srv := &http.Server{Handler: CacheHeaders(http.FileServer(http.Dir(dir))), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: RepoHandler(root), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -29,6 +37,35 @@ func serve(ctx context.Context, dir, addr string) error {
 	}
 	log.Print("stopped")
 	return nil
+}
+
+// RepoHandler serves the regular files of a repository and nothing else:
+// no directory listing, no fifo or device, and no symlink that leads out
+// of the repository (os.Root), so a key or anything else beside or linked
+// from the repository is never served.
+func RepoHandler(root *os.Root) http.Handler {
+	return CacheHeaders(http.FileServerFS(filesOnly{root}))
+}
+
+// filesOnly answers "not found" for anything but a regular file. Files are
+// opened non-blocking: opening a fifo for reading would wait for a writer.
+type filesOnly struct{ root *os.Root }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	notFound := &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	if !fs.ValidPath(name) {
+		return nil, notFound
+	}
+	file, err := f.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, notFound // escaping the root included
+	}
+	st, err := file.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		file.Close()
+		return nil, notFound
+	}
+	return file, nil
 }
 
 // CacheHeaders marks content-addressed files immutable and the index

@@ -125,6 +125,8 @@ func TestPolkitPolicyFile(t *testing.T) {
 		"org.laptop.upgrade.check":    {"no", "no", "yes"},
 		"org.laptop.upgrade.upgrade":  {"auth_admin_keep", "auth_admin_keep", "yes"},
 		"org.laptop.upgrade.rollback": {"auth_admin", "auth_admin", "auth_admin"},
+		// Another version than the newest: never without an administrator.
+		"org.laptop.upgrade.upgrade-other": {"auth_admin", "auth_admin", "auth_admin"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("actions (any, inactive, active) (-want +got):\n%s", diff)

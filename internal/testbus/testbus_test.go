@@ -184,9 +184,10 @@ func TestStartPolkit(t *testing.T) {
 		yes           = 5
 	)
 	want := map[string][3]uint32{
-		"org.laptop.upgrade.check":    {no, no, yes},
-		"org.laptop.upgrade.upgrade":  {authAdminKeep, authAdminKeep, yes},
-		"org.laptop.upgrade.rollback": {authAdmin, authAdmin, authAdmin},
+		"org.laptop.upgrade.check":         {no, no, yes},
+		"org.laptop.upgrade.upgrade":       {authAdminKeep, authAdminKeep, yes},
+		"org.laptop.upgrade.rollback":      {authAdmin, authAdmin, authAdmin},
+		"org.laptop.upgrade.upgrade-other": {authAdmin, authAdmin, authAdmin},
 	}
 	got := map[string][3]uint32{}
 	for _, a := range actions {

@@ -74,7 +74,7 @@ func Export(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	idx, err := repo.OpenIndex(raw, o.Keys, repo.Expect{Now: o.Now()})
+	idx, err := repo.OpenIndex(ctx, raw, o.Keys, repo.Expect{Now: o.Now()})
 	if err != nil {
 		return nil, fmt.Errorf("export: %s: %w (laptops would refuse it too: check --keys, or re-sign it with upgrade-publish resign)", filepath.Join(o.Repo, repo.IndexPath), err)
 	}
@@ -99,7 +99,7 @@ func Export(ctx context.Context, o Options) (*Result, error) {
 		res.Versions = append(res.Versions, ref.Version)
 	}
 	res.Newest = slices.Contains(res.Versions, idx.Latest().Version)
-	if err := checkNotOlder(o, idx); err != nil {
+	if err := checkNotOlder(ctx, o, idx); err != nil {
 		return nil, err
 	}
 	if err := copyAll(ctx, src, o.To, need, raw, res); err != nil {
@@ -113,12 +113,12 @@ func Export(ctx context.Context, o Options) (*Result, error) {
 // checkNotOlder refuses to replace an index already at the destination
 // by an older one of the same channel: laptops that read the newer one
 // would refuse the disk as a rollback.
-func checkNotOlder(o Options, idx *repo.Index) error {
+func checkNotOlder(ctx context.Context, o Options, idx *repo.Index) error {
 	b, err := os.ReadFile(filepath.Join(o.To, repo.IndexPath))
 	if err != nil {
 		return nil
 	}
-	old, err := repo.OpenIndex(b, o.Keys, repo.Expect{})
+	old, err := repo.OpenIndex(ctx, b, o.Keys, repo.Expect{})
 	if err != nil || old.Channel != idx.Channel || old.Serial <= idx.Serial {
 		return nil
 	}

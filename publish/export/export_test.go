@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 // contents returns the file contents of a version's manifest.
 func contents(t *testing.T, r *testrepo.Repo, v uint64) (map[digest.Digest]bool, *repo.VersionRef) {
 	t.Helper()
-	idx, err := repo.OpenIndex(readFile(t, filepath.Join(r.Dir, repo.IndexPath)), r.Keys, repo.Expect{})
+	idx, err := repo.OpenIndex(t.Context(), readFile(t, filepath.Join(r.Dir, repo.IndexPath)), r.Keys, repo.Expect{})
 	if err != nil {
 		t.Fatal(err)
 	}
