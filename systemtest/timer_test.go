@@ -1,0 +1,114 @@
+package systemtest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTimer is scenario 1 of issue 14. The v1 disk boots; the shipped
+// upgrade-check.timer (a drop-in only shortens its schedule) starts the
+// upgrade, which downloads v2 from the host over the IPv6-only network;
+// meanwhile an admin edits /etc. The guest reboots into v2 on trial,
+// boot-complete.target is reached and the slot is marked good; then
+// `upgradectl status`, the boot pointer and History agree, the admin's
+// edits and the machine id survived, a file both sides changed follows
+// docs/state.md (the admin's copy wins), the package database describes
+// the running slot, and the daemon running is v2's build.
+func TestTimer(t *testing.T) {
+	e := getEnv(t)
+	e.serve(t, "repo-v2")
+	disk := e.disk(t, 1)
+	pkg, v1, v2 := upgradedPackage(t, e)
+
+	first := e.boot(t, "v1", disk, fmt.Sprintf(`
+check "running slot" a "$(readlink /current)"
+check "package db" /a/var/lib/dpkg "$(readlink -f /var/lib/dpkg)"
+check "%[1]s in the package db" '%[2]s' "$(dpkg-query -W -f '${Version}' %[1]s)"
+has "/etc is the persistent overlay" "overlay" "$(findmnt -n -o FSTYPE /etc)"
+hasnt "IPv4 address" "inet " "$(ip -4 -o addr show scope global)"
+has "IPv6 address" "inet6 fec0::" "$(ip -6 -o addr show scope global)"
+val machine-id "$(cat /etc/machine-id)"
+echo "admin's motd" >/etc/motd
+echo "fd42:feed::9 adminhost" >>/etc/hosts
+# The timer, not this script, starts the upgrade.
+wait_until 900 "the timer's upgrade is ready to reboot" sh -c 'upgradectl status | grep -q "state: *ready-to-reboot"'
+has "upgrade-check.service ran" "upgradectl upgrade --background" "$(journalctl -b -u upgrade-check.service -o cat; systemctl show -p ExecMain upgrade-check.service; systemctl cat upgrade-check.service)"
+check "timer triggered it" "upgrade-check.timer" "$(systemctl show -p TriggeredBy --value upgrade-check.service)"
+hasnt "upgrade-check.service failed" "failed" "$(systemctl is-failed upgrade-check.service)"
+check "pointer next" b "$(ptr next)"
+check "pointer trial" 1 "$(ptr trial)"
+status_of | sed 's/^/ST: status /'
+exit $fails
+`, pkg, v1), "reboot")
+	mid := first.value(t, "machine-id")
+	if len(mid) != 32 {
+		t.Fatalf("machine id %q", mid)
+	}
+	if !strings.Contains(first.console, "upgrade-init: booting slot a") {
+		t.Errorf("first boot: no initrd line for slot a\n%s", importantLines(first.console))
+	}
+
+	second := e.boot(t, "v2", disk, fmt.Sprintf(`
+check "running slot" b "$(readlink /current)"
+check "boot-complete.target" active "$(systemctl is-active boot-complete.target)"
+check "upgrade-boot-complete.service" active "$(systemctl is-active upgrade-boot-complete.service)"
+check "pointer next" b "$(ptr next)"
+check "pointer good" b "$(ptr good)"
+check "pointer trial" 0 "$(ptr trial)"
+st=$(status_of)
+echo "$st" | sed 's/^/ST: status /'
+has "status running" "running:      version 2 in slot b" "$st"
+has "status next boot" "next boot:    slot b (version 2)" "$st"
+hist=$(upgradectl history)
+echo "$hist" | sed 's/^/ST: history /'
+has "history" "version 2 " "$(echo "$hist" | tail -n 1)"
+has "history ok" " ok" "$(echo "$hist" | tail -n 1)"
+check "machine id" %[1]s "$(cat /etc/machine-id)"
+check "admin's file" "admin's motd" "$(cat /etc/motd)"
+check "vendor's new copy of the admin's file" "vendor motd of v2" "$(cat /current/etc/motd)"
+has "admin's edit" "adminhost" "$(cat /etc/hosts)"
+has "vendor's change the admin never touched" "osimage v2" "$(cat /etc/issue)"
+check "package db" /b/var/lib/dpkg "$(readlink -f /var/lib/dpkg)"
+check "%[2]s in the package db" '%[3]s' "$(dpkg-query -W -f '${Version}' %[2]s)"
+pid=$(systemctl show -p MainPID --value upgraded.service)
+if [ "$pid" -gt 0 ] && grep -q -a osimage-v2 /proc/$pid/exe; then ok "upgraded running is v2's build"; else fail "upgraded running (pid $pid) is not v2's build"; fi
+if grep -q -a osimage-v1 /usr/bin/upgraded; then fail "/usr/bin/upgraded is v1's"; else ok "/usr/bin/upgraded is not v1's"; fi
+exit $fails
+`, mid, pkg, v2), "poweroff")
+	if !strings.Contains(second.console, "upgrade-init: booting slot b (trial") {
+		t.Errorf("second boot: the initrd did not boot b on trial\n%s", importantLines(second.console))
+	}
+}
+
+// upgradedPackage names a package v2 upgrades and its versions in v1 and v2
+// (from the lists make image writes).
+func upgradedPackage(t *testing.T, e env) (pkg, v1, v2 string) {
+	t.Helper()
+	versions := func(n int) map[string]string {
+		b, err := os.ReadFile(filepath.Join(e.image, fmt.Sprintf("packages-v%d.txt", n)))
+		must(t, err)
+		m := map[string]string{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if name, ver, ok := strings.Cut(l, "\t"); ok {
+				m[name] = ver
+			}
+		}
+		return m
+	}
+	old, cur := versions(1), versions(2)
+	for _, p := range []string{"libssl3:amd64", "zlib1g:amd64", "perl-base"} {
+		if old[p] != "" && cur[p] != "" && old[p] != cur[p] {
+			return p, old[p], cur[p]
+		}
+	}
+	for p, v := range cur {
+		if old[p] != "" && old[p] != v {
+			return p, old[p], v
+		}
+	}
+	t.Fatal("v2 upgrades no package of v1 (make image checks this)")
+	return
+}
