@@ -22,14 +22,17 @@ t0=$(date +%s)
 step() { echo "image: [$(($(date +%s) - t0))s] $*"; }
 
 # chroot_run TREE CMD...: runs CMD in TREE with /proc, /sys and /dev in a
-# private mount namespace (nothing leaks to the host), services never start.
+# private mount namespace (nothing leaks to the host), services never start;
+# apt's downloads are kept in $OUT/debs/apt for the next build.
 chroot_run() {
 	local tree=$1
 	shift
+	mkdir -p "$OUT/debs/apt/partial"
 	unshare -m --propagation private sh -c '
-		t=$1; shift
+		t=$1 cache=$2; shift 2
 		mount -t proc proc "$t/proc" && mount -t sysfs sys "$t/sys" && mount --rbind /dev "$t/dev" &&
-		exec chroot "$t" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"' sh "$tree" "$@"
+		mount --bind "$cache" "$t/var/cache/apt/archives" &&
+		exec chroot "$t" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"' sh "$tree" "$OUT/debs/apt" "$@"
 }
 
 # Build-time apt settings: the mirror may be a snapshot with old Release
@@ -82,7 +85,7 @@ install_modules() {
 	local tree=$1 ver kd mods
 	ver=$(cat "$KERNEL_DIR/version")
 	kd=$KERNEL_DIR/lib/modules/$ver
-	mods=$(modprobe -d "$KERNEL_DIR" -S "$ver" --show-depends virtio_net overlay | awk '/^insmod/{print $2}' | sort -u)
+	mods=$(for m in virtio_net overlay; do modprobe -d "$KERNEL_DIR" -S "$ver" --show-depends "$m"; done | awk '/^insmod/{print $2}' | sort -u)
 	for m in $mods; do
 		install -D -m 0644 "$m" "$tree/usr/lib/modules/$ver/${m#"$kd"/}"
 	done
@@ -102,13 +105,6 @@ tree_v1() {
 	sed -i "s|@PORT@|$PORT|g" "$t/etc/upgrade/upgraded.conf"
 	mkdir -p "$t/etc/upgrade/keys"
 	cp "$OUT/keys/osimage.pub" "$t/etc/upgrade/keys/"
-	if [ "$EXDEV_WORKAROUND" = 1 ]; then
-		# TEST-ONLY, remove once upgraded.service's sandbox keeps both
-		# slots on one mount (the EXDEV bug of issue 14).
-		mkdir -p "$t/etc/systemd/system/upgraded.service.d"
-		printf '# TEST-ONLY workaround for the ReadWritePaths EXDEV bug (issue 14)\n[Service]\nReadWritePaths=\nReadWritePaths=/\n' \
-			>"$t/etc/systemd/system/upgraded.service.d/zz-systemtest-exdev.conf"
-	fi
 	install_project "$t" 1
 	install_modules "$t"
 	echo osimage >"$t/etc/hostname"
@@ -172,7 +168,9 @@ publish() {
 	mkdir -p "$OUT/slot"
 	for n in 1 2 3; do
 		slot_of "$OUT/tree/$n" "$OUT/slot/$n"
-		"$pub" add --repo "$OUT/repo" --key "$key" --version "$n" "$OUT/slot/$n" >"$OUT/publish-v$n.log"
+		# Deltas from the previous version only: what the scenarios download.
+		"$pub" add --repo "$OUT/repo" --key "$key" --version "$n" --depth 1 "$OUT/slot/$n" >"$OUT/publish-v$n.log" 2>&1
+		step "published v$n: $(tail -n 1 "$OUT/publish-v$n.log")"
 		[ $n = 2 ] && cp -a "$OUT/repo" "$OUT/repo-v2"
 	done
 	rm -rf "$OUT/slot"
@@ -186,7 +184,7 @@ disk() {
 	step "disk-v$n.img: provision version $n"
 	rm -rf "$r"
 	"$BIN/upgrade-publish" provision --root "$r" --mirror "file://$repo/" --keys "$OUT/keys" --version "$n" >/dev/null
-	"$here/layout.sh" "$OUT/tree/1" "$r"
+	EXDEV_WORKAROUND=$EXDEV_WORKAROUND "$here/layout.sh" "$OUT/tree/1" "$r"
 	rm -f "$img"
 	mkfs.ext4 -q -F -L osimage-root -d "$r" "$img" 3G
 	rm -rf "$r"

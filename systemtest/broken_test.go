@@ -26,7 +26,7 @@ check "running slot" a "$(readlink /current)"
 echo "pupil's work" >/home/pupil/essay.txt && chown pupil: /home/pupil/essay.txt
 echo "log line of v2" >/var/log/systemtest.log
 echo "admin's edit" >/etc/motd
-wait_until 900 "the timer's upgrade is ready to reboot" sh -c 'upgradectl status | grep -q "state: *ready-to-reboot"'
+wait_ready 1200
 check "pointer next" b "$(ptr next)"
 check "pointer tries" `+fmt.Sprint(triesConfigured)+` "$(ptr tries)"
 sync

@@ -25,6 +25,20 @@ wait_until() {
 	fail "$d: not within the time"; return 1
 }
 val() { say "val $1=$2"; }
+# wait_ready SECONDS: waits for the daemon's job to reach ready-to-reboot;
+# a job that ends in an error fails at once.
+wait_ready() {
+	n=$1
+	while [ "$n" -gt 0 ]; do
+		st=$(upgradectl status 2>&1)
+		case "$st" in
+		*"state:        ready-to-reboot"*) ok "the upgrade is ready to reboot"; return 0 ;;
+		*"last error:"*) fail "the upgrade failed: $(echo "$st" | tr '\n' '|')"; return 1 ;;
+		esac
+		sleep 5; n=$((n - 5))
+	done
+	fail "no upgrade ready within $1 s: $(echo "$st" | tr '\n' '|')"; return 1
+}
 ptr() { sed -n "s/^$1=//p" /var/lib/securityd/bootptr; }
 status_of() { upgradectl status 2>&1; }
 # The boot settles first (the agent starts after multi-user.target).

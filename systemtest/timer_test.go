@@ -34,7 +34,7 @@ val machine-id "$(cat /etc/machine-id)"
 echo "admin's motd" >/etc/motd
 echo "fd42:feed::9 adminhost" >>/etc/hosts
 # The timer, not this script, starts the upgrade.
-wait_until 900 "the timer's upgrade is ready to reboot" sh -c 'upgradectl status | grep -q "state: *ready-to-reboot"'
+wait_ready 1200
 has "upgrade-check.service ran" "upgradectl upgrade --background" "$(journalctl -b -u upgrade-check.service -o cat; systemctl show -p ExecMain upgrade-check.service; systemctl cat upgrade-check.service)"
 check "timer triggered it" "upgrade-check.timer" "$(systemctl show -p TriggeredBy --value upgrade-check.service)"
 hasnt "upgrade-check.service failed" "failed" "$(systemctl is-failed upgrade-check.service)"

@@ -97,9 +97,14 @@ func (e env) boot(t *testing.T, name, disk, script, then string) *boot {
 	agentImg := filepath.Join(dir, "agent.img")
 	run(t, "mkfs.ext4", "-q", "-F", "-d", agent, agentImg, "4M")
 
+	// The console also goes to a file as it arrives, to follow a slow boot.
+	log := filepath.Join(os.TempDir(), "systemtest-"+strings.ReplaceAll(t.Name(), "/", "-")+"-"+name+".log")
+	f, err := os.Create(log)
+	must(t, err)
+	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
-	var out syncBuf
+	out := syncBuf{file: f}
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-nographic", "-no-reboot", "-m", "1024", "-smp", "2",
 		"-kernel", e.kernel, "-initrd", e.initrd,
 		"-drive", "file="+disk+",format=raw,if=virtio,cache=unsafe",
@@ -108,12 +113,10 @@ func (e env) boot(t *testing.T, name, disk, script, then string) *boot {
 		"-append", "console=ttyS0 panic=-1 quiet root=LABEL=osimage-root rw init=/usr/lib/osimage/init")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	b := &boot{console: out.String(), took: time.Since(start)}
 	b.lines = guestLines(b.console)
 	t.Logf("%s: qemu ran %.0f s", name, b.took.Seconds())
-	log := filepath.Join(os.TempDir(), "systemtest-"+strings.ReplaceAll(t.Name(), "/", "-")+"-"+name+".log")
-	os.WriteFile(log, []byte(b.console), 0o644)
 	if ctx.Err() != nil {
 		t.Fatalf("%s: qemu did not end within %v (console in %s)\n%s", name, bootTimeout, log, tail(b.console))
 	}
@@ -167,13 +170,15 @@ func tail(s string) string {
 }
 
 type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	file *os.File
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.file.Write(p)
 	return s.b.Write(p)
 }
 
