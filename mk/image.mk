@@ -11,7 +11,7 @@ IMAGE_PORT ?= 47613
 # TEST-ONLY: 1 adds a drop-in to upgraded.service (ReadWritePaths=/) that
 # works around the EXDEV bug of its sandbox; set 0 once the sandbox is fixed.
 IMAGE_EXDEV_WORKAROUND ?= 1
-IMAGE_INPUTS := $(shell git ls-files '*.go' 'image/*' 'systemd/*' mk/install.mk 2>/dev/null)
+IMAGE_INPUTS := $(shell git ls-files '*.go' ':!:*_test.go' ':!:systemtest/*' 'image/*' 'systemd/*' mk/install.mk 2>/dev/null)
 
 .PHONY: image
 image: $(IMAGE_DIR)/.done

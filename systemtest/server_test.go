@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,6 +23,8 @@ func (e env) serve(t *testing.T, repo string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "upgrade-publish"), "serve", "--repo", filepath.Join(e.image, repo), "--listen", addr)
+	// A test binary that is killed takes the server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, cmd.Start())
 	t.Cleanup(func() { cancel(); cmd.Wait() })
 	url := "http://" + addr + "/index.json"

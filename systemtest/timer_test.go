@@ -23,26 +23,7 @@ func TestTimer(t *testing.T) {
 	disk := e.disk(t, 1)
 	pkg, v1, v2 := upgradedPackage(t, e)
 
-	first := e.boot(t, "v1", disk, fmt.Sprintf(`
-check "running slot" a "$(readlink /current)"
-check "package db" /a/var/lib/dpkg "$(readlink -f /var/lib/dpkg)"
-check "%[1]s in the package db" '%[2]s' "$(dpkg-query -W -f '${Version}' %[1]s)"
-has "/etc is the persistent overlay" "overlay" "$(findmnt -n -o FSTYPE /etc)"
-hasnt "IPv4 address" "inet " "$(ip -4 -o addr show scope global)"
-has "IPv6 address" "inet6 fec0::" "$(ip -6 -o addr show scope global)"
-val machine-id "$(cat /etc/machine-id)"
-echo "admin's motd" >/etc/motd
-echo "fd42:feed::9 adminhost" >>/etc/hosts
-# The timer, not this script, starts the upgrade.
-wait_ready 1200
-has "upgrade-check.service ran" "upgradectl upgrade --background" "$(journalctl -b -u upgrade-check.service -o cat; systemctl show -p ExecMain upgrade-check.service; systemctl cat upgrade-check.service)"
-check "timer triggered it" "upgrade-check.timer" "$(systemctl show -p TriggeredBy --value upgrade-check.service)"
-hasnt "upgrade-check.service failed" "failed" "$(systemctl is-failed upgrade-check.service)"
-check "pointer next" b "$(ptr next)"
-check "pointer trial" 1 "$(ptr trial)"
-status_of | sed 's/^/ST: status /'
-exit $fails
-`, pkg, v1), "reboot")
+	first := e.boot(t, "v1", disk, upgradeFromV1(pkg, v1), "reboot")
 	mid := first.value(t, "machine-id")
 	if len(mid) != 32 {
 		t.Fatalf("machine id %q", mid)
@@ -81,6 +62,32 @@ exit $fails
 	if !strings.Contains(second.console, "upgrade-init: booting slot b (trial") {
 		t.Errorf("second boot: the initrd did not boot b on trial\n%s", importantLines(second.console))
 	}
+}
+
+// upgradeFromV1 is the script of a v1 machine's first boot: it checks the
+// state it starts from, makes an admin's /etc edits, prints the machine id,
+// and waits for the upgrade the timer starts, up to ready-to-reboot.
+func upgradeFromV1(pkg, v1 string) string {
+	return fmt.Sprintf(`
+check "running slot" a "$(readlink /current)"
+check "package db" /a/var/lib/dpkg "$(readlink -f /var/lib/dpkg)"
+check "%[1]s in the package db" '%[2]s' "$(dpkg-query -W -f '${Version}' %[1]s)"
+has "/etc is the persistent overlay" "overlay" "$(findmnt -n -o FSTYPE /etc)"
+hasnt "IPv4 address" "inet " "$(ip -4 -o addr show scope global)"
+wait_until 120 "an IPv6 address by SLAAC" sh -c 'ip -6 -o addr show scope global | grep -q "inet6 fec0::"'
+val machine-id "$(cat /etc/machine-id)"
+echo "admin's motd" >/etc/motd
+echo "fd42:feed::9 adminhost" >>/etc/hosts
+# The timer, not this script, starts the upgrade.
+wait_ready 1200
+has "upgrade-check.service ran" "upgradectl upgrade --background" "$(journalctl -b -u upgrade-check.service -o cat; systemctl show -p ExecMain upgrade-check.service; systemctl cat upgrade-check.service)"
+check "timer triggered it" "upgrade-check.timer" "$(systemctl show -p TriggeredBy --value upgrade-check.service)"
+hasnt "upgrade-check.service failed" "failed" "$(systemctl is-failed upgrade-check.service)"
+check "pointer next" b "$(ptr next)"
+check "pointer trial" 1 "$(ptr trial)"
+status_of | sed 's/^/ST: status /'
+exit $fails
+`, pkg, v1)
 }
 
 // upgradedPackage names a package v2 upgrades and its versions in v1 and v2

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -112,6 +113,7 @@ func (e env) boot(t *testing.T, name, disk, script, then string) *boot {
 		"-netdev", "user,id=n0,ipv4=off,ipv6=on", "-device", "virtio-net-pci,netdev=n0",
 		"-append", "console=ttyS0 panic=-1 quiet root=LABEL=osimage-root rw init=/usr/lib/osimage/init")
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
 	err = cmd.Run()
 	b := &boot{console: out.String(), took: time.Since(start)}

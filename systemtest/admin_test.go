@@ -1,0 +1,65 @@
+package systemtest
+
+import "testing"
+
+// TestAdminAndUser is scenario 2 of issue 14, on a machine already at the
+// newest version (v2 from repo-v2), so every call is quick. As root:
+// upgradectl and the documented busctl and dbus-send lines
+// (docs/dbus-api.md). As the local user pupil, logged in on tty1 by
+// agetty (a real logind session on seat0, active): what the polkit policy
+// allows an active user (check, upgrade) works and what needs an admin
+// (rollback) is refused. The same user with no session gets NotAuthorized.
+func TestAdminAndUser(t *testing.T) {
+	e := getEnv(t)
+	e.serve(t, "repo-v2")
+	disk := e.disk(t, 2)
+	e.boot(t, "v2", disk, `
+upgradectl check >/tmp/check.out 2>&1; rc=$?
+check "upgradectl check exit (up to date)" 3 "$rc"
+has "upgradectl check" "up to date: version 2" "$(cat /tmp/check.out)"
+has "upgradectl status" "running:      version 2 in slot a" "$(upgradectl status)"
+p=$(busctl --system get-property org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 State NextBootSlot)
+has "busctl get-property NextBootSlot" 's "a"' "$p"
+has "busctl call Check" '"up_to_date" b true' "$(busctl --system call org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 Check)"
+has "busctl call Upgrade" "u " "$(busctl --system call org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 Upgrade 'sa{sv}' "" 0)"
+has "dbus-send Properties.Get" "variant" "$(dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.freedesktop.DBus.Properties.Get string:org.laptop.Upgrade1 string:State)"
+has "dbus-send UpgradeTo" "uint32" "$(dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1.UpgradeTo string:"" 2>&1)"
+
+# No session: pupil through setpriv, outside any logind session.
+ns=$(setpriv --reuid=pupil --regid=pupil --init-groups dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1.Check 2>&1)
+has "no session: Check" "org.laptop.Upgrade1.Error.NotAuthorized" "$ns"
+ns=$(setpriv --reuid=pupil --regid=pupil --init-groups dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1.UpgradeTo string:"" 2>&1)
+has "no session: UpgradeTo" "org.laptop.Upgrade1.Error.NotAuthorized" "$ns"
+has "no session: status still readable" "running:" "$(setpriv --reuid=pupil --regid=pupil --init-groups upgradectl status 2>&1)"
+
+# An active session: agetty logs pupil in on tty1; the login shell runs the
+# user's checks and logs out.
+rm -f /home/pupil/user.out
+cat >/home/pupil/.bash_profile <<'PROFILE'
+if [ "$(tty)" = /dev/tty1 ] && [ ! -e ~/user.out ]; then
+	{
+	echo "session $(loginctl show-session "$XDG_SESSION_ID" -p Active -p Seat -p Class | tr '\n' ' ')"
+	upgradectl check >/dev/null 2>&1; echo "check rc=$?"
+	dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1.UpgradeTo string:"" 2>&1 | tr '\n' ' '; echo
+	dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1.Rollback 2>&1 | tr '\n' ' '; echo
+	} >~/user.out.tmp 2>&1
+	mv ~/user.out.tmp ~/user.out
+	logout
+fi
+PROFILE
+chown pupil: /home/pupil/.bash_profile
+mkdir -p /run/systemd/system/getty@tty1.service.d
+printf '[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin pupil --noclear %%I linux\n' >/run/systemd/system/getty@tty1.service.d/autologin.conf
+systemctl daemon-reload
+systemctl restart getty@tty1.service
+wait_until 120 "pupil's session on tty1 ran its checks" test -e /home/pupil/user.out
+out=$(cat /home/pupil/user.out)
+echo "$out" | sed 's/^/ST: user /'
+has "the session is active on seat0" "Active=yes" "$out"
+has "the session's seat" "Seat=seat0" "$out"
+has "active user: check allowed (up to date)" "check rc=3" "$out"
+has "active user: UpgradeTo allowed" "uint32" "$out"
+has "active user: Rollback needs an admin" "org.laptop.Upgrade1.Error.NotAuthorized" "$out"
+exit $fails
+`, "poweroff")
+}
