@@ -18,3 +18,11 @@ systemtest-short: deps build initrd image
 	$(call run-systemtest,$(SYSTEMTEST_SHORT))
 
 TEST_EXTRA += systemtest-short
+
+# Figures from one run of scenario 1 (issue 14): os_upgrade_s,
+# os_reboot_to_good_s, os_boot_to_ready_s, os_daemon_idle_rss_mib.
+.PHONY: bench-os
+bench-os: deps build initrd image
+	@$(BENCH_TEE) { $(SYSTEMTEST_ENV) $(GO) test -count=1 -timeout 60m -run '^TestTimer$$' -v ./systemtest/ | grep '^BENCH'; } | tee $(BENCH_LOG)/os.txt
+
+BENCH_TARGETS += bench-os

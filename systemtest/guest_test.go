@@ -32,13 +32,15 @@ wait_ready() {
 	while [ "$n" -gt 0 ]; do
 		st=$(upgradectl status 2>&1)
 		case "$st" in
-		*"state:        ready-to-reboot"*) ok "the upgrade is ready to reboot"; return 0 ;;
+		*"state:        ready-to-reboot"*) ok "the upgrade is ready to reboot"; val ready-uptime "$(cut -d' ' -f1 /proc/uptime)"; return 0 ;;
 		*"last error:"*) fail "the upgrade failed: $(echo "$st" | tr '\n' '|')"; return 1 ;;
 		esac
-		sleep 5; n=$((n - 5))
+		sleep 2; n=$((n - 2))
 	done
 	fail "no upgrade ready within $1 s: $(echo "$st" | tr '\n' '|')"; return 1
 }
+# mono UNIT PROPERTY: a unit's monotonic timestamp in seconds since boot.
+mono() { echo "$(systemctl show -p "$2" --value "$1") 1000000" | awk '{printf "%.2f", $1 / $2}'; }
 ptr() { sed -n "s/^$1=//p" /var/lib/securityd/bootptr; }
 status_of() { upgradectl status 2>&1; }
 # The boot settles first (the agent starts after multi-user.target).

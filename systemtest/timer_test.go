@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -56,12 +57,24 @@ check "package db" /b/var/lib/dpkg "$(readlink -f /var/lib/dpkg)"
 check "%[2]s in the package db" '%[3]s' "$(dpkg-query -W -f '${Version}' %[2]s)"
 pid=$(systemctl show -p MainPID --value upgraded.service)
 if [ "$pid" -gt 0 ] && grep -q -a osimage-v2 /proc/$pid/exe; then ok "upgraded running is v2's build"; else fail "upgraded running (pid $pid) is not v2's build"; fi
+wait_until 300 "the daemon is idle" sh -c 'upgradectl status | grep -q "state: *idle"'
+val good "$(mono upgrade-boot-complete.service ActiveEnterTimestampMonotonic)"
+val daemon-ready "$(mono upgraded.service ActiveEnterTimestampMonotonic)"
+val daemon-rss-kib "$(sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' /proc/$pid/status)"
 if grep -q -a osimage-v1 /usr/bin/upgraded; then fail "/usr/bin/upgraded is v1's"; else ok "/usr/bin/upgraded is not v1's"; fi
 exit $fails
 `, mid, pkg, v2), "poweroff")
 	if !strings.Contains(second.console, "upgrade-init: booting slot b (trial") {
 		t.Errorf("second boot: the initrd did not boot b on trial\n%s", importantLines(second.console))
 	}
+	// Figures (make bench-os): one run, in seconds of the guest's clock
+	// where the guest measures, else of the host's.
+	upgrade := num(t, first.value(t, "ready-uptime")) - num(t, first.value(t, "timer-start"))
+	fmt.Printf("BENCH os_upgrade_s %.1f s (timer start to ready-to-reboot, TCG)\n", upgrade)
+	fmt.Printf("BENCH os_reboot_to_good_s %.1f s (v1 shutdown %.1f s + v2 kernel start to marked good, TCG)\n",
+		first.shutdown.Seconds()+num(t, second.value(t, "good")), first.shutdown.Seconds())
+	fmt.Printf("BENCH os_boot_to_ready_s %.1f s (kernel start to upgraded READY=1; D-Bus activated, TCG)\n", num(t, second.value(t, "daemon-ready")))
+	fmt.Printf("BENCH os_daemon_idle_rss_mib %.1f MiB (shipped unit, idle after a check)\n", num(t, second.value(t, "daemon-rss-kib"))/1024)
 }
 
 // upgradeFromV1 is the script of a v1 machine's first boot: it checks the
@@ -86,8 +99,18 @@ hasnt "upgrade-check.service failed" "failed" "$(systemctl is-failed upgrade-che
 check "pointer next" b "$(ptr next)"
 check "pointer trial" 1 "$(ptr trial)"
 status_of | sed 's/^/ST: status /'
+val timer-start "$(mono upgrade-check.service ExecMainStartTimestampMonotonic)"
 exit $fails
 `, pkg, v1)
+}
+
+func num(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("the guest printed %q, not a number", s)
+	}
+	return f
 }
 
 // upgradedPackage names a package v2 upgrades and its versions in v1 and v2

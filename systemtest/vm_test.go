@@ -65,6 +65,9 @@ type boot struct {
 	console string
 	lines   []string // what the guest's script printed after "ST: "
 	took    time.Duration
+	// shutdown is how long qemu ran after the script ended: the guest's
+	// poweroff or reboot until qemu exits.
+	shutdown time.Duration
 }
 
 // value returns the last "ST: val KEY=VALUE" the script printed.
@@ -117,6 +120,9 @@ func (e env) boot(t *testing.T, name, disk, script, then string) *boot {
 	start := time.Now()
 	err = cmd.Run()
 	b := &boot{console: out.String(), took: time.Since(start)}
+	if !out.endAt.IsZero() {
+		b.shutdown = time.Since(out.endAt)
+	}
 	b.lines = guestLines(b.console)
 	t.Logf("%s: qemu ran %.0f s", name, b.took.Seconds())
 	if ctx.Err() != nil {
@@ -172,16 +178,22 @@ func tail(s string) string {
 }
 
 type syncBuf struct {
-	mu   sync.Mutex
-	b    bytes.Buffer
-	file *os.File
+	mu    sync.Mutex
+	b     bytes.Buffer
+	file  *os.File
+	endAt time.Time // when SYSTEMTEST-END arrived: the agent's poweroff or reboot starts
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.file.Write(p)
-	return s.b.Write(p)
+	from := max(0, s.b.Len()-len("SYSTEMTEST-END"))
+	n, err := s.b.Write(p)
+	if s.endAt.IsZero() && bytes.Contains(s.b.Bytes()[from:], []byte("SYSTEMTEST-END")) {
+		s.endAt = time.Now()
+	}
+	return n, err
 }
 
 func (s *syncBuf) String() string {
