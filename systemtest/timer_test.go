@@ -87,7 +87,7 @@ check "package db" /a/var/lib/dpkg "$(readlink -f /var/lib/dpkg)"
 check "%[1]s in the package db" '%[2]s' "$(dpkg-query -W -f '${Version}' %[1]s)"
 has "/etc is the persistent overlay" "overlay" "$(findmnt -n -o FSTYPE /etc)"
 hasnt "IPv4 address" "inet " "$(ip -4 -o addr show scope global)"
-wait_until 120 "an IPv6 address by SLAAC" sh -c 'ip -6 -o addr show scope global | grep -q "inet6 fec0::"'
+wait_until 120 "an IPv6 address by SLAAC (fec0::/64 is site scope)" sh -c 'ip -6 -o addr show | grep -q "inet6 fec0::"'
 val machine-id "$(cat /etc/machine-id)"
 echo "admin's motd" >/etc/motd
 echo "fd42:feed::9 adminhost" >>/etc/hosts
