@@ -47,6 +47,8 @@ check "machine id" %[3]s "$(cat /etc/machine-id)"
 check "admin's file" "admin's motd" "$(cat /etc/motd)"
 has "admin's edit on v1" "adminhost" "$(cat /etc/hosts)"
 has "admin's edit on v2" "edited-on-v2" "$(cat /etc/hosts)"
+# /etc edits live in the overlay's upper layer, so the slot never drifts.
+check "Drift" "as 0" "$(busctl --system get-property org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 Drift)"
 exit $fails
 `, pkg, v1, mid), "poweroff")
 	if !strings.Contains(last.console, "upgrade-init: booting slot a") {

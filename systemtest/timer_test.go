@@ -1,6 +1,7 @@
 package systemtest
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,12 @@ func TestTimer(t *testing.T) {
 	e.serve(t, "repo-v2")
 	disk := e.disk(t, 1)
 	pkg, v1, v2 := upgradedPackage(t, e)
+	// make image builds the project anew for v2 (another -ldflags): the
+	// updater must upgrade itself.
+	upgradedV1, upgradedV2 := sha256File(t, filepath.Join(e.image, "bin-v1/upgraded")), sha256File(t, filepath.Join(e.image, "bin-v2/upgraded"))
+	if upgradedV1 == upgradedV2 {
+		t.Fatal("v1 and v2 carry the same upgraded binary (make image builds each version's)")
+	}
 
 	first := e.boot(t, "v1", disk, upgradeFromV1(pkg, v1), "reboot")
 	mid := first.value(t, "machine-id")
@@ -55,15 +62,17 @@ has "admin's edit" "adminhost" "$(cat /etc/hosts)"
 has "vendor's change the admin never touched" "osimage v2" "$(cat /etc/issue)"
 check "package db" /b/var/lib/dpkg "$(readlink -f /var/lib/dpkg)"
 check "%[2]s in the package db" '%[3]s' "$(dpkg-query -W -f '${Version}' %[2]s)"
-pid=$(systemctl show -p MainPID --value upgraded.service)
-if [ "$pid" -gt 0 ] && grep -q -a osimage-v2 /proc/$pid/exe; then ok "upgraded running is v2's build"; else fail "upgraded running (pid $pid) is not v2's build"; fi
 wait_until 300 "the daemon is idle" sh -c 'upgradectl status | grep -q "state: *idle"'
+# A status call (re)activates the daemon; then its pid, binary and memory.
+upgradectl status >/dev/null
+pid=$(systemctl show -p MainPID --value upgraded.service)
+check "the running upgraded is v2's build" %[4]s "$(sha256sum </proc/$pid/exe | cut -d' ' -f1)"
+check "/usr/bin/upgraded is v2's build" %[4]s "$(sha256sum </usr/bin/upgraded | cut -d' ' -f1)"
 val good "$(mono upgrade-boot-complete.service ActiveEnterTimestampMonotonic)"
 val daemon-ready "$(mono upgraded.service ActiveEnterTimestampMonotonic)"
-val daemon-rss-kib "$(sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' /proc/$pid/status)"
-if grep -q -a osimage-v1 /usr/bin/upgraded; then fail "/usr/bin/upgraded is v1's"; else ok "/usr/bin/upgraded is not v1's"; fi
+val daemon-rss-kib "$(awk '/^VmRSS:/{print $2}' /proc/$pid/status)"
 exit $fails
-`, mid, pkg, v2), "poweroff")
+`, mid, pkg, v2, upgradedV2), "poweroff")
 	if !strings.Contains(second.console, "upgrade-init: booting slot b (trial") {
 		t.Errorf("second boot: the initrd did not boot b on trial\n%s", importantLines(second.console))
 	}
@@ -102,6 +111,13 @@ status_of | sed 's/^/ST: status /'
 val timer-start "$(mono upgrade-check.service ExecMainStartTimestampMonotonic)"
 exit $fails
 `, pkg, v1)
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	return fmt.Sprintf("%x", sha256.Sum256(b))
 }
 
 func num(t *testing.T, s string) float64 {
