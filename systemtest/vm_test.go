@@ -93,6 +93,14 @@ var endRE = regexp.MustCompile(`SYSTEMTEST-END rc=(\d+)`)
 // non-zero exit fail the test.
 func (e env) boot(t *testing.T, name, disk, script, then string) *boot {
 	t.Helper()
+	return e.bootOpts(t, name, disk, script, then, "")
+}
+
+// bootOpts is boot; with cutOn set, qemu is killed (SIGKILL: a power cut,
+// the disk opened with cache=none) as soon as the console shows cutOn,
+// and the boot is judged by the test alone.
+func (e env) bootOpts(t *testing.T, name, disk, script, then, cutOn string) *boot {
+	t.Helper()
 	dir := t.TempDir()
 	agent := filepath.Join(dir, "agent")
 	must(t, os.MkdirAll(agent, 0o755))
@@ -108,17 +116,38 @@ func (e env) boot(t *testing.T, name, disk, script, then string) *boot {
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
-	out := syncBuf{file: f}
+	out := syncBuf{file: f, cutOn: cutOn, cut: make(chan struct{})}
+	cache := "unsafe"
+	if cutOn != "" {
+		cache = "none"
+	}
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-nographic", "-no-reboot", "-m", "1024", "-smp", "2",
 		"-kernel", e.kernel, "-initrd", e.initrd,
-		"-drive", "file="+disk+",format=raw,if=virtio,cache=unsafe",
+		"-drive", "file="+disk+",format=raw,if=virtio,cache="+cache,
 		"-drive", "file="+agentImg+",format=raw,if=virtio,readonly=on",
 		"-netdev", "user,id=n0,ipv4=off,ipv6=on", "-device", "virtio-net-pci,netdev=n0",
 		"-append", "console=ttyS0 panic=-1 quiet root=LABEL=osimage-root rw init=/usr/lib/osimage/init")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
-	err = cmd.Run()
+	must(t, cmd.Start())
+	go func() {
+		select {
+		case <-out.cut:
+			cmd.Process.Kill()
+		case <-ctx.Done():
+		}
+	}()
+	err = cmd.Wait()
+	if cutOn != "" {
+		b := &boot{console: out.String(), took: time.Since(start)}
+		b.lines = guestLines(b.console)
+		if !strings.Contains(b.console, cutOn) {
+			t.Fatalf("%s: qemu ended before %q (console in %s)\n%s", name, cutOn, log, importantLines(b.console))
+		}
+		t.Logf("%s: power cut at %q after %.0f s", name, cutOn, b.took.Seconds())
+		return b
+	}
 	b := &boot{console: out.String(), took: time.Since(start)}
 	if !out.endAt.IsZero() {
 		b.shutdown = time.Since(out.endAt)
@@ -182,6 +211,8 @@ type syncBuf struct {
 	b     bytes.Buffer
 	file  *os.File
 	endAt time.Time // when SYSTEMTEST-END arrived: the agent's poweroff or reboot starts
+	cutOn string    // closes cut when this arrives
+	cut   chan struct{}
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
@@ -192,6 +223,10 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 	n, err := s.b.Write(p)
 	if s.endAt.IsZero() && bytes.Contains(s.b.Bytes()[from:], []byte("SYSTEMTEST-END")) {
 		s.endAt = time.Now()
+	}
+	if s.cutOn != "" && bytes.Contains(s.b.Bytes()[max(0, from-len(s.cutOn)):], []byte(s.cutOn)) {
+		s.cutOn = ""
+		close(s.cut)
 	}
 	return n, err
 }
