@@ -2,8 +2,8 @@ package systemtest
 
 import "testing"
 
-// TestAdminAndUser is scenario 2 of issue 14, on a machine already at the
-// newest version (v2 from repo-v2), so every call is quick. As root:
+// TestAdminAndUser is scenario 2 of issue 14, on a v2 machine with v3
+// available (its timer stopped, so the calls decide what runs). As root:
 // upgradectl and the documented busctl and dbus-send lines
 // (docs/dbus-api.md). As the local user pupil, logged in on tty1 by
 // agetty (a real logind session on seat0, active): what the polkit policy
@@ -11,19 +11,26 @@ import "testing"
 // (rollback) is refused. The same user with no session gets NotAuthorized.
 func TestAdminAndUser(t *testing.T) {
 	e := getEnv(t)
-	e.serve(t, "repo-v2")
+	e.serve(t, "repo")
 	disk := e.disk(t, 2)
 	e.boot(t, "v2", disk, `
+systemctl stop upgrade-check.timer
+wait_until 600 "no job runs" sh -c 'upgradectl status | grep -q -E "state: *(idle|ready-to-reboot)"'
+idle() { wait_until 600 "$1" sh -c 'upgradectl status | grep -q "state: *idle"'; }
 upgradectl check >/tmp/check.out 2>&1; rc=$?
-check "upgradectl check exit (up to date)" 3 "$rc"
-has "upgradectl check" "up to date: version 2" "$(cat /tmp/check.out)"
+check "upgradectl check exit (an upgrade is available)" 0 "$rc"
+has "upgradectl check" "version 3 is available (running 2)" "$(cat /tmp/check.out)"
 has "upgradectl status" "running:      version 2 in slot a" "$(upgradectl status)"
 p=$(busctl --system get-property org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 State NextBootSlot)
 has "busctl get-property NextBootSlot" 's "a"' "$p"
-has "busctl call Check" '"up_to_date" b true' "$(busctl --system call org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 Check)"
-has "busctl call Upgrade" "u " "$(busctl --system call org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 Upgrade 'sa{sv}' "" 0)"
+has "busctl call Check" '"available_version" s "3"' "$(busctl --system call org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 Check)"
 has "dbus-send Properties.Get" "variant" "$(dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.freedesktop.DBus.Properties.Get string:org.laptop.Upgrade1 string:State)"
+has "busctl call Upgrade" "u " "$(busctl --system call org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 Upgrade 'sa{sv}' "" 0 2>&1)"
+upgradectl cancel >/dev/null 2>&1
+idle "the job busctl started ends after upgradectl cancel"
 has "dbus-send UpgradeTo" "uint32" "$(dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1.UpgradeTo string:"" 2>&1)"
+upgradectl cancel >/dev/null 2>&1
+idle "the job dbus-send started ends after upgradectl cancel"
 
 # No session: pupil through setpriv, outside any logind session.
 ns=$(setpriv --reuid=pupil --regid=pupil --init-groups dbus-send --system --print-reply --dest=org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1.Check 2>&1)
@@ -57,7 +64,7 @@ out=$(cat /home/pupil/user.out)
 echo "$out" | sed 's/^/ST: user /'
 has "the session is active on seat0" "Active=yes" "$out"
 has "the session's seat" "Seat=seat0" "$out"
-has "active user: check allowed (up to date)" "check rc=3" "$out"
+has "active user: check allowed" "check rc=0" "$out"
 has "active user: UpgradeTo allowed" "uint32" "$out"
 has "active user: Rollback needs an admin" "org.laptop.Upgrade1.Error.NotAuthorized" "$out"
 exit $fails
