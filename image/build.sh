@@ -72,8 +72,8 @@ base() {
 # built with a version marker so that version N's binaries differ.
 install_project() {
 	local tree=$1 n=$2
-	GOFLAGS="-buildvcs=false -ldflags=-X=main.imageBuild=osimage-v$n" \
-		make -s -C "$src" install DESTDIR="$tree" PREFIX=/usr BIN="$OUT/bin-v$n" >/dev/null
+	GOFLAGS=-buildvcs=false \
+		make -s -C "$src" install DESTDIR="$tree" PREFIX=/usr BIN="$OUT/bin-v$n" VERSION="osimage-v$n" >/dev/null
 	systemctl --root="$tree" enable upgrade-check.timer upgrade-boot-complete.service >/dev/null 2>&1
 }
 

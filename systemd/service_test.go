@@ -20,7 +20,6 @@ import (
 	"laptop.org/upgrade/internal/testbus"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/internal/testtree"
-	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/systemd"
 )
@@ -102,14 +101,15 @@ func TestService(t *testing.T) {
 	th.mode.Store(2)
 	mirror := testrepo.Serve(t, th)
 	root, _ := rp.Provision(t, mirror, 1)
-	lr, _ := layout.New(root)
 	keys := filepath.Join(t.TempDir(), "keys")
 	os.Mkdir(keys, 0o755)
 	for id, k := range rp.Keys {
 		os.WriteFile(filepath.Join(keys, id+".pub"), repo.MarshalPublic(k), 0o644)
 	}
-	os.MkdirAll(lr.ConfigDir(), 0o755)
-	os.WriteFile(lr.DaemonConfig(), []byte("channel = stable\nstall_timeout = 10m\n"), 0o644)
+	// The config lives outside the root: R/etc is the running slot's, and
+	// securityd verifies that slot whole before its first activation.
+	conf := filepath.Join(t.TempDir(), "upgraded.conf")
+	os.WriteFile(conf, []byte("channel = stable\nstall_timeout = 10m\n"), 0o644)
 	th.mode.Store(0)
 
 	b := testbus.Start(t)
@@ -122,7 +122,7 @@ func TestService(t *testing.T) {
 	notes := systemd.NotifySocketForTest(t)
 	var statusMu sync.Mutex
 	var statuses []string
-	run(t, b, []string{"WATCHDOG_USEC=2000000"}, filepath.Join(binDir, "upgraded"), "--root", root, "--keys", keys, "--mirror", mirror)
+	run(t, b, []string{"WATCHDOG_USEC=2000000"}, filepath.Join(binDir, "upgraded"), "--root", root, "--config", conf, "--keys", keys, "--mirror", mirror)
 	first := systemd.RecvForTest(t, notes)
 	if !strings.HasPrefix(first, "READY=1\nSTATUS=") {
 		t.Fatalf("first notification %q, want READY=1 with a status", first)
