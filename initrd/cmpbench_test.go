@@ -94,7 +94,9 @@ func TestVMCompareBench(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v\n%s", im.name, err, out)
 			}
-			boots[i] = append(boots[i], bootTimes{"initrd": mt["init"] - mt["run-init"], "boot": mt["init"]})
+			bt := bootTimes{"initrd": mt["init"] - mt["run-init"], "boot": mt["init"]}
+			t.Logf("%s: initrd %.3f s, boot to init %.3f s", im.name, bt["initrd"], bt["boot"])
+			boots[i] = append(boots[i], bt)
 		}
 	}
 	ours, deb := medians(boots[0]), medians(boots[1])
