@@ -10,8 +10,11 @@ INITRD_KMOD ?= $(KERNEL_DIR)/lib/modules/$$(cat $(KERNEL_DIR)/version)
 KERNEL2_PKG ?= linux-image-6.12.118+deb12-cloud-amd64
 KERNEL2_DIR ?= $(BUILD)/kernel2
 INITRD2 ?= $(BUILD)/initrd-kernel2.cpio.gz
+# Debian's own initramfs-tools image of the same kernel, for the comparison
+# figures of bench-initrd (issue 14).
+DEBIAN_INITRD ?= $(BUILD)/debian-initrd.img
 
-.PHONY: initrd initrd2 slot-initrd kernel kernel2 vmtest bench-initrd
+.PHONY: initrd initrd2 debian-initrd slot-initrd kernel kernel2 vmtest bench-initrd
 
 kernel: $(KERNEL_DIR)/.done
 $(KERNEL_DIR)/.done:
@@ -20,6 +23,10 @@ $(KERNEL_DIR)/.done:
 kernel2: $(KERNEL2_DIR)/.done
 $(KERNEL2_DIR)/.done:
 	scripts/initrd/fetch-kernel.sh $(KERNEL2_DIR) $(KERNEL2_PKG)
+
+debian-initrd: $(DEBIAN_INITRD)
+$(DEBIAN_INITRD): $(KERNEL_DIR)/.done scripts/initrd/debian-initrd.sh
+	scripts/initrd/debian-initrd.sh $(KERNEL_DIR) $@
 
 initrd2: initrd $(KERNEL2_DIR)/.done
 	$(GO) run ./initrd/cmd/mkinitrd -init $(BUILD)/initrd/init -kmod $(KERNEL2_DIR)/lib/modules/$$(cat $(KERNEL2_DIR)/version) -modules $(INITRD_MODULES) -o $(INITRD2)
@@ -48,10 +55,11 @@ vmtest: deps initrd initrd2
 	$(VM_ENV) $(GO) test -count=1 -timeout 15m -run 'TestVM' -v ./initrd/ 2>&1 | grep -v '^=== ' ; exit $${PIPESTATUS[0]}
 
 # Boot cost (docs/boot.md): median of 5 qemu boots (TCG) and of 5 native
-# runs of the host-safe steps in a private mount+PID namespace.
-bench-initrd: initrd initrd2
-	@$(BENCH_TEE) { $(VM_ENV) UPGRADE_VM_BENCH=1 UPGRADE_INIT_BIN=$(BUILD)/initrd/init \
-		$(GO) test -count=1 -timeout 25m -run '^(TestVMBench|TestVMKernelBench|TestNativeBench)$$' -v ./initrd/ | grep '^BENCH' && \
+# runs of the host-safe steps in a private mount+PID namespace; and against
+# Debian's initramfs-tools on the same kernel and disk, 5 boots each.
+bench-initrd: initrd initrd2 $(DEBIAN_INITRD)
+	@$(BENCH_TEE) { $(VM_ENV) UPGRADE_VM_BENCH=1 UPGRADE_INIT_BIN=$(BUILD)/initrd/init UPGRADE_VM_DEBIAN_INITRD=$(DEBIAN_INITRD) \
+		$(GO) test -count=1 -timeout 40m -run '^(TestVMBench|TestVMKernelBench|TestNativeBench|TestVMCompareBench)$$' -v ./initrd/ | grep '^BENCH' && \
 	echo "BENCH initrd_kib $$(( ($$(stat -c %s $(INITRD)) + 1023) / 1024 )) KiB"; } | tee $(BENCH_LOG)/initrd.txt
 
 TEST_EXTRA += vmtest

@@ -20,7 +20,13 @@ import (
 // docs/state.md (the admin's copy wins), the package database describes
 // the running slot, and the daemon running is v2's build.
 func TestTimer(t *testing.T) {
-	e := getEnv(t)
+	timerScenario(t, getEnv(t))
+}
+
+// timerScenario runs scenario 1 and returns its figures for make bench-os
+// (TestOSBench), in seconds of the guest's clock where the guest measures,
+// else of the host's.
+func timerScenario(t *testing.T, e env) osFigures {
 	e.serve(t, "repo-v2")
 	disk := e.disk(t, 1)
 	pkg, v1, v2 := upgradedPackage(t, e)
@@ -76,14 +82,13 @@ exit $fails
 	if !strings.Contains(second.console, "upgrade-init: booting slot b (trial") {
 		t.Errorf("second boot: the initrd did not boot b on trial\n%s", importantLines(second.console))
 	}
-	// Figures (make bench-os): one run, in seconds of the guest's clock
-	// where the guest measures, else of the host's.
-	upgrade := num(t, first.value(t, "ready-uptime")) - num(t, first.value(t, "timer-start"))
-	fmt.Printf("BENCH os_upgrade_s %.1f s (timer start to ready-to-reboot, TCG)\n", upgrade)
-	fmt.Printf("BENCH os_reboot_to_good_s %.1f s (v1 shutdown %.1f s + v2 kernel start to marked good, TCG)\n",
-		first.shutdown.Seconds()+num(t, second.value(t, "good")), first.shutdown.Seconds())
-	fmt.Printf("BENCH os_boot_to_ready_s %.1f s (kernel start to upgraded READY=1; D-Bus activated, TCG)\n", num(t, second.value(t, "daemon-ready")))
-	fmt.Printf("BENCH os_daemon_idle_rss_mib %.1f MiB (shipped unit, idle after a check)\n", num(t, second.value(t, "daemon-rss-kib"))/1024)
+	return osFigures{
+		"upgrade":        num(t, first.value(t, "ready-uptime")) - num(t, first.value(t, "timer-start")),
+		"shutdown":       first.shutdown.Seconds(),
+		"reboot-to-good": first.shutdown.Seconds() + num(t, second.value(t, "good")),
+		"boot-to-ready":  num(t, second.value(t, "daemon-ready")),
+		"rss-mib":        num(t, second.value(t, "daemon-rss-kib")) / 1024,
+	}
 }
 
 // upgradeFromV1 is the script of a v1 machine's first boot: it checks the
