@@ -92,7 +92,7 @@ func upgradeChain(t *testing.T, seed uint64) {
 		if err := versions[v-1].Build(tree); err != nil {
 			t.Fatalf("seed %d: build version %d: %v", seed, v, err)
 		}
-		if _, err := publish.Add(ctx, tree, publish.Options{Repo: dir, Key: key, Channel: "stable"}); err != nil {
+		if _, err := publish.Add(ctx, tree, publish.Options{Repo: dir, Key: key, Channel: "stable", AllowDevices: policy.AllowDevices}); err != nil {
 			t.Fatalf("seed %d: publish version %d: %v", seed, v, err)
 		}
 		return tree
