@@ -13,7 +13,7 @@ IMAGE_INPUTS := $(shell git ls-files '*.go' ':!:*_test.go' ':!:systemtest/*' 'im
 .PHONY: image
 image: $(IMAGE_DIR)/.done
 
-$(IMAGE_DIR)/.done: $(IMAGE_INPUTS) mk/image.mk | deps build $(KERNEL_DIR)/.done
+$(IMAGE_DIR)/.done: $(IMAGE_INPUTS) mk/image.mk | deps build kernel
 	OUT=$(IMAGE_DIR) BIN=$(BIN) KERNEL_DIR=$(KERNEL_DIR) MIRROR=$(IMAGE_MIRROR) SECURITY_MIRROR=$(IMAGE_SECURITY_MIRROR) \
 		PORT=$(IMAGE_PORT) image/build.sh
 	touch $@
