@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"laptop.org/upgrade/atomicfile"
 )
 
 // Batch limits: a batch is made durable by one syncfs when it holds this
@@ -87,17 +89,12 @@ func (c *committer) flush() error {
 // syncFS makes the data of every partial durable with one syncfs of the
 // staging filesystem, or one fsync per file where syncfs is unavailable.
 func syncFS(dir string, batch []*partial) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = unix.Syncfs(int(d.Fd()))
-	d.Close()
+	err := atomicfile.SyncFS(dir)
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
+		return err
 	}
 	for _, p := range batch {
 		if err := p.f.Sync(); err != nil {

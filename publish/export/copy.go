@@ -9,8 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
+	"laptop.org/upgrade/atomicfile"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/fetch"
@@ -44,7 +43,7 @@ func copyAll(ctx context.Context, src source, to string, need blobSet, index []b
 		}
 		res.Copied++
 	}
-	if err := syncFS(to); err != nil {
+	if err := atomicfile.SyncFS(to); err != nil {
 		return err
 	}
 	return writeFile(filepath.Join(to, repo.IndexPath), true, func(w io.Writer) error {
@@ -109,21 +108,7 @@ func writeFile(path string, sync bool, fill func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if sync {
-		return syncFS(filepath.Dir(path))
-	}
-	return nil
-}
-
-// syncFS flushes the filesystem holding dir (one call for thousands of
-// files, where an fsync each would crawl on a USB stick).
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
+		return atomicfile.SyncFS(filepath.Dir(path))
 	}
 	return nil
 }
