@@ -24,6 +24,7 @@ import (
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/security"
+	"laptop.org/upgrade/security/bus"
 )
 
 // The main goroutine keeps the main thread, so that no verify worker
@@ -97,7 +98,7 @@ func run(ctx context.Context, f flags) error {
 	}
 	defer conn.Close()
 	svc := &security.Service{Root: lr, Keys: kr, Tries: *tries, Logf: log.Printf}
-	if _, err := dbusapi.ExportSecurity(conn, svc, uids); err != nil {
+	if _, err := bus.Export(conn, svc, uids); err != nil {
 		return err
 	}
 	log.Printf("ready on %s (root %s, %d trusted keys)", dbusapi.SecurityName, lr.Dir, len(kr))
