@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"laptop.org/upgrade/errdefs"
 )
@@ -33,6 +34,43 @@ func TestParseVersion(t *testing.T) {
 		if err != nil && len(err.Error()) > 200 {
 			t.Errorf("ParseVersion(%.40q): the error echoes the input: %d bytes", tc.in, len(err.Error()))
 		}
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	v := dbus.MakeVariant
+	for _, tc := range []struct {
+		name string
+		in   map[string]dbus.Variant
+		want UpgradeOptions
+		err  string
+	}{
+		{"none", nil, UpgradeOptions{}, ""},
+		{"all", map[string]dbus.Variant{"force": v(true), "background": v(true), "tries": v(uint32(5))}, UpgradeOptions{Force: true, Background: true, Tries: 5}, ""},
+		{"unknown key", map[string]dbus.Variant{"forse": v(true)}, UpgradeOptions{}, `unknown option "forse" (known: ` + strings.Join(optionNames, ", ") + `): invalid argument`},
+		{"force as string", map[string]dbus.Variant{"force": v("true")}, UpgradeOptions{}, `option "force" must be a boolean (b), got s: invalid argument`},
+		{"tries as int32", map[string]dbus.Variant{"tries": v(int32(5))}, UpgradeOptions{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
+		{"tries zero", map[string]dbus.Variant{"tries": v(uint32(0))}, UpgradeOptions{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
+		{"tries 100", map[string]dbus.Variant{"tries": v(uint32(100))}, UpgradeOptions{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseOptions(tc.in)
+			msg := ""
+			if err != nil {
+				msg = err.Error()
+				if !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Errorf("%v is not InvalidArgument", err)
+				}
+			}
+			if diff := cmp.Diff(tc.err, msg); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			if tc.err == "" {
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("options (-want +got):\n%s", diff)
+				}
+			}
+		})
 	}
 }
 

@@ -27,6 +27,16 @@ const (
 	ErrorPrefix      = "org.laptop.Upgrade1.Error."
 )
 
+// Polkit action ids (systemd/polkit/org.laptop.upgrade.policy).
+const (
+	ActionCheck    = "org.laptop.upgrade.check"
+	ActionUpgrade  = "org.laptop.upgrade.upgrade"
+	ActionRollback = "org.laptop.upgrade.rollback"
+	// ActionUpgradeOther: installing a version other than the newest (a
+	// build a newer one fixed, perhaps), which allow_active must not grant.
+	ActionUpgradeOther = "org.laptop.upgrade.upgrade-other"
+)
+
 // Error names.
 const (
 	ErrBusy          = ErrorPrefix + "Busy"

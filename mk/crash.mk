@@ -10,7 +10,7 @@ FUZZ_TARGETS := manifest:FuzzDecode manifest:FuzzDecodePolicies \
 	repo:FuzzOpenIndex repo:FuzzOpenIndexSigned repo:FuzzParseDelivery \
 	delta:FuzzApply delta:FuzzXZReader delta/deflate:FuzzPuff delta/deflate:FuzzHuff delta/elf:FuzzDecoder \
 	bootptr:FuzzDecode initrd:FuzzParseCmdline \
-	dbusapi:FuzzParseVersion daemon/bus:FuzzParseOptions daemon:FuzzParseFileConfig
+	dbusapi:FuzzParseVersion dbusapi:FuzzParseOptions daemon:FuzzParseFileConfig
 FUZZTIME_SHORT ?= 10s
 FUZZTIME ?= 3m
 # Minimising a new input may take a minute by default and stalls a short run.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -17,16 +16,6 @@ import (
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
-)
-
-// Polkit action ids.
-const (
-	ActionCheck    = "org.laptop.upgrade.check"
-	ActionUpgrade  = "org.laptop.upgrade.upgrade"
-	ActionRollback = "org.laptop.upgrade.rollback"
-	// ActionUpgradeOther: installing a version other than the newest (a
-	// build a newer one fixed, perhaps), which allow_active must not grant.
-	ActionUpgradeOther = "org.laptop.upgrade.upgrade-other"
 )
 
 // UpgradeServer exports a daemon.Daemon as org.laptop.Upgrade1.
@@ -175,7 +164,7 @@ func (s *UpgradeServer) check(msg dbus.Message) (map[string]dbus.Variant, *dbus.
 }
 
 func (s *UpgradeServer) preflight(msg dbus.Message, version string) (map[string]dbus.Variant, *dbus.Error) {
-	if err := s.authorize(msg, ActionCheck); err != nil {
+	if err := s.authorize(msg, dbusapi.ActionCheck); err != nil {
 		return nil, dbusapi.ToDBus(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
@@ -197,41 +186,6 @@ func (s *UpgradeServer) preflight(msg dbus.Message, version string) (map[string]
 	return m, nil
 }
 
-// optionNames are the keys of Upgrade's options.
-var optionNames = []string{"force", "background", "tries", "download_only"}
-
-// ParseOptions validates the a{sv} options of Upgrade: unknown keys and
-// wrong types are errors, not silently ignored.
-func ParseOptions(opts map[string]dbus.Variant) (daemon.JobOpts, error) {
-	var o daemon.JobOpts
-	for k, v := range opts {
-		switch k {
-		case "force", "background", "download_only":
-			b, ok := v.Value().(bool)
-			if !ok {
-				return o, fmt.Errorf("option %q must be a boolean (b), got %s: %w", k, v.Signature(), errdefs.ErrInvalidArgument)
-			}
-			switch k {
-			case "force":
-				o.Force = b
-			case "background":
-				o.Background = b
-			default:
-				o.DownloadOnly = b
-			}
-		case "tries":
-			n, ok := v.Value().(uint32)
-			if !ok || n == 0 || n > 99 {
-				return o, fmt.Errorf("option \"tries\" must be a uint32 (u) from 1 to 99: %w", errdefs.ErrInvalidArgument)
-			}
-			o.Tries = int(n)
-		default:
-			return o, fmt.Errorf("unknown option %s (known: %s): %w", errdefs.Quote(k, 32), strings.Join(optionNames, ", "), errdefs.ErrInvalidArgument)
-		}
-	}
-	return o, nil
-}
-
 // authorize asks polkit whether the caller of msg may perform action,
 // interactively if the message allows it.
 func (s *UpgradeServer) authorize(msg dbus.Message, action string) error {
@@ -247,29 +201,31 @@ func (s *UpgradeServer) upgrade(msg dbus.Message, version string, opts map[strin
 	if err := s.authorize(msg, action); err != nil {
 		return 0, dbusapi.ToDBus(err)
 	}
-	o, err := ParseOptions(opts)
+	o, err := dbusapi.ParseOptions(opts)
 	if err != nil {
 		return 0, dbusapi.ToDBus(err)
 	}
-	o.NewestOnly = newestOnly
-	job, err := s.d.Upgrade(v, o)
+	job, err := s.d.Upgrade(v, daemon.JobOpts{
+		Force: o.Force, Background: o.Background, Tries: o.Tries, DownloadOnly: o.DownloadOnly,
+		NewestOnly: newestOnly,
+	})
 	return job, dbusapi.ToDBus(err)
 }
 
 // upgradeAction is the polkit action an upgrade to v needs, and whether the
 // job must then refuse anything but the newest version. The newest ("", or
-// the version the last check found newest) needs ActionUpgrade; the job
+// the version the last check found newest) needs dbusapi.ActionUpgrade; the job
 // checks again against the index it fetches, so a stale check cannot
 // smuggle an older build through. Any other version needs
-// ActionUpgradeOther.
+// dbusapi.ActionUpgradeOther.
 func (s *UpgradeServer) upgradeAction(v uint64) (string, bool) {
 	switch {
 	case v == 0:
-		return ActionUpgrade, false
+		return dbusapi.ActionUpgrade, false
 	case s.d.Status().AvailableVersion == strconv.FormatUint(v, 10):
-		return ActionUpgrade, true
+		return dbusapi.ActionUpgrade, true
 	}
-	return ActionUpgradeOther, false
+	return dbusapi.ActionUpgradeOther, false
 }
 
 // upgradeTo is Upgrade with default options, for clients that cannot write
@@ -281,7 +237,7 @@ func (s *UpgradeServer) upgradeTo(msg dbus.Message, version string) (uint32, *db
 // apply activates a version staged by Upgrade with download_only; the
 // same action as Upgrade (it finishes what an Upgrade started).
 func (s *UpgradeServer) apply(msg dbus.Message, version string) (uint32, *dbus.Error) {
-	if err := s.authorize(msg, ActionUpgrade); err != nil {
+	if err := s.authorize(msg, dbusapi.ActionUpgrade); err != nil {
 		return 0, dbusapi.ToDBus(err)
 	}
 	v, err := dbusapi.ParseVersion(version)
@@ -295,14 +251,14 @@ func (s *UpgradeServer) apply(msg dbus.Message, version string) (uint32, *dbus.E
 // setChannel switches channels: an administrator's decision, like a
 // rollback (which version line the machine follows).
 func (s *UpgradeServer) setChannel(msg dbus.Message, channel string) *dbus.Error {
-	if err := s.authorize(msg, ActionRollback); err != nil {
+	if err := s.authorize(msg, dbusapi.ActionRollback); err != nil {
 		return dbusapi.ToDBus(err)
 	}
 	return dbusapi.ToDBus(s.d.SetChannel(channel))
 }
 
 func (s *UpgradeServer) cancelJob(msg dbus.Message) *dbus.Error {
-	if err := s.authorize(msg, ActionUpgrade); err != nil {
+	if err := s.authorize(msg, dbusapi.ActionUpgrade); err != nil {
 		return dbusapi.ToDBus(err)
 	}
 	s.d.Cancel()
@@ -310,7 +266,7 @@ func (s *UpgradeServer) cancelJob(msg dbus.Message) *dbus.Error {
 }
 
 func (s *UpgradeServer) rollback(msg dbus.Message) (string, string, *dbus.Error) {
-	if err := s.authorize(msg, ActionRollback); err != nil {
+	if err := s.authorize(msg, dbusapi.ActionRollback); err != nil {
 		return "", "", dbusapi.ToDBus(err)
 	}
 	slot, v, err := s.d.Rollback(context.Background())

@@ -1,9 +1,7 @@
 package bus
 
 import (
-	"errors"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -11,7 +9,6 @@ import (
 
 	"laptop.org/upgrade/daemon"
 	"laptop.org/upgrade/dbusapi"
-	"laptop.org/upgrade/errdefs"
 )
 
 // TestMethodsMatchIntrospection: the method table the server exports and
@@ -52,42 +49,5 @@ func TestPropertiesMatchIntrospection(t *testing.T) {
 	}
 	if diff := cmp.Diff(declared, got); diff != "" {
 		t.Errorf("properties (-XML +daemon.Status):\n%s", diff)
-	}
-}
-
-func TestParseOptions(t *testing.T) {
-	v := dbus.MakeVariant
-	for _, tc := range []struct {
-		name string
-		in   map[string]dbus.Variant
-		want daemon.JobOpts
-		err  string
-	}{
-		{"none", nil, daemon.JobOpts{}, ""},
-		{"all", map[string]dbus.Variant{"force": v(true), "background": v(true), "tries": v(uint32(5))}, daemon.JobOpts{Force: true, Background: true, Tries: 5}, ""},
-		{"unknown key", map[string]dbus.Variant{"forse": v(true)}, daemon.JobOpts{}, `unknown option "forse" (known: ` + strings.Join(optionNames, ", ") + `): invalid argument`},
-		{"force as string", map[string]dbus.Variant{"force": v("true")}, daemon.JobOpts{}, `option "force" must be a boolean (b), got s: invalid argument`},
-		{"tries as int32", map[string]dbus.Variant{"tries": v(int32(5))}, daemon.JobOpts{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
-		{"tries zero", map[string]dbus.Variant{"tries": v(uint32(0))}, daemon.JobOpts{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
-		{"tries 100", map[string]dbus.Variant{"tries": v(uint32(100))}, daemon.JobOpts{}, `option "tries" must be a uint32 (u) from 1 to 99: invalid argument`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseOptions(tc.in)
-			msg := ""
-			if err != nil {
-				msg = err.Error()
-				if !errors.Is(err, errdefs.ErrInvalidArgument) {
-					t.Errorf("%v is not InvalidArgument", err)
-				}
-			}
-			if diff := cmp.Diff(tc.err, msg); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-			if tc.err == "" {
-				if diff := cmp.Diff(tc.want, got); diff != "" {
-					t.Errorf("options (-want +got):\n%s", diff)
-				}
-			}
-		})
 	}
 }
