@@ -13,14 +13,14 @@ import (
 // DownloadOnly (0: the one in the inactive slot): the security service
 // verifies it and makes it the next boot. Nothing is downloaded; a
 // version that is not staged ends the job with FailedPrecondition.
-func (d *Daemon) Apply(version uint64, o JobOpts) (uint32, error) {
+func (d *Daemon) Apply(version layout.Version, o JobOpts) (uint32, error) {
 	o.ApplyOnly, o.DownloadOnly = true, false
 	return d.Upgrade(version, o)
 }
 
 // staged checks that version (0: whatever the inactive slot holds) is built
 // and verified in the inactive slot, and returns it.
-func (d *Daemon) staged(ctx context.Context, cfg *engine.Config, version uint64) (uint64, error) {
+func (d *Daemon) staged(ctx context.Context, cfg *engine.Config, version layout.Version) (layout.Version, error) {
 	if version == 0 {
 		booted, err := cfg.Root.CurrentSlot()
 		if err != nil {

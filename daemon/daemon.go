@@ -26,9 +26,9 @@ import (
 
 // Security is what the daemon needs from the security service.
 type Security interface {
-	Activate(ctx context.Context, slot layout.Slot, tries int) (uint64, error)
+	Activate(ctx context.Context, slot layout.Slot, tries int) (layout.Version, error)
 	Invalidate(ctx context.Context, slot layout.Slot) error
-	Rollback(ctx context.Context) (layout.Slot, uint64, error)
+	Rollback(ctx context.Context) (layout.Slot, layout.Version, error)
 	Pointer(ctx context.Context) (bootptr.Pointer, error)
 }
 
@@ -146,7 +146,7 @@ func (d *Daemon) refreshLocked(ctx context.Context) {
 	}
 	d.st.BootedSlot = string(booted)
 	if v, err := engine.InstalledVersion(r, booted); err == nil {
-		d.st.CurrentVersion = strconv.FormatUint(v, 10)
+		d.st.CurrentVersion = v.String()
 	}
 	d.st.NextBootSlot, d.st.NextBootVersion, d.st.BootFailure = string(booted), d.st.CurrentVersion, ""
 	if d.cfg.Security == nil {
@@ -161,7 +161,7 @@ func (d *Daemon) refreshLocked(ctx context.Context) {
 	}
 	d.st.NextBootSlot = string(p.Next)
 	if v, err := engine.InstalledVersion(r, p.Next); err == nil {
-		d.st.NextBootVersion = strconv.FormatUint(v, 10)
+		d.st.NextBootVersion = v.String()
 	} else {
 		d.st.NextBootVersion = ""
 	}
@@ -242,7 +242,7 @@ func (d *Daemon) saveLocked() {
 }
 
 // Check queries the repository: what is available and what it would cost.
-func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, bool, error) {
+func (d *Daemon) Check(ctx context.Context, version layout.Version) (*engine.Result, bool, error) {
 	d.mu.Lock()
 	if d.cancel != nil {
 		d.unlock()
@@ -292,7 +292,7 @@ func (d *Daemon) Check(ctx context.Context, version uint64) (*engine.Result, boo
 		d.setAvailableLocked("", Release{})
 		d.setErrorLocked(nil)
 	default:
-		d.setAvailableLocked(strconv.FormatUint(res.Version, 10), Release{Name: res.Name, Notes: res.Notes, DownloadBytes: uint64(max(res.DownloadBytes, 0))})
+		d.setAvailableLocked(res.Version.String(), Release{Name: res.Name, Notes: res.Notes, DownloadBytes: uint64(max(res.DownloadBytes, 0))})
 		d.setErrorLocked(nil)
 	}
 	d.saveLocked()
@@ -336,7 +336,7 @@ func (d *Daemon) setErrorLocked(err error) {
 // While the security service verifies the other slot (seconds), State is
 // rolling-back and Upgrade, Check and another Rollback answer Busy: a job
 // must not start writing into the slot being verified for the next boot.
-func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
+func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, layout.Version, error) {
 	d.mu.Lock()
 	switch {
 	case d.cancel != nil:
@@ -357,7 +357,7 @@ func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
 	}
 	d.unlock()
 	var slot layout.Slot
-	var v uint64
+	var v layout.Version
 	err := d.withInhibit(ctx, func() (err error) { slot, v, err = d.cfg.Security.Rollback(ctx); return err })
 	d.mu.Lock()
 	defer d.unlock()

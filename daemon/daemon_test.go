@@ -29,10 +29,11 @@ type fakeSecurity struct {
 	hold     chan struct{} // nil: Activate answers at once
 	entered  chan struct{} // closed when Activate starts
 	enterOne sync.Once
-	rbHold   chan struct{} // nil: Rollback answers at once
-	rbIn     chan struct{} // receives when Rollback starts
-	ptrHold  chan struct{} // nil: Pointer answers at once
-	ptrIn    chan struct{} // receives when a held Pointer starts
+	rbHold   chan struct{}  // nil: Rollback answers at once
+	rbIn     chan struct{}  // receives when Rollback starts
+	ptrHold  chan struct{}  // nil: Pointer answers at once
+	ptrIn    chan struct{}  // receives when a held Pointer starts
+	answer   layout.Version // what Activate says it activated (0: 2, the test repository's newest)
 }
 
 func newFakeSecurity() *fakeSecurity {
@@ -45,7 +46,7 @@ func (f *fakeSecurity) log(s string) {
 	f.calls = append(f.calls, s)
 }
 
-func (f *fakeSecurity) Activate(ctx context.Context, slot layout.Slot, tries int) (uint64, error) {
+func (f *fakeSecurity) Activate(ctx context.Context, slot layout.Slot, tries int) (layout.Version, error) {
 	f.log("Activate " + string(slot))
 	f.enterOne.Do(func() { close(f.entered) })
 	if f.hold != nil {
@@ -56,6 +57,9 @@ func (f *fakeSecurity) Activate(ctx context.Context, slot layout.Slot, tries int
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ptr = f.ptr.WithTrial(slot, tries)
+	if f.answer != 0 {
+		return f.answer, nil
+	}
 	return 2, nil
 }
 
@@ -69,7 +73,7 @@ func (f *fakeSecurity) Invalidate(ctx context.Context, slot layout.Slot) error {
 	return nil
 }
 
-func (f *fakeSecurity) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
+func (f *fakeSecurity) Rollback(ctx context.Context) (layout.Slot, layout.Version, error) {
 	f.log("Rollback")
 	if f.rbHold != nil {
 		f.rbIn <- struct{}{}
@@ -135,6 +139,7 @@ func TestDaemon(t *testing.T) {
 	t.Run("quick failure after ready-to-reboot", func(t *testing.T) { testQuickFailureAfterReady(t, rp) })
 	t.Run("check against a stalling mirror", func(t *testing.T) { testCheckStall(t, rp) })
 	t.Run("reload during a job", func(t *testing.T) { testReloadDuringJob(t, rp) })
+	t.Run("activated another version", func(t *testing.T) { testActivatedOtherVersion(t, rp) })
 }
 
 // testReloadDuringJob: a reload (SIGHUP) while a job runs leaves the job

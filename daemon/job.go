@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"laptop.org/upgrade/engine"
@@ -30,7 +29,7 @@ type JobOpts struct {
 }
 
 // Upgrade starts a job and returns its id at once.
-func (d *Daemon) Upgrade(version uint64, o JobOpts) (uint32, error) {
+func (d *Daemon) Upgrade(version layout.Version, o JobOpts) (uint32, error) {
 	d.mu.Lock()
 	defer d.unlock()
 	if d.cancel != nil {
@@ -90,10 +89,7 @@ func (d *Daemon) startLocked(run Running, resumed bool) {
 	d.st.Job = run.Job
 	d.st.State = StateChecking
 	d.st.Progress, d.st.BytesDone, d.st.BytesTotal = 0, 0, 0
-	d.st.TargetVersion = ""
-	if run.Version != 0 {
-		d.st.TargetVersion = strconv.FormatUint(run.Version, 10)
-	}
+	d.st.TargetVersion = run.Version.String()
 	done := d.jobDone
 	cfg := d.cfg.Engine // a copy: a reload applies to the next job
 	go func() {
@@ -162,7 +158,7 @@ func (d *Daemon) run(ctx context.Context, cfg engine.Config, run Running, resume
 	}
 	if res != nil {
 		d.mu.Lock()
-		d.st.TargetVersion = strconv.FormatUint(res.Version, 10)
+		d.st.TargetVersion = res.Version.String()
 		d.st.Drift = nil // not [:0]: earlier Status snapshots share the array
 		for _, dr := range res.Drift {
 			d.st.Drift = append(d.st.Drift, dr.Path+": "+dr.Reason)
@@ -186,7 +182,7 @@ func (d *Daemon) run(ctx context.Context, cfg engine.Config, run Running, resume
 	if d.cfg.Security == nil || run.Opts.DownloadOnly {
 		return nil
 	}
-	return d.activate(ctx, run, res.Slot)
+	return d.activate(ctx, run, res.Slot, res.Version)
 }
 
 // activateTimeout bounds the security service's verification of a slot.
@@ -197,8 +193,9 @@ const activateTimeout = 10 * time.Minute
 // call short: the service would finish and might swing the pointer after
 // we stopped listening, so a job reported cancelled could still boot next.
 // Instead the answer is awaited and, if the job was cancelled meanwhile,
-// the slot is withdrawn again.
-func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) error {
+// the slot is withdrawn again. The service answers with the version it
+// verified in the slot; one other than the job built is withdrawn too.
+func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot, built layout.Version) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("job %d cancelled before activation: %w", run.Job, errdefs.ErrCancelled)
 	}
@@ -211,7 +208,8 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) er
 	d.unlock()
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), activateTimeout)
 	defer cancel()
-	err := d.withInhibit(actx, func() error { _, err := d.cfg.Security.Activate(actx, slot, tries); return err })
+	var got layout.Version
+	err := d.withInhibit(actx, func() (err error) { got, err = d.cfg.Security.Activate(actx, slot, tries); return err })
 	d.mu.Lock()
 	closing := d.closing // a shutdown, not a Cancel: the job resumes at the next start
 	d.unlock()
@@ -223,6 +221,12 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot) er
 	}
 	if err != nil {
 		return fmt.Errorf("slot %s is built but the security service did not activate it: %w", slot, err)
+	}
+	if got != built {
+		if err := d.cfg.Security.Invalidate(actx, slot); err != nil {
+			return fmt.Errorf("the security service activated slot %s as version %d, the job built %d, and withdrawing it failed, so it boots next: %v: %w", slot, got, built, err, errdefs.ErrVerification)
+		}
+		return fmt.Errorf("the security service activated slot %s as version %d, but the job built %d; the slot does not boot next: %w", slot, got, built, errdefs.ErrVerification)
 	}
 	return nil
 }

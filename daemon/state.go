@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"laptop.org/upgrade/atomicfile"
+	"laptop.org/upgrade/layout"
 )
 
 // State is the daemon's phase as clients see it (property State).
@@ -83,11 +84,11 @@ type HistoryEntry struct {
 
 // Running is the job in progress, persisted so a restart resumes it.
 type Running struct {
-	Job     uint32    `json:"job"`
-	Version uint64    `json:"version"`
-	Opts    JobOpts   `json:"opts"`
-	Started time.Time `json:"started"`
-	Fetched int64     `json:"fetched"`
+	Job     uint32         `json:"job"`
+	Version layout.Version `json:"version"`
+	Opts    JobOpts        `json:"opts"`
+	Started time.Time      `json:"started"`
+	Fetched int64          `json:"fetched"`
 }
 
 // persisted is the daemon's durable state (R/var/lib/upgrade/daemon.json).

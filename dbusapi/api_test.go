@@ -13,30 +13,6 @@ import (
 	"laptop.org/upgrade/errdefs"
 )
 
-func TestParseVersion(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"", 0, true}, {"7", 7, true}, {"42", 42, true}, {"18446744073709551615", 1<<64 - 1, true},
-		{"0", 0, false}, {"-1", 0, false}, {"+1", 0, false}, {"2.0", 0, false}, {"latest", 0, false}, {"18446744073709551616", 0, false},
-		{" 3", 0, false}, {"3\n", 0, false}, {"03", 0, false}, {" 7 ", 0, false}, {"\u00a0", 0, false}, {" ", 0, false},
-		{strings.Repeat(" ", 1<<20) + "3", 0, false},
-	} {
-		got, err := ParseVersion(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseVersion(%.40q) = %d, %.200v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
-		}
-		if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
-			t.Errorf("ParseVersion(%.40q): %v is not InvalidArgument", tc.in, err)
-		}
-		if err != nil && len(err.Error()) > 200 {
-			t.Errorf("ParseVersion(%.40q): the error echoes the input: %d bytes", tc.in, len(err.Error()))
-		}
-	}
-}
-
 func TestParseOptions(t *testing.T) {
 	v := dbus.MakeVariant
 	for _, tc := range []struct {

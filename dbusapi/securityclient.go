@@ -49,10 +49,10 @@ func securityUnavailable(err error) bool {
 }
 
 // Activate verifies slot and makes it the next boot on trial.
-func (c *SecurityClient) Activate(ctx context.Context, slot layout.Slot, tries int) (uint64, error) {
+func (c *SecurityClient) Activate(ctx context.Context, slot layout.Slot, tries int) (layout.Version, error) {
 	var v uint64
 	err := c.call(ctx, "Activate", []any{string(slot), uint32(tries)}, &v)
-	return v, err
+	return layout.Version(v), err
 }
 
 // Invalidate keeps the boot pointer away from slot.
@@ -61,11 +61,11 @@ func (c *SecurityClient) Invalidate(ctx context.Context, slot layout.Slot) error
 }
 
 // Rollback boots the other slot next, if it verifies.
-func (c *SecurityClient) Rollback(ctx context.Context) (layout.Slot, uint64, error) {
+func (c *SecurityClient) Rollback(ctx context.Context) (layout.Slot, layout.Version, error) {
 	var s string
 	var v uint64
 	err := c.call(ctx, "Rollback", nil, &s, &v)
-	return layout.Slot(s), v, err
+	return layout.Slot(s), layout.Version(v), err
 }
 
 // Pointer reads the boot pointer.

@@ -24,8 +24,8 @@ import (
 
 // Options for one upgrade job.
 type Options struct {
-	Version  uint64 // 0 = newest on the channel
-	Job      uint32 // recorded in the journal
+	Version  layout.Version // 0 = newest on the channel
+	Job      uint32         // recorded in the journal
 	Progress func(Progress)
 	// DryRun stops after planning: nothing is written into the slot.
 	DryRun bool
@@ -37,7 +37,7 @@ type Options struct {
 // Result describes a finished (or planned) upgrade.
 type Result struct {
 	Slot          layout.Slot
-	From, Version uint64
+	From, Version layout.Version
 	Name, Notes   string // of Version, from the signed index
 	Resumed       bool
 	AlreadyReady  bool // the inactive slot already held and verified this version

@@ -17,13 +17,13 @@ import (
 // resumes instead of starting over: a cloned slot is not cloned again, and
 // downloads continue from the staging directory.
 type Journal struct {
-	Job      uint32        `json:"job"`
-	Slot     layout.Slot   `json:"slot"`
-	Version  uint64        `json:"version"`
-	Manifest digest.Digest `json:"manifest"`
-	Phase    Phase         `json:"phase"`
-	Started  time.Time     `json:"started"`
-	Updated  time.Time     `json:"updated"`
+	Job      uint32         `json:"job"`
+	Slot     layout.Slot    `json:"slot"`
+	Version  layout.Version `json:"version"`
+	Manifest digest.Digest  `json:"manifest"`
+	Phase    Phase          `json:"phase"`
+	Started  time.Time      `json:"started"`
+	Updated  time.Time      `json:"updated"`
 	// Cloned is set once the clone of the active slot into Slot finished.
 	Cloned bool `json:"cloned"`
 	// Fetched counts bytes received over all runs of this job.

@@ -20,7 +20,7 @@ import (
 // R/<top> -> current/<top> symlink per top-level entry of the slot; the
 // persistent directories outside the slots; an empty slot b; and the boot
 // pointer's initial state (a, known good).
-func Provision(ctx context.Context, cfg *Config, version uint64) (*Result, error) {
+func Provision(ctx context.Context, cfg *Config, version layout.Version) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}

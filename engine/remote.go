@@ -150,7 +150,7 @@ type Target struct {
 }
 
 // Pick returns the version to install: want, or the newest when want is 0.
-func (rm *Remote) Pick(want uint64) (*repo.VersionRef, error) {
+func (rm *Remote) Pick(want layout.Version) (*repo.VersionRef, error) {
 	if want == 0 {
 		if l := rm.Index.Latest(); l != nil {
 			return l, nil

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"laptop.org/upgrade/atomicfile"
@@ -18,7 +17,7 @@ import (
 // re-verifies both against its own keys; the engine trusts its own records.
 type Installed struct {
 	Slot     layout.Slot
-	Version  uint64
+	Version  layout.Version
 	Manifest *manifest.Manifest
 	IndexRaw []byte
 	Raw      []byte // manifest bytes
@@ -73,7 +72,7 @@ func (inst *Installed) decode() error {
 // InstalledVersion is the version recorded for slot, without reading its
 // manifest (a status display needs only this; decoding a 16k-entry
 // manifest costs a daemon ~10 MiB of heap it then keeps).
-func InstalledVersion(r layout.Root, s layout.Slot) (uint64, error) {
+func InstalledVersion(r layout.Root, s layout.Slot) (layout.Version, error) {
 	vb, err := os.ReadFile(r.SlotVersionFile(s))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("slot %s has no installed version: %w", s, errdefs.ErrNotFound)
@@ -81,7 +80,10 @@ func InstalledVersion(r layout.Root, s layout.Slot) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(vb)), 10, 64)
+	v, err := layout.ParseVersion(strings.TrimSuffix(string(vb), "\n"))
+	if err == nil && v == 0 {
+		err = errors.New("empty")
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %v: %w", r.SlotVersionFile(s), err, errdefs.ErrCorrupt)
 	}
@@ -90,7 +92,7 @@ func InstalledVersion(r layout.Root, s layout.Slot) (uint64, error) {
 
 // SaveInstalled records what slot now holds. The version file is written
 // last: it is what marks the record complete.
-func SaveInstalled(r layout.Root, s layout.Slot, version uint64, indexRaw, manifestRaw []byte) error {
+func SaveInstalled(r layout.Root, s layout.Slot, version layout.Version, indexRaw, manifestRaw []byte) error {
 	if err := os.MkdirAll(r.SlotMetaDir(s), 0755); err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func SaveInstalled(r layout.Root, s layout.Slot, version uint64, indexRaw, manif
 	if err := atomicfile.Write(r.SlotManifest(s), manifestRaw, 0644); err != nil {
 		return err
 	}
-	return atomicfile.Write(r.SlotVersionFile(s), []byte(strconv.FormatUint(version, 10)+"\n"), 0644)
+	return atomicfile.Write(r.SlotVersionFile(s), []byte(version.String()+"\n"), 0644)
 }
 
 // InvalidateSlot forgets what slot holds, before anything writes into it.

@@ -16,6 +16,7 @@ import (
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
 )
@@ -35,7 +36,7 @@ func (f *fixture) doc(t testing.TB, ref repo.BlobRef) []byte {
 }
 
 // manifestOf decodes version v's manifest.
-func (f *fixture) manifestOf(t testing.TB, v uint64) *manifest.Manifest {
+func (f *fixture) manifestOf(t testing.TB, v layout.Version) *manifest.Manifest {
 	t.Helper()
 	raw := f.doc(t, f.parsedIndex(t).Find(v).Manifest)
 	m, err := manifest.Decode(raw, manifest.Policy{AllowSetuid: true, AllowDevices: true})
@@ -47,7 +48,7 @@ func (f *fixture) manifestOf(t testing.TB, v uint64) *manifest.Manifest {
 
 // objectPath returns the repository path of the stored object of one file
 // of version v (a file the upgrade from version 1 has to download).
-func (f *fixture) objectPath(t testing.TB, v uint64, path string) string {
+func (f *fixture) objectPath(t testing.TB, v layout.Version, path string) string {
 	t.Helper()
 	e := f.manifestOf(t, v).Find(path)
 	if e == nil {
@@ -57,7 +58,7 @@ func (f *fixture) objectPath(t testing.TB, v uint64, path string) string {
 }
 
 // delivery returns the delivery list of version v.
-func (f *fixture) delivery(t testing.TB, v uint64) *repo.Delivery {
+func (f *fixture) delivery(t testing.TB, v layout.Version) *repo.Delivery {
 	t.Helper()
 	ref := f.parsedIndex(t).Find(v).Delivery
 	dl, err := repo.ParseDelivery(f.doc(t, ref), v)
@@ -70,7 +71,7 @@ func (f *fixture) delivery(t testing.TB, v uint64) *repo.Delivery {
 // carriers returns every repository path that can deliver the content of
 // one file of version v: its object, the packs holding it, the deltas to
 // it (docs/repository-format.md).
-func (f *fixture) carriers(t testing.TB, v uint64, path string) []string {
+func (f *fixture) carriers(t testing.TB, v layout.Version, path string) []string {
 	t.Helper()
 	e := f.manifestOf(t, v).Find(path)
 	if e == nil {
@@ -80,12 +81,12 @@ func (f *fixture) carriers(t testing.TB, v uint64, path string) []string {
 }
 
 // manifestCarriers is carriers for the manifest of version v.
-func (f *fixture) manifestCarriers(t testing.TB, v uint64) []string {
+func (f *fixture) manifestCarriers(t testing.TB, v layout.Version) []string {
 	t.Helper()
 	return f.contentCarriers(t, v, f.parsedIndex(t).Find(v).Manifest.SHA256)
 }
 
-func (f *fixture) contentCarriers(t testing.TB, v uint64, d digest.Digest) []string {
+func (f *fixture) contentCarriers(t testing.TB, v layout.Version, d digest.Digest) []string {
 	dl := f.delivery(t, v)
 	out := []string{repo.ObjectPath(d)}
 	for _, p := range dl.Packs {

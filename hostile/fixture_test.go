@@ -262,7 +262,7 @@ func newWorldIn(t *testing.T, dir string, v uint64) *world {
 		t.Fatal(err)
 	}
 	w.cfg = w.config()
-	if _, err := engine.Provision(context.Background(), w.cfg, v); err != nil {
+	if _, err := engine.Provision(context.Background(), w.cfg, layout.Version(v)); err != nil {
 		t.Fatal(err)
 	}
 	w.provisionBytes = w.srv.sent.Load()

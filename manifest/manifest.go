@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
 )
 
 // Spec is the manifest format version this code reads and writes.
@@ -17,14 +18,14 @@ const Spec = 1
 
 // Header is the first line of a manifest.
 type Header struct {
-	Type     string    `json:"type"` // always "manifest"
-	Spec     int       `json:"spec"`
-	Channel  string    `json:"channel"`
-	Hardware string    `json:"hardware,omitempty"`
-	Version  uint64    `json:"version"`
-	Name     string    `json:"name,omitempty"`
-	Created  time.Time `json:"created"`
-	Entries  int       `json:"entries"`
+	Type     string         `json:"type"` // always "manifest"
+	Spec     int            `json:"spec"`
+	Channel  string         `json:"channel"`
+	Hardware string         `json:"hardware,omitempty"`
+	Version  layout.Version `json:"version"`
+	Name     string         `json:"name,omitempty"`
+	Created  time.Time      `json:"created"`
+	Entries  int            `json:"entries"`
 }
 
 // Manifest is a header and its entries sorted by path (bytewise).

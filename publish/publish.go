@@ -21,6 +21,7 @@ import (
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
 )
@@ -33,7 +34,7 @@ type Options struct {
 	Hardware   string          // e.g. "xo-1.75"; "" for any
 	Name       string          // human version name, e.g. "2.0"
 	Notes      string          // release notes shown by clients (plain text)
-	Version    uint64          // 0 = latest+1
+	Version    layout.Version  // 0 = latest+1
 	DeltaDepth int             // make deltas from this many previous versions (default 3)
 	// Best spends build-server CPU for smaller downloads: deltas of large
 	// files and packs are made by the zstd command (level 19) when it is
@@ -57,7 +58,7 @@ type Options struct {
 
 // Result says what Add did.
 type Result struct {
-	Version     uint64
+	Version     layout.Version
 	Unchanged   bool // the tree equals the latest version: nothing was added
 	Entries     int
 	NewObjects  int

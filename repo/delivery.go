@@ -7,6 +7,7 @@ import (
 
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
 )
 
 // DeliverySpec is the delivery list format version.
@@ -16,11 +17,11 @@ const DeliverySpec = 1
 // for every digest in its manifest, and binary deltas from older contents.
 // It is pinned by hash in the signed index, so every size in it is signed.
 type Delivery struct {
-	Type    string     `json:"type"` // "delivery"
-	Spec    int        `json:"spec"`
-	Version uint64     `json:"version"`
-	Objects []BlobRef  `json:"objects"` // sorted by SHA256, unique
-	Deltas  []DeltaRef `json:"deltas"`  // sorted by (To, From), unique
+	Type    string         `json:"type"` // "delivery"
+	Spec    int            `json:"spec"`
+	Version layout.Version `json:"version"`
+	Objects []BlobRef      `json:"objects"` // sorted by SHA256, unique
+	Deltas  []DeltaRef     `json:"deltas"`  // sorted by (To, From), unique
 	// AllObjects, when set, pins a document listing the object of every
 	// content of the version (ParseObjects); Objects then lists only the
 	// contents the previous version lacked, which is all a client upgrading
@@ -172,7 +173,7 @@ func deltaLess(a, b DeltaRef) bool {
 }
 
 // ParseDelivery decodes and validates a delivery list for version v.
-func ParseDelivery(b []byte, v uint64) (*Delivery, error) {
+func ParseDelivery(b []byte, v layout.Version) (*Delivery, error) {
 	var dl Delivery
 	if err := strictJSON(b, &dl); err != nil {
 		return nil, fmt.Errorf("delivery: %v: %w", err, errdefs.ErrInvalidArgument)
@@ -231,13 +232,13 @@ func checkObjects(objs []BlobRef) error {
 
 // ObjectList is the document AllObjects pins.
 type ObjectList struct {
-	Type    string    `json:"type"` // "objects"
-	Version uint64    `json:"version"`
-	Objects []BlobRef `json:"objects"` // sorted by SHA256, unique
+	Type    string         `json:"type"` // "objects"
+	Version layout.Version `json:"version"`
+	Objects []BlobRef      `json:"objects"` // sorted by SHA256, unique
 }
 
 // ParseObjects decodes and validates the object list of version v.
-func ParseObjects(b []byte, v uint64) ([]BlobRef, error) {
+func ParseObjects(b []byte, v layout.Version) ([]BlobRef, error) {
 	var l ObjectList
 	if err := strictJSON(b, &l); err != nil {
 		return nil, fmt.Errorf("object list: %v: %w", err, errdefs.ErrInvalidArgument)

@@ -10,6 +10,7 @@ import (
 
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
 )
 
 // IndexSpec is the index format version.
@@ -34,13 +35,13 @@ type BlobRef struct {
 
 // VersionRef is one published version in the index.
 type VersionRef struct {
-	Version  uint64    `json:"version"`
-	Name     string    `json:"name,omitempty"`
-	Notes    string    `json:"notes,omitempty"` // release notes, plain text (upgrade-publish add --notes)
-	Created  time.Time `json:"created"`
-	Manifest BlobRef   `json:"manifest"` // pins the manifest (mix-and-match defence)
-	Delivery BlobRef   `json:"delivery"` // pins the delivery list: objects, deltas, packs
-	Entries  int       `json:"entries"`  // manifest entries, so a client can refuse before fetching
+	Version  layout.Version `json:"version"`
+	Name     string         `json:"name,omitempty"`
+	Notes    string         `json:"notes,omitempty"` // release notes, plain text (upgrade-publish add --notes)
+	Created  time.Time      `json:"created"`
+	Manifest BlobRef        `json:"manifest"` // pins the manifest (mix-and-match defence)
+	Delivery BlobRef        `json:"delivery"` // pins the delivery list: objects, deltas, packs
+	Entries  int            `json:"entries"`  // manifest entries, so a client can refuse before fetching
 }
 
 // Index is the signed, mutable root of a repository channel.
@@ -64,7 +65,7 @@ func (x *Index) Latest() *VersionRef {
 }
 
 // Find returns version v, or nil.
-func (x *Index) Find(v uint64) *VersionRef {
+func (x *Index) Find(v layout.Version) *VersionRef {
 	for i := range x.Versions {
 		if x.Versions[i].Version == v {
 			return &x.Versions[i]

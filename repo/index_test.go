@@ -10,6 +10,7 @@ import (
 
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
 )
 
 var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -18,7 +19,7 @@ func index(serial uint64, expires time.Time, versions ...uint64) *Index {
 	x := &Index{Channel: "stable", Hardware: "xo-4", Serial: serial, Timestamp: now, Expires: expires}
 	for _, v := range versions {
 		ref := BlobRef{SHA256: digest.Of([]byte{byte(v)}), Size: 10, Stored: digest.Of([]byte{byte(v), 1}), StoredSize: 5}
-		x.Versions = append(x.Versions, VersionRef{Version: v, Created: now, Manifest: ref, Delivery: ref})
+		x.Versions = append(x.Versions, VersionRef{Version: layout.Version(v), Created: now, Manifest: ref, Delivery: ref})
 	}
 	return x
 }

@@ -17,11 +17,11 @@ import (
 // daemon's records under var/lib/upgrade are only ever an input to verify:
 // a daemon that deletes or rewrites them must not lower the bar.
 type SlotRecord struct {
-	Version  uint64        `json:"version"`
-	Name     string        `json:"name,omitempty"`
-	Channel  string        `json:"channel"`
-	Hardware string        `json:"hardware,omitempty"`
-	Manifest digest.Digest `json:"manifest_sha256"`
+	Version  layout.Version `json:"version"`
+	Name     string         `json:"name,omitempty"`
+	Channel  string         `json:"channel"`
+	Hardware string         `json:"hardware,omitempty"`
+	Manifest digest.Digest  `json:"manifest_sha256"`
 }
 
 // Record is the security service's own state (R/var/lib/securityd/record.json):

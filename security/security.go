@@ -42,7 +42,7 @@ type Service struct {
 // Slot describes a verified slot.
 type Slot struct {
 	Slot    layout.Slot
-	Version uint64
+	Version layout.Version
 	Name    string
 }
 
@@ -144,7 +144,7 @@ func (s *Service) Verify(ctx context.Context, sl layout.Slot) (Slot, error) {
 
 // versionOf reads a slot's signed version without checking its files (for
 // reporting only: never for a decision).
-func (s *Service) versionOf(sl layout.Slot, rec *Record) (uint64, error) {
+func (s *Service) versionOf(sl layout.Slot, rec *Record) (layout.Version, error) {
 	if r, ok := rec.Slots[sl]; ok {
 		return r.Version, nil
 	}

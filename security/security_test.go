@@ -55,7 +55,7 @@ func TestRollback(t *testing.T) {
 		before  bootptr.Pointer
 		want    bootptr.Pointer
 		wantRet layout.Slot
-		wantVer uint64
+		wantVer layout.Version
 	}{
 		{"pending upgrade is withdrawn", a,
 			bootptr.Pointer{Next: b, Good: a, Trial: true, Tries: 3},

@@ -96,7 +96,7 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 			if err != nil {
 				return err
 			}
-			o.Hardware, o.Name, o.Version, o.DeltaDepth, o.Best = hardware, name, version, depth, best
+			o.Hardware, o.Name, o.Version, o.DeltaDepth, o.Best = hardware, name, layout.Version(version), depth, best
 			o.StripForbidden, o.AllowDevices = strip, devices
 			if notes != "" {
 				b, err := os.ReadFile(notes)
@@ -175,7 +175,7 @@ func newProvisionCommand() *cobra.Command {
 				return err
 			}
 			cfg := &engine.Config{Root: lr, Mirrors: mirrors, Channel: channel, Hardware: hardware, Keys: kr, Logf: log.Printf}
-			res, err := engine.Provision(cmd.Context(), cfg, version)
+			res, err := engine.Provision(cmd.Context(), cfg, layout.Version(version))
 			if err != nil {
 				return err
 			}

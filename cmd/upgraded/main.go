@@ -258,7 +258,7 @@ func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags
 		mu   sync.Mutex // progress comes from any goroutine
 		last time.Time
 	)
-	opts := engine.Options{Version: f.version, Progress: func(p engine.Progress) {
+	opts := engine.Options{Version: layout.Version(f.version), Progress: func(p engine.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
 		if time.Since(last) > time.Second || p.Phase == engine.PhaseDone {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -16,6 +15,7 @@ import (
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
 )
 
 // UpgradeServer exports a daemon.Daemon as org.laptop.Upgrade1.
@@ -133,7 +133,7 @@ func resultMap(res *engine.Result, upToDate bool, current string) map[string]dbu
 		return m
 	}
 	if !upToDate {
-		m["available_version"] = dbus.MakeVariant(strconv.FormatUint(res.Version, 10))
+		m["available_version"] = dbus.MakeVariant(res.Version.String())
 		m["download_bytes"] = dbus.MakeVariant(uint64(res.DownloadBytes))
 		m["need_bytes"] = dbus.MakeVariant(uint64(res.NeedBytes))
 		m["free_bytes"] = dbus.MakeVariant(uint64(res.FreeBytes))
@@ -169,7 +169,7 @@ func (s *UpgradeServer) preflight(msg dbus.Message, version string) (map[string]
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
 	defer cancel()
-	v, err := dbusapi.ParseVersion(version)
+	v, err := layout.ParseVersion(version)
 	if err != nil {
 		return nil, dbusapi.ToDBus(err)
 	}
@@ -193,7 +193,7 @@ func (s *UpgradeServer) authorize(msg dbus.Message, action string) error {
 }
 
 func (s *UpgradeServer) upgrade(msg dbus.Message, version string, opts map[string]dbus.Variant) (uint32, *dbus.Error) {
-	v, err := dbusapi.ParseVersion(version)
+	v, err := layout.ParseVersion(version)
 	if err != nil {
 		return 0, dbusapi.ToDBus(err)
 	}
@@ -218,11 +218,11 @@ func (s *UpgradeServer) upgrade(msg dbus.Message, version string, opts map[strin
 // checks again against the index it fetches, so a stale check cannot
 // smuggle an older build through. Any other version needs
 // dbusapi.ActionUpgradeOther.
-func (s *UpgradeServer) upgradeAction(v uint64) (string, bool) {
+func (s *UpgradeServer) upgradeAction(v layout.Version) (string, bool) {
 	switch {
 	case v == 0:
 		return dbusapi.ActionUpgrade, false
-	case s.d.Status().AvailableVersion == strconv.FormatUint(v, 10):
+	case s.d.Status().AvailableVersion == v.String():
 		return dbusapi.ActionUpgrade, true
 	}
 	return dbusapi.ActionUpgradeOther, false
@@ -240,7 +240,7 @@ func (s *UpgradeServer) apply(msg dbus.Message, version string) (uint32, *dbus.E
 	if err := s.authorize(msg, dbusapi.ActionUpgrade); err != nil {
 		return 0, dbusapi.ToDBus(err)
 	}
-	v, err := dbusapi.ParseVersion(version)
+	v, err := layout.ParseVersion(version)
 	if err != nil {
 		return 0, dbusapi.ToDBus(err)
 	}
@@ -273,7 +273,7 @@ func (s *UpgradeServer) rollback(msg dbus.Message) (string, string, *dbus.Error)
 	if err != nil {
 		return "", "", dbusapi.ToDBus(err)
 	}
-	return string(slot), strconv.FormatUint(v, 10), nil
+	return string(slot), v.String(), nil
 }
 
 func (s *UpgradeServer) history() ([]map[string]dbus.Variant, *dbus.Error) {

@@ -138,7 +138,7 @@ func (r *Repo) Provision(t testing.TB, mirror string, v uint64) (string, *engine
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "root")
 	cfg := r.Config(t, root, mirror)
-	if _, err := engine.Provision(context.Background(), cfg, v); err != nil {
+	if _, err := engine.Provision(context.Background(), cfg, layout.Version(v)); err != nil {
 		t.Fatal(err)
 	}
 	return root, cfg

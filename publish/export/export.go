@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
 )
 
@@ -35,18 +36,18 @@ type Options struct {
 	// Versions are the versions to carry (nil: the newest). Clients pick
 	// the newest version of the index, so leaving it out means they must
 	// name the version they want.
-	Versions []uint64
+	Versions []layout.Version
 	// From are the versions the machines to update run; 0 stands for a
 	// machine with nothing (provisioning). Nil: any machine, so the whole
 	// delivery of each version is copied.
-	From []uint64
+	From []layout.Version
 	Now  func() time.Time
 	Logf func(string, ...any)
 }
 
 // Result says what Export wrote.
 type Result struct {
-	Versions []uint64
+	Versions []layout.Version
 	Files    int       // repository files the export holds for these versions
 	Copied   int       // of which this call wrote (the others were there)
 	Bytes    int64     // size of the Files
@@ -127,7 +128,7 @@ func checkNotOlder(ctx context.Context, o Options, idx *repo.Index) error {
 }
 
 // pickVersions resolves the wanted versions in the index, oldest first.
-func pickVersions(idx *repo.Index, want []uint64) ([]*repo.VersionRef, error) {
+func pickVersions(idx *repo.Index, want []layout.Version) ([]*repo.VersionRef, error) {
 	if len(want) == 0 {
 		if l := idx.Latest(); l != nil {
 			return []*repo.VersionRef{l}, nil
@@ -152,17 +153,17 @@ var errNoBase = fmt.Errorf("not in the index: %w", errdefs.ErrNotFound)
 
 // ParseVersions reads a comma-separated list of versions ("2,3"); "" and
 // "all" give nil (for Options.From: any machine).
-func ParseVersions(s string) ([]uint64, error) {
+func ParseVersions(s string) ([]layout.Version, error) {
 	if s == "" || s == "all" {
 		return nil, nil
 	}
-	var out []uint64
+	var out []layout.Version
 	for _, f := range strings.Split(s, ",") {
 		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("version list %q: %q is not a version number: %w", s, f, errdefs.ErrInvalidArgument)
 		}
-		out = append(out, v)
+		out = append(out, layout.Version(v))
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/internal/testrepo"
+	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/publish/export"
@@ -29,13 +30,13 @@ func TestMain(m *testing.M) {
 }
 
 // contents returns the file contents of a version's manifest.
-func contents(t *testing.T, r *testrepo.Repo, v uint64) (map[digest.Digest]bool, *repo.VersionRef) {
+func contents(t *testing.T, r *testrepo.Repo, v layout.Version) (map[digest.Digest]bool, *repo.VersionRef) {
 	t.Helper()
 	idx, err := repo.OpenIndex(t.Context(), readFile(t, filepath.Join(r.Dir, repo.IndexPath)), r.Keys, repo.Expect{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := idx.Find(v)
+	ref := idx.Find(layout.Version(v))
 	m, err := manifest.Scan(context.Background(), r.Trees[v-1])
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func objectsIn(t *testing.T, dir string) map[digest.Digest]bool {
 func TestExportUpgradeFromStick(t *testing.T) {
 	r := testrepo.New(t, 2)
 	stick := filepath.Join(t.TempDir(), "stick")
-	res, err := export.Export(context.Background(), export.Options{Repo: r.Dir, To: stick, Keys: r.Keys, Versions: []uint64{2}, From: []uint64{1}, Logf: t.Logf})
+	res, err := export.Export(context.Background(), export.Options{Repo: r.Dir, To: stick, Keys: r.Keys, Versions: []layout.Version{2}, From: []layout.Version{1}, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestExportUpgradeFromStick(t *testing.T) {
 
 	// The same export again copies nothing; a whole export adds what other
 	// machines (provisioning, drift) may need.
-	again, err := export.Export(context.Background(), export.Options{Repo: r.Dir, To: stick, Keys: r.Keys, Versions: []uint64{2}, From: []uint64{1}})
+	again, err := export.Export(context.Background(), export.Options{Repo: r.Dir, To: stick, Keys: r.Keys, Versions: []layout.Version{2}, From: []layout.Version{1}})
 	if err != nil || again.Copied != 0 || again.Files != res.Files {
 		t.Errorf("second export: %+v, %v", again, err)
 	}
@@ -156,7 +157,7 @@ func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 func TestExportProvision(t *testing.T) {
 	r := testrepo.New(t, 2)
 	stick := filepath.Join(t.TempDir(), "stick")
-	if _, err := export.Export(context.Background(), export.Options{Repo: r.Dir, To: stick, Keys: r.Keys, From: []uint64{0}}); err != nil {
+	if _, err := export.Export(context.Background(), export.Options{Repo: r.Dir, To: stick, Keys: r.Keys, From: []layout.Version{0}}); err != nil {
 		t.Fatal(err)
 	}
 	root, _ := r.Provision(t, "file://"+stick, 0)
@@ -177,8 +178,8 @@ func TestExportRefuses(t *testing.T) {
 		want error
 		text string
 	}{
-		{"unknown version", export.Options{Versions: []uint64{7}}, errdefs.ErrNotFound, "version 7 is not in the index"},
-		{"unknown base", export.Options{Versions: []uint64{2}, From: []uint64{9}}, errdefs.ErrNotFound, "base version 9: not in the index"},
+		{"unknown version", export.Options{Versions: []layout.Version{7}}, errdefs.ErrNotFound, "version 7 is not in the index"},
+		{"unknown base", export.Options{Versions: []layout.Version{2}, From: []layout.Version{9}}, errdefs.ErrNotFound, "base version 9: not in the index"},
 		{"expired", export.Options{Now: func() time.Time { return time.Now().Add(400 * 24 * time.Hour) }}, errdefs.ErrBadSignature, "upgrade-publish resign"},
 		{"untrusted key", export.Options{Keys: repo.Keyring{other.ID: other.Public()}}, errdefs.ErrBadSignature, "no valid signature"},
 	} {
@@ -202,14 +203,14 @@ func TestExportRefuses(t *testing.T) {
 func TestParseVersions(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		want []uint64
+		want []layout.Version
 		bad  bool
 	}{
 		{"", nil, false},
 		{"all", nil, false},
-		{"2", []uint64{2}, false},
-		{"1, 3", []uint64{1, 3}, false},
-		{"0,2", []uint64{0, 2}, false},
+		{"2", []layout.Version{2}, false},
+		{"1, 3", []layout.Version{1, 3}, false},
+		{"0,2", []layout.Version{0, 2}, false},
 		{"2,x", nil, true},
 		{"-1", nil, true},
 	} {

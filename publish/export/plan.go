@@ -13,6 +13,7 @@ import (
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/fetch"
+	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
 )
@@ -78,7 +79,7 @@ func deltaBlob(d repo.DeltaRef) fetch.Blob {
 // upgrade to ref. The manifest and the delivery list are always there; a
 // client patches the manifest when a delta from its own is offered, but
 // the whole one costs little and keeps the disk usable if that fails.
-func (s blobSet) addVersion(src source, idx *repo.Index, ref *repo.VersionRef, from []uint64) error {
+func (s blobSet) addVersion(src source, idx *repo.Index, ref *repo.VersionRef, from []layout.Version) error {
 	s.add(docBlob(ref.Manifest))
 	s.add(docBlob(ref.Delivery))
 	db, err := src.doc(ref.Delivery)
@@ -156,7 +157,7 @@ func fullTarget(src source, t *engine.Target) (*engine.Target, error) {
 
 // addWhole adds everything the delivery list offers: any machine finds
 // what its plan picks, whatever it runs and whatever drifted.
-func (s blobSet) addWhole(src source, dl *repo.Delivery, v uint64) error {
+func (s blobSet) addWhole(src source, dl *repo.Delivery, v layout.Version) error {
 	objs := dl.Objects
 	if !dl.AllObjects.SHA256.IsZero() {
 		s.add(docBlob(dl.AllObjects))

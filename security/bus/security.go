@@ -76,7 +76,7 @@ func (s *Server) verify(sender dbus.Sender, slot string) (uint64, *dbus.Error) {
 		return 0, e
 	}
 	got, err := s.svc.Verify(context.Background(), sl)
-	return got.Version, dbusapi.ToDBus(err)
+	return uint64(got.Version), dbusapi.ToDBus(err)
 }
 
 func (s *Server) activate(sender dbus.Sender, slot string, tries uint32) (uint64, *dbus.Error) {
@@ -88,7 +88,7 @@ func (s *Server) activate(sender dbus.Sender, slot string, tries uint32) (uint64
 		return 0, e
 	}
 	got, err := s.svc.Activate(context.Background(), sl, int(tries))
-	return got.Version, dbusapi.ToDBus(err)
+	return uint64(got.Version), dbusapi.ToDBus(err)
 }
 
 func (s *Server) invalidate(sender dbus.Sender, slot string) *dbus.Error {
@@ -115,7 +115,7 @@ func (s *Server) rollback(sender dbus.Sender) (string, uint64, *dbus.Error) {
 		return "", 0, e
 	}
 	got, err := s.svc.Rollback(context.Background())
-	return string(got.Slot), got.Version, dbusapi.ToDBus(err)
+	return string(got.Slot), uint64(got.Version), dbusapi.ToDBus(err)
 }
 
 func (s *Server) getPointer(sender dbus.Sender) (map[string]dbus.Variant, *dbus.Error) {

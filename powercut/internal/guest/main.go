@@ -151,7 +151,7 @@ func report(sec *security.Service, when string, booted layout.Slot) uint64 {
 		} else {
 			say("%s verify %s (%s) ok version %d in %d ms", when, sl, role, got.Version, ms)
 			if sl == booted {
-				version = got.Version
+				version = uint64(got.Version)
 			}
 		}
 	}
