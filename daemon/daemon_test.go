@@ -149,7 +149,7 @@ func testReloadDuringJob(t *testing.T, rp *testrepo.Repo) {
 		t.Fatal(err)
 	}
 	<-f.sec.entered // the job is activating
-	dead := *f.cfg
+	dead := settings(f.cfg)
 	dead.Mirrors = []string{"http://[::1]:1/"}
 	d.Reload(dead, 5)
 	close(f.sec.hold)
@@ -204,7 +204,7 @@ func testCheckStall(t *testing.T, rp *testrepo.Repo) {
 		}
 	}))}
 	names := map[error]string{errdefs.ErrNetwork: "Network", errdefs.ErrCancelled: "Cancelled"}
-	d, err := daemon.New(daemon.Config{Engine: *f.cfg, Security: f.sec, Logf: t.Logf, ErrorName: func(err error) string {
+	d, err := daemon.New(daemon.Config{Settings: settings(f.cfg), Worker: runner(), Security: f.sec, Logf: t.Logf, ErrorName: func(err error) string {
 		for class, name := range names {
 			if errors.Is(err, class) {
 				return name
@@ -228,8 +228,8 @@ func testCheckStall(t *testing.T, rp *testrepo.Repo) {
 }
 
 // testStatusWhileWaiting: Status (every D-Bus property read) answers at
-// once while the daemon waits for I/O with its lock held, here the boot
-// pointer read after a rollback, and then shows the new state.
+// once while the daemon waits for another service, here the boot pointer
+// read after a rollback, and then shows the new state.
 func testStatusWhileWaiting(t *testing.T, rp *testrepo.Repo) {
 	f := newFixture(t, rp)
 	d := f.start(t)
@@ -243,13 +243,13 @@ func testStatusWhileWaiting(t *testing.T, rp *testrepo.Repo) {
 		_, _, err := d.Rollback(context.Background())
 		done <- err
 	}()
-	<-f.sec.ptrIn // the rollback re-reads the pointer, holding the daemon's lock
+	<-f.sec.ptrIn // the rollback re-reads the pointer
 	got := make(chan daemon.State)
 	go func() { got <- d.Status().State }()
 	select {
 	case st := <-got:
 		if st != daemon.StateRollingBack {
-			t.Errorf("State while the pointer is read = %q, want the last published %q", st, daemon.StateRollingBack)
+			t.Errorf("State while the pointer is read = %q, want %q", st, daemon.StateRollingBack)
 		}
 	case <-time.After(5 * time.Second):
 		close(hold) // let the rollback end, or Close would wait for ever
@@ -307,7 +307,7 @@ func errorName(err error) string {
 func (f *fixture) start(t *testing.T) *daemon.Daemon {
 	t.Helper()
 	d, err := daemon.New(daemon.Config{
-		Engine: *f.cfg, Security: f.sec, Tries: 3, ErrorName: errorName, Logf: t.Logf,
+		Settings: settings(f.cfg), Worker: runner(), Security: f.sec, Tries: 3, ErrorName: errorName, Logf: t.Logf,
 		Finished: func(job uint32, ok bool, name, msg string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()

@@ -4,26 +4,42 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
+	"strconv"
 	"time"
 
-	"laptop.org/upgrade/atomicfile"
+	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/layout"
 )
 
-// State is the daemon's phase as clients see it (property State).
-type State string
+// State is the daemon's phase as clients see it (property State): one
+// type with the engine's phases, which a running job reports as they are,
+// and the daemon's own around them.
+type State = engine.Phase
 
 const (
 	StateIdle          State = "idle"
-	StateChecking      State = "checking"
-	StateCloning       State = "cloning"
-	StateDownloading   State = "downloading"
-	StateApplying      State = "applying"
-	StateVerifying     State = "verifying"
+	StateChecking            = engine.PhaseChecking
+	StateCloning             = engine.PhaseCloning
+	StateDownloading         = engine.PhaseDownloading
+	StateApplying            = engine.PhaseApplying
+	StateVerifying           = engine.PhaseVerifying
 	StateActivating    State = "activating"
 	StateReadyToReboot State = "ready-to-reboot"
 	StateRollingBack   State = "rolling-back"
 )
+
+// busy reports whether the daemon works in state st (a job, a check, a
+// rollback) rather than waits.
+func busy(st State) bool { return st != StateIdle && st != StateReadyToReboot }
+
+// installedVersion is the version slot holds, "" when it holds none.
+func installedVersion(r layout.Root, slot layout.Slot) string {
+	v, err := engine.InstalledVersion(r, slot)
+	if err != nil {
+		return ""
+	}
+	return strconv.FormatUint(v, 10)
+}
 
 // Status is every property of org.laptop.Upgrade1, as one snapshot.
 type Status struct {
@@ -130,15 +146,4 @@ func loadPersisted(path string) (persisted, error) {
 		p.NextJob = 1
 	}
 	return p, nil
-}
-
-func (p *persisted) save(path string) error {
-	b, err := json.MarshalIndent(p, "", " ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0755); err != nil {
-		return err
-	}
-	return atomicfile.Write(path, b, 0644)
 }
