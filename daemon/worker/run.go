@@ -104,13 +104,8 @@ func (r *Runner) stopOnCancel(ctx context.Context, p *os.Process, reaped <-chan 
 	}
 }
 
-// start starts the worker with the request written to its stdin.
-func (r *Runner) start(req Request) (*exec.Cmd, io.WriteCloser, *os.File, error) {
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	defer wr.Close() // the worker's copy stays open in the worker
+// cmd is the worker's command, not started.
+func (r *Runner) cmd() *exec.Cmd {
 	cmd := exec.Command(r.Path, r.Args...)
 	cmd.Env = r.Env
 	if cmd.Env == nil {
@@ -120,6 +115,17 @@ func (r *Runner) start(req Request) (*exec.Cmd, io.WriteCloser, *os.File, error)
 			}
 		}
 	}
+	return cmd
+}
+
+// start starts the worker with the request written to its stdin.
+func (r *Runner) start(req Request) (*exec.Cmd, io.WriteCloser, *os.File, error) {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer wr.Close() // the worker's copy stays open in the worker
+	cmd := r.cmd()
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.ExtraFiles = []*os.File{wr} // descriptor 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
