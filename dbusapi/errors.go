@@ -1,7 +1,9 @@
-// Package dbusapi is the D-Bus surface of the upgrade daemon and the
-// security service: exported objects, introspection, authorization, and the
-// one place where the project's error classes (package errdefs) become
-// org.laptop.Upgrade1.Error.* names and back.
+// Package dbusapi is the D-Bus contract of the upgrade daemon and the
+// security service: names, introspection, the clients, and the one place
+// where the project's error classes (package errdefs) become
+// org.laptop.Upgrade1.Error.* names and back. The servers live beside
+// their services (daemon/bus, security/bus), so that a client links
+// neither.
 package dbusapi
 
 import (
@@ -23,6 +25,16 @@ const (
 	SecurityPath     = dbus.ObjectPath("/org/laptop/Security1")
 	SecurityIface    = "org.laptop.Security1"
 	ErrorPrefix      = "org.laptop.Upgrade1.Error."
+)
+
+// Polkit action ids (systemd/polkit/org.laptop.upgrade.policy).
+const (
+	ActionCheck    = "org.laptop.upgrade.check"
+	ActionUpgrade  = "org.laptop.upgrade.upgrade"
+	ActionRollback = "org.laptop.upgrade.rollback"
+	// ActionUpgradeOther: installing a version other than the newest (a
+	// build a newer one fixed, perhaps), which allow_active must not grant.
+	ActionUpgradeOther = "org.laptop.upgrade.upgrade-other"
 )
 
 // Error names.
@@ -75,13 +87,8 @@ func ErrorName(err error) string {
 	if err == nil {
 		return ""
 	}
-	var de dbus.Error
-	if errors.As(err, &de) && strings.HasPrefix(de.Name, ErrorPrefix) {
-		return de.Name
-	}
-	var dp *dbus.Error
-	if errors.As(err, &dp) && strings.HasPrefix(dp.Name, ErrorPrefix) {
-		return dp.Name
+	if name := ReplyName(err); strings.HasPrefix(name, ErrorPrefix) {
+		return name
 	}
 	for _, c := range classes {
 		if errors.Is(err, c.err) {
@@ -102,13 +109,9 @@ func ToDBus(err error) *dbus.Error {
 // FromDBus maps a D-Bus error from the security service or the daemon back
 // to the project's error classes, keeping the message.
 func FromDBus(err error) error {
-	var de dbus.Error
-	if !errors.As(err, &de) {
-		var dp *dbus.Error
-		if !errors.As(err, &dp) {
-			return err
-		}
-		de = *dp
+	de, ok := ReplyError(err)
+	if !ok {
+		return err
 	}
 	msg := de.Name
 	if len(de.Body) > 0 {

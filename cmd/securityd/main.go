@@ -22,6 +22,7 @@ import (
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/security"
+	"laptop.org/upgrade/security/bus"
 )
 
 type flags struct {
@@ -90,7 +91,7 @@ func run(ctx context.Context, f flags) error {
 	}
 	defer conn.Close()
 	svc := &security.Service{Root: lr, Keys: kr, Tries: *tries, Logf: log.Printf}
-	if _, err := dbusapi.ExportSecurity(conn, svc, uids); err != nil {
+	if _, err := bus.Export(conn, svc, uids); err != nil {
 		return err
 	}
 	log.Printf("ready on %s (root %s, %d trusted keys)", dbusapi.SecurityName, lr.Dir, len(kr))

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -53,8 +52,7 @@ func codeFor(err error) int {
 	case dbusapi.ErrInvalidArgs:
 		return exitUsage
 	}
-	var de dbus.Error
-	if errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.AccessDenied" {
+	if dbusapi.ReplyName(err) == "org.freedesktop.DBus.Error.AccessDenied" {
 		return exitNotAuthorized
 	}
 	return exitFailed

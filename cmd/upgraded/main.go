@@ -23,6 +23,7 @@ import (
 	"laptop.org/upgrade/clidoc"
 	"laptop.org/upgrade/confine"
 	"laptop.org/upgrade/daemon"
+	"laptop.org/upgrade/daemon/bus"
 	"laptop.org/upgrade/daemon/worker"
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/engine"
@@ -192,7 +193,7 @@ func run(ctx context.Context, f flags) error {
 		return fmt.Errorf("system bus: %w", err)
 	}
 	defer conn.Close()
-	srv := dbusapi.NewUpgradeServer(conn)
+	srv := bus.NewUpgradeServer(conn)
 	d, err := daemon.New(daemon.Config{
 		Settings:  s,
 		Worker:    &worker.Runner{Path: "/proc/self/exe", Args: []string{workerCommand}},

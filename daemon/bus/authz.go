@@ -7,15 +7,15 @@
 // without asking, so that the system works before polkit is up; without
 // polkit nobody else is (fail closed).
 
-package dbusapi
+package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/godbus/dbus/v5"
 
+	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/errdefs"
 )
 
@@ -64,7 +64,7 @@ type authzResult struct {
 // a password; without it a password prompt is never shown, as the D-Bus
 // specification asks.
 func (a *Authorizer) Check(ctx context.Context, sender dbus.Sender, action string, interactive bool) error {
-	uid, err := a.callerUID(ctx, sender)
+	uid, err := dbusapi.SenderUID(ctx, a.conn, sender)
 	if err != nil {
 		return fmt.Errorf("action %s: cannot identify the caller: %v: %w", action, err, errdefs.ErrNotAuthorized)
 	}
@@ -82,7 +82,7 @@ func (a *Authorizer) Check(ctx context.Context, sender dbus.Sender, action strin
 	var res authzResult
 	err = a.conn.Object(authzPolkitName, authzPolkitPath).CallWithContext(ctx, authzPolkitCheck, 0,
 		subject, action, map[string]string{}, flags, "").Store(&res)
-	switch name := authzDBusErrorName(err); {
+	switch name := dbusapi.ReplyName(err); {
 	case err == nil:
 	case name == authzErrNoService || name == authzErrNameNotOwned:
 		return fmt.Errorf("action %s: polkit is not running; only root may perform it (caller uid %d): %w",
@@ -105,37 +105,9 @@ func (a *Authorizer) Check(ctx context.Context, sender dbus.Sender, action strin
 	}
 }
 
-// CallerUID returns the unix uid of sender as the bus daemon knows it (from
-// the socket's credentials, which the caller cannot forge).
+// CallerUID returns the unix uid of sender as the bus daemon knows it.
 func (a *Authorizer) CallerUID(sender dbus.Sender) (uint32, error) {
-	return a.callerUID(context.Background(), sender)
-}
-
-func (a *Authorizer) callerUID(ctx context.Context, sender dbus.Sender) (uint32, error) {
-	if sender == "" {
-		return 0, errors.New("no sender (peer-to-peer call?)")
-	}
-	var uid uint32
-	err := a.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetConnectionUnixUser", 0,
-		string(sender)).Store(&uid)
-	if err != nil {
-		return 0, fmt.Errorf("uid of %s: %w", sender, err)
-	}
-	return uid, nil
-}
-
-// authzDBusErrorName is the D-Bus error name in err, or "". godbus returns
-// error replies as dbus.Error values; *dbus.Error is accepted too.
-func authzDBusErrorName(err error) string {
-	var v dbus.Error
-	if errors.As(err, &v) {
-		return v.Name
-	}
-	var p *dbus.Error
-	if errors.As(err, &p) {
-		return p.Name
-	}
-	return ""
+	return dbusapi.SenderUID(context.Background(), a.conn, sender)
 }
 
 // Interactive reports whether a method call allows interactive

@@ -1,28 +1,21 @@
-package dbusapi
+// Package bus serves org.laptop.Upgrade1: the daemon's D-Bus server and
+// its polkit authorization, beside the daemon it exports. The contract
+// (names, introspection, errors) is package dbusapi.
+package bus
 
 import (
 	"context"
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 
 	"laptop.org/upgrade/daemon"
+	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
-)
-
-// Polkit action ids.
-const (
-	ActionCheck    = "org.laptop.upgrade.check"
-	ActionUpgrade  = "org.laptop.upgrade.upgrade"
-	ActionRollback = "org.laptop.upgrade.rollback"
-	// ActionUpgradeOther: installing a version other than the newest (a
-	// build a newer one fixed, perhaps), which allow_active must not grant.
-	ActionUpgradeOther = "org.laptop.upgrade.upgrade-other"
 )
 
 // UpgradeServer exports a daemon.Daemon as org.laptop.Upgrade1.
@@ -44,12 +37,12 @@ func (s *UpgradeServer) Notify(changed map[string]any) {
 	for k, v := range changed {
 		m[k] = dbus.MakeVariant(v)
 	}
-	s.conn.Emit(UpgradePath, "org.freedesktop.DBus.Properties.PropertiesChanged", UpgradeInterface, m, []string{})
+	s.conn.Emit(dbusapi.UpgradePath, "org.freedesktop.DBus.Properties.PropertiesChanged", dbusapi.UpgradeInterface, m, []string{})
 }
 
 // Finished emits the Finished signal.
 func (s *UpgradeServer) Finished(job uint32, ok bool, name, msg string) {
-	s.conn.Emit(UpgradePath, UpgradeInterface+".Finished", job, ok, name, msg)
+	s.conn.Emit(dbusapi.UpgradePath, dbusapi.UpgradeInterface+".Finished", job, ok, name, msg)
 }
 
 // Export exports the object, its properties and introspection, then claims
@@ -67,7 +60,7 @@ func (s *UpgradeServer) Export(d *daemon.Daemon) error {
 		"Apply":      s.apply,
 		"SetChannel": s.setChannel,
 	}
-	if err := s.conn.ExportMethodTable(methods, UpgradePath, UpgradeInterface); err != nil {
+	if err := s.conn.ExportMethodTable(methods, dbusapi.UpgradePath, dbusapi.UpgradeInterface); err != nil {
 		return err
 	}
 	props := map[string]any{
@@ -75,17 +68,17 @@ func (s *UpgradeServer) Export(d *daemon.Daemon) error {
 		"GetAll": s.getAll,
 		"Set":    s.set,
 	}
-	if err := s.conn.ExportMethodTable(props, UpgradePath, "org.freedesktop.DBus.Properties"); err != nil {
+	if err := s.conn.ExportMethodTable(props, dbusapi.UpgradePath, "org.freedesktop.DBus.Properties"); err != nil {
 		return err
 	}
-	intro, err := introspectable(UpgradeXML, true)
+	intro, err := dbusapi.Introspectable(dbusapi.UpgradeXML, true)
 	if err != nil {
 		return err
 	}
-	if err := s.conn.Export(intro, UpgradePath, "org.freedesktop.DBus.Introspectable"); err != nil {
+	if err := s.conn.Export(intro, dbusapi.UpgradePath, "org.freedesktop.DBus.Introspectable"); err != nil {
 		return err
 	}
-	return requestName(s.conn, UpgradeName)
+	return dbusapi.RequestName(s.conn, dbusapi.UpgradeName)
 }
 
 // MethodNames lists the methods exported on org.laptop.Upgrade1 (the test
@@ -99,10 +92,10 @@ func MethodNames() []string {
 // unknownInterface answers Get and GetAll for any interface but ours (""
 // means ours, as the specification allows).
 func unknownInterface(iface string) *dbus.Error {
-	if iface == UpgradeInterface || iface == "" {
+	if iface == dbusapi.UpgradeInterface || iface == "" {
 		return nil
 	}
-	return dbus.NewError("org.freedesktop.DBus.Error.UnknownInterface", []any{fmt.Sprintf("no interface %s here; properties are on %s", errdefs.Quote(iface, 64), UpgradeInterface)})
+	return dbus.NewError("org.freedesktop.DBus.Error.UnknownInterface", []any{fmt.Sprintf("no interface %s here; properties are on %s", errdefs.Quote(iface, 64), dbusapi.UpgradeInterface)})
 }
 
 func (s *UpgradeServer) get(iface, name string) (dbus.Variant, *dbus.Error) {
@@ -111,7 +104,7 @@ func (s *UpgradeServer) get(iface, name string) (dbus.Variant, *dbus.Error) {
 	}
 	v, ok := s.d.Status().Map()[name]
 	if !ok {
-		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{fmt.Sprintf("no property %s on %s", errdefs.Quote(name, 64), UpgradeInterface)})
+		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{fmt.Sprintf("no property %s on %s", errdefs.Quote(name, 64), dbusapi.UpgradeInterface)})
 	}
 	return dbus.MakeVariant(v), nil
 }
@@ -171,18 +164,18 @@ func (s *UpgradeServer) check(msg dbus.Message) (map[string]dbus.Variant, *dbus.
 }
 
 func (s *UpgradeServer) preflight(msg dbus.Message, version string) (map[string]dbus.Variant, *dbus.Error) {
-	if err := s.authorize(msg, ActionCheck); err != nil {
-		return nil, ToDBus(err)
+	if err := s.authorize(msg, dbusapi.ActionCheck); err != nil {
+		return nil, dbusapi.ToDBus(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
 	defer cancel()
-	v, err := ParseVersion(version)
+	v, err := dbusapi.ParseVersion(version)
 	if err != nil {
-		return nil, ToDBus(err)
+		return nil, dbusapi.ToDBus(err)
 	}
 	res, upToDate, err := s.d.Check(ctx, v)
 	if err != nil {
-		return nil, ToDBus(err)
+		return nil, dbusapi.ToDBus(err)
 	}
 	st := s.d.Status()
 	m := resultMap(res, upToDate, st.CurrentVersion)
@@ -193,60 +186,6 @@ func (s *UpgradeServer) preflight(msg dbus.Message, version string) (map[string]
 	return m, nil
 }
 
-// ParseVersion reads "" (newest) or a version number written plainly: ASCII
-// digits without a sign, blanks or leading zeros, as the index publishes
-// it. " 3", "3\n" and "03" are errors: a caller that sends them has a bug
-// that a lenient parser would hide.
-func ParseVersion(v string) (uint64, error) {
-	if v == "" {
-		return 0, nil
-	}
-	bad := v[0] == '0'
-	for i := 0; i < len(v) && !bad; i++ {
-		bad = v[i] < '0' || v[i] > '9'
-	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if bad || err != nil {
-		return 0, fmt.Errorf("version %s: want a positive decimal number without blanks or leading zeros, or \"\" for the newest: %w", errdefs.Quote(v, 24), errdefs.ErrInvalidArgument)
-	}
-	return n, nil
-}
-
-// optionNames are the keys of Upgrade's options.
-var optionNames = []string{"force", "background", "tries", "download_only"}
-
-// ParseOptions validates the a{sv} options of Upgrade: unknown keys and
-// wrong types are errors, not silently ignored.
-func ParseOptions(opts map[string]dbus.Variant) (daemon.JobOpts, error) {
-	var o daemon.JobOpts
-	for k, v := range opts {
-		switch k {
-		case "force", "background", "download_only":
-			b, ok := v.Value().(bool)
-			if !ok {
-				return o, fmt.Errorf("option %q must be a boolean (b), got %s: %w", k, v.Signature(), errdefs.ErrInvalidArgument)
-			}
-			switch k {
-			case "force":
-				o.Force = b
-			case "background":
-				o.Background = b
-			default:
-				o.DownloadOnly = b
-			}
-		case "tries":
-			n, ok := v.Value().(uint32)
-			if !ok || n == 0 || n > 99 {
-				return o, fmt.Errorf("option \"tries\" must be a uint32 (u) from 1 to 99: %w", errdefs.ErrInvalidArgument)
-			}
-			o.Tries = int(n)
-		default:
-			return o, fmt.Errorf("unknown option %s (known: %s): %w", errdefs.Quote(k, 32), strings.Join(optionNames, ", "), errdefs.ErrInvalidArgument)
-		}
-	}
-	return o, nil
-}
-
 // authorize asks polkit whether the caller of msg may perform action,
 // interactively if the message allows it.
 func (s *UpgradeServer) authorize(msg dbus.Message, action string) error {
@@ -254,37 +193,39 @@ func (s *UpgradeServer) authorize(msg dbus.Message, action string) error {
 }
 
 func (s *UpgradeServer) upgrade(msg dbus.Message, version string, opts map[string]dbus.Variant) (uint32, *dbus.Error) {
-	v, err := ParseVersion(version)
+	v, err := dbusapi.ParseVersion(version)
 	if err != nil {
-		return 0, ToDBus(err)
+		return 0, dbusapi.ToDBus(err)
 	}
 	action, newestOnly := s.upgradeAction(v)
 	if err := s.authorize(msg, action); err != nil {
-		return 0, ToDBus(err)
+		return 0, dbusapi.ToDBus(err)
 	}
-	o, err := ParseOptions(opts)
+	o, err := dbusapi.ParseOptions(opts)
 	if err != nil {
-		return 0, ToDBus(err)
+		return 0, dbusapi.ToDBus(err)
 	}
-	o.NewestOnly = newestOnly
-	job, err := s.d.Upgrade(v, o)
-	return job, ToDBus(err)
+	job, err := s.d.Upgrade(v, daemon.JobOpts{
+		Force: o.Force, Background: o.Background, Tries: o.Tries, DownloadOnly: o.DownloadOnly,
+		NewestOnly: newestOnly,
+	})
+	return job, dbusapi.ToDBus(err)
 }
 
 // upgradeAction is the polkit action an upgrade to v needs, and whether the
 // job must then refuse anything but the newest version. The newest ("", or
-// the version the last check found newest) needs ActionUpgrade; the job
+// the version the last check found newest) needs dbusapi.ActionUpgrade; the job
 // checks again against the index it fetches, so a stale check cannot
 // smuggle an older build through. Any other version needs
-// ActionUpgradeOther.
+// dbusapi.ActionUpgradeOther.
 func (s *UpgradeServer) upgradeAction(v uint64) (string, bool) {
 	switch {
 	case v == 0:
-		return ActionUpgrade, false
+		return dbusapi.ActionUpgrade, false
 	case s.d.Status().AvailableVersion == strconv.FormatUint(v, 10):
-		return ActionUpgrade, true
+		return dbusapi.ActionUpgrade, true
 	}
-	return ActionUpgradeOther, false
+	return dbusapi.ActionUpgradeOther, false
 }
 
 // upgradeTo is Upgrade with default options, for clients that cannot write
@@ -296,41 +237,41 @@ func (s *UpgradeServer) upgradeTo(msg dbus.Message, version string) (uint32, *db
 // apply activates a version staged by Upgrade with download_only; the
 // same action as Upgrade (it finishes what an Upgrade started).
 func (s *UpgradeServer) apply(msg dbus.Message, version string) (uint32, *dbus.Error) {
-	if err := s.authorize(msg, ActionUpgrade); err != nil {
-		return 0, ToDBus(err)
+	if err := s.authorize(msg, dbusapi.ActionUpgrade); err != nil {
+		return 0, dbusapi.ToDBus(err)
 	}
-	v, err := ParseVersion(version)
+	v, err := dbusapi.ParseVersion(version)
 	if err != nil {
-		return 0, ToDBus(err)
+		return 0, dbusapi.ToDBus(err)
 	}
 	job, err := s.d.Apply(v, daemon.JobOpts{})
-	return job, ToDBus(err)
+	return job, dbusapi.ToDBus(err)
 }
 
 // setChannel switches channels: an administrator's decision, like a
 // rollback (which version line the machine follows).
 func (s *UpgradeServer) setChannel(msg dbus.Message, channel string) *dbus.Error {
-	if err := s.authorize(msg, ActionRollback); err != nil {
-		return ToDBus(err)
+	if err := s.authorize(msg, dbusapi.ActionRollback); err != nil {
+		return dbusapi.ToDBus(err)
 	}
-	return ToDBus(s.d.SetChannel(channel))
+	return dbusapi.ToDBus(s.d.SetChannel(channel))
 }
 
 func (s *UpgradeServer) cancelJob(msg dbus.Message) *dbus.Error {
-	if err := s.authorize(msg, ActionUpgrade); err != nil {
-		return ToDBus(err)
+	if err := s.authorize(msg, dbusapi.ActionUpgrade); err != nil {
+		return dbusapi.ToDBus(err)
 	}
 	s.d.Cancel()
 	return nil
 }
 
 func (s *UpgradeServer) rollback(msg dbus.Message) (string, string, *dbus.Error) {
-	if err := s.authorize(msg, ActionRollback); err != nil {
-		return "", "", ToDBus(err)
+	if err := s.authorize(msg, dbusapi.ActionRollback); err != nil {
+		return "", "", dbusapi.ToDBus(err)
 	}
 	slot, v, err := s.d.Rollback(context.Background())
 	if err != nil {
-		return "", "", ToDBus(err)
+		return "", "", dbusapi.ToDBus(err)
 	}
 	return string(slot), strconv.FormatUint(v, 10), nil
 }
