@@ -3,7 +3,9 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +116,7 @@ type fixture struct {
 	sec  *fakeSecurity
 	mu   sync.Mutex
 	ends []end
+	logs []string
 }
 
 func newFixture(t *testing.T, rp *testrepo.Repo) *fixture {
@@ -135,6 +138,7 @@ func TestDaemon(t *testing.T) {
 	t.Run("quick failure after ready-to-reboot", func(t *testing.T) { testQuickFailureAfterReady(t, rp) })
 	t.Run("check against a stalling mirror", func(t *testing.T) { testCheckStall(t, rp) })
 	t.Run("reload during a job", func(t *testing.T) { testReloadDuringJob(t, rp) })
+	t.Run("worker killed mid-job", func(t *testing.T) { testWorkerKilled(t, rp) })
 }
 
 // testReloadDuringJob: a reload (SIGHUP) while a job runs leaves the job
@@ -298,8 +302,11 @@ func testBusyWhileRollingBack(t *testing.T, rp *testrepo.Repo) {
 
 // errorName stands in for dbusapi.ErrorName (daemon must not import it).
 func errorName(err error) string {
-	if errors.Is(err, errdefs.ErrCancelled) {
+	switch {
+	case errors.Is(err, errdefs.ErrCancelled):
 		return "Cancelled"
+	case errors.Is(err, errdefs.ErrWorkerCrashed):
+		return "WorkerCrashed"
 	}
 	return "Failed"
 }
@@ -307,7 +314,13 @@ func errorName(err error) string {
 func (f *fixture) start(t *testing.T) *daemon.Daemon {
 	t.Helper()
 	d, err := daemon.New(daemon.Config{
-		Settings: settings(f.cfg), Worker: runner(), Security: f.sec, Tries: 3, ErrorName: errorName, Logf: t.Logf,
+		Settings: settings(f.cfg), Worker: runner(), Security: f.sec, Tries: 3, ErrorName: errorName,
+		Logf: func(format string, args ...any) {
+			t.Logf(format, args...)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.logs = append(f.logs, fmt.Sprintf(format, args...))
+		},
 		Finished: func(job uint32, ok bool, name, msg string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -318,6 +331,12 @@ func (f *fixture) start(t *testing.T) *daemon.Daemon {
 		t.Fatal(err)
 	}
 	return d
+}
+
+func (f *fixture) logged(s string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.ContainsFunc(f.logs, func(l string) bool { return strings.Contains(l, s) })
 }
 
 func (f *fixture) finished() []end {

@@ -41,7 +41,8 @@ func installedVersion(r layout.Root, slot layout.Slot) string {
 	return strconv.FormatUint(v, 10)
 }
 
-// Status is every property of org.laptop.Upgrade1, as one snapshot.
+// Status is the daemon's whole state as clients see it, as one snapshot
+// (daemon/bus publishes it as the properties of org.laptop.Upgrade1).
 type Status struct {
 	State            State
 	Job              uint32
@@ -64,24 +65,6 @@ type Status struct {
 	ReleaseNotes  string
 	DownloadBytes uint64 // still to download for it (0 when staged)
 	Channel       string // the channel followed (SetChannel, else the config)
-}
-
-// Map returns the status keyed by property name (for GetAll and diffs).
-func (s Status) Map() map[string]any {
-	drift := s.Drift
-	if drift == nil {
-		drift = []string{}
-	}
-	return map[string]any{
-		"State": string(s.State), "Job": s.Job, "Progress": s.Progress,
-		"BytesDone": s.BytesDone, "BytesTotal": s.BytesTotal,
-		"CurrentVersion": s.CurrentVersion, "AvailableVersion": s.AvailableVersion, "TargetVersion": s.TargetVersion,
-		"BootedSlot": s.BootedSlot, "NextBootSlot": s.NextBootSlot, "NextBootVersion": s.NextBootVersion,
-		"LastCheck": s.LastCheck, "LastError": s.LastError, "LastErrorMessage": s.LastErrorMessage,
-		"BootFailure": s.BootFailure, "Drift": drift,
-		"AvailableName": s.AvailableName, "ReleaseNotes": s.ReleaseNotes, "DownloadBytes": s.DownloadBytes,
-		"Channel": s.Channel,
-	}
 }
 
 // HistoryEntry is one finished job.

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -201,7 +200,7 @@ func run(ctx context.Context, f flags) error {
 		Tries:     fc.Tries,
 		ErrorName: dbusapi.ErrorName,
 		Logf:      log.Printf,
-		Notify:    svc.notify(func(old, cur daemon.Status) { srv.Notify(changedProps(old, cur)) }),
+		Notify:    svc.notify(srv.Notify),
 		Finished:  svc.finished(srv.Finished),
 		System:    svc.system(conn, fc),
 	})
@@ -342,16 +341,4 @@ func confineSelf(r layout.Root, f flags) error {
 		log.Printf("%s (writes: %s; names only: %s)", res, strings.Join(rules.Write, " "), strings.Join(rules.Names, " "))
 	}
 	return nil
-}
-
-// changedProps are the properties that differ between old and cur.
-func changedProps(old, cur daemon.Status) map[string]any {
-	o, c := old.Map(), cur.Map()
-	out := map[string]any{}
-	for k, v := range c {
-		if !reflect.DeepEqual(o[k], v) {
-			out[k] = v
-		}
-	}
-	return out
 }
