@@ -152,6 +152,9 @@ func (d *Daemon) runJob(ctx context.Context, run Running, req *worker.Request) (
 	var res *engine.Result
 	attempt := func(actx context.Context) error {
 		out, err := d.cfg.Worker.Run(actx, *req, h)
+		if out.Pid != 0 {
+			d.cfg.Logf("job %d: worker pid %d ended: peak RSS %.1f MiB", run.Job, out.Pid, float64(out.PeakRSS)/(1<<20))
+		}
 		if r := out.Result; r != nil {
 			if res != nil {
 				r.Fetched += res.Fetched

@@ -40,10 +40,12 @@ type Handler struct {
 	BeforeWrite func(layout.Slot) error
 }
 
-// Outcome is what a worker reported at its end.
+// Outcome is what a worker reported at its end, and what it cost.
 type Outcome struct {
 	Result   *engine.Result
 	UpToDate bool
+	Pid      int
+	PeakRSS  int64 // bytes (getrusage's ru_maxrss)
 }
 
 // Run starts one worker for req, passes its events to h and returns its
@@ -68,17 +70,22 @@ func (r *Runner) Run(ctx context.Context, req Request, h Handler) (Outcome, erro
 	stdin.Close()
 	waitErr := cmd.Wait()
 	close(reaped)
+	out := Outcome{Pid: cmd.Process.Pid}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		out.PeakRSS = ru.Maxrss << 10
+	}
 	switch {
 	case o != nil:
-		return Outcome{Result: o.Result, UpToDate: o.UpToDate}, o.Error.decode()
+		out.Result, out.UpToDate = o.Result, o.UpToDate
+		return out, o.Error.decode()
 	case ctx.Err() != nil:
-		return Outcome{}, fmt.Errorf("worker pid %d stopped (%s): %w", cmd.Process.Pid, exitText(waitErr), errdefs.ErrCancelled)
+		return out, fmt.Errorf("worker pid %d stopped (%s): %w", out.Pid, exitText(waitErr), errdefs.ErrCancelled)
 	}
 	msg := exitText(waitErr)
 	if readErr != nil {
 		msg += "; " + readErr.Error()
 	}
-	return Outcome{}, fmt.Errorf("the job's worker (pid %d) ended without a result: %s: %w", cmd.Process.Pid, msg, errdefs.ErrWorkerCrashed)
+	return out, fmt.Errorf("the job's worker (pid %d) ended without a result: %s: %w", out.Pid, msg, errdefs.ErrWorkerCrashed)
 }
 
 func (r *Runner) grace() time.Duration {
