@@ -3,18 +3,12 @@ package bgpolicy_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/bgpolicy"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/internal/fakesys"
-	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/internal/testbus"
 )
 
@@ -80,57 +74,5 @@ func TestCheckWithoutServices(t *testing.T) {
 	fakesys.StartUPower(t, b, false, 0, fakesys.StateUnknown)
 	if err := (bgpolicy.Policy{Conn: b.Conn(t), MinBattery: 30}).Check(context.Background()); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// The main goroutine keeps the main thread, as in the binaries: lowprio
-// never renices the main thread, so a worker landing there would run at
-// normal priority.
-func init() { runtime.LockOSThread() }
-
-// TestLower: while lowered, a worker that starts gets nice 19 and the idle
-// I/O class, the calling thread keeps its priority; after restore workers
-// get lowprio's ordinary background level again.
-func TestLower(t *testing.T) {
-	lowprio.Enable()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	tid := unix.Gettid()
-	nice0, io0, err := bgpolicy.ThreadPriority(tid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	worker := func() (nice, io int) {
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			defer lowprio.Background()()
-			var err error
-			if nice, io, err = bgpolicy.ThreadPriority(unix.Gettid()); err != nil {
-				t.Error(err)
-			}
-		})
-		wg.Wait()
-		return nice, io
-	}
-	type prio struct{ Nice, IOClass int }
-	restore, err := bgpolicy.Lower()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []prio
-	n, io := worker()
-	got = append(got, prio{n, io})
-	n, io, _ = bgpolicy.ThreadPriority(tid)
-	got = append(got, prio{n, io})
-	restore()
-	n, io = worker()
-	got = append(got, prio{n, io})
-	want := []prio{
-		{max(19, nice0), 3},           // a worker during the job: idle
-		{nice0, io0},                  // the caller (a D-Bus thread) untouched
-		{max(lowprio.Nice, nice0), 2}, // a worker after: best effort
-	}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("(-want +got)\n%s", d)
 	}
 }

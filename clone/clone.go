@@ -33,7 +33,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
 )
@@ -155,7 +154,6 @@ func (c *cloner) run() (Result, error) {
 	var workers sync.WaitGroup
 	for range c.o.Workers {
 		workers.Go(func() {
-			defer lowprio.Background()()
 			for t := range c.tasks {
 				if c.ctx.Err() == nil {
 					if err := c.dir(t); err != nil {

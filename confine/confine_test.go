@@ -18,8 +18,31 @@ import (
 // lifted, so the operations run in a child process of their own.
 const helperEnv = "CONFINE_TEST_HELPER"
 
+// execEnv makes the confined helper run the operations in a child it
+// starts, as the daemon starts its workers: confined by inheritance only.
+const execEnv = "CONFINE_TEST_EXEC"
+
 // TestMain runs the confined child of TestConfinement when asked to.
 func TestMain(m *testing.M) {
+	switch os.Getenv(execEnv) {
+	case "parent":
+		if err := probe.Confine(os.Getenv(helperEnv)); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(2)
+		}
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), execEnv+"=child")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(2)
+		}
+		os.Exit(0)
+	case "child":
+		abi, _ := ll.LandlockGetABIVersion()
+		json.NewEncoder(os.Stdout).Encode(probe.RunOps(os.Getenv(helperEnv), abi))
+		os.Exit(0)
+	}
 	if d := os.Getenv(helperEnv); d != "" {
 		abi, _ := ll.LandlockGetABIVersion()
 		got, err := probe.Run(d, abi)
@@ -39,6 +62,18 @@ func TestMain(m *testing.M) {
 // ABI 2 or later and fails, not skips, without; TestConfinementVM runs the
 // same on the Debian cloud kernel (ABI 2).
 func TestConfinement(t *testing.T) {
+	for _, tc := range []struct{ name, exec string }{
+		{"self", ""},
+		// upgraded confines itself before it starts any job's worker
+		// (upgraded worker, by fork and execve): the worker is confined
+		// by inheritance alone.
+		{"inherited across exec", "parent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testConfinement(t, tc.exec) })
+	}
+}
+
+func testConfinement(t *testing.T, mode string) {
 	abi, err := ll.LandlockGetABIVersion()
 	if err != nil || abi < confine.MinABI {
 		t.Fatalf("this kernel has no Landlock ABI >= %d (%d, %v): the confinement cannot be tested here; make confine-vmtest runs it on Debian's kernel", confine.MinABI, abi, err)
@@ -48,7 +83,7 @@ func TestConfinement(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"="+d)
+	cmd.Env = append(os.Environ(), helperEnv+"="+d, execEnv+"="+mode)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("helper: %v\n%s", err, out)

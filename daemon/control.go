@@ -2,12 +2,140 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
+	"laptop.org/upgrade/daemon/worker"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
 )
+
+// Check queries the repository, in a worker: what is available and what it
+// would cost.
+func (d *Daemon) Check(ctx context.Context, version layout.Version) (*engine.Result, bool, error) {
+	d.mu.Lock()
+	if err := d.busyLocked(); err != nil {
+		d.mu.Unlock()
+		return nil, false, err
+	}
+	prev := d.st.State
+	d.st.State = StateChecking
+	s := d.settings // a copy: a reload applies to the next check
+	d.mu.Unlock()
+
+	var out worker.Outcome
+	start := time.Now()
+	err := d.waitRoute(ctx, s.Mirrors)
+	if err == nil {
+		out, err = d.cfg.Worker.Run(ctx, worker.Request{Mode: worker.ModeCheck, Settings: s, Priority: worker.Background, Version: version}, worker.Handler{})
+	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The caller's bound ran out: the mirrors did not answer in
+		// time. That is a network failure, not a cancellation (the
+		// worker reports a done context as cancelled).
+		err = fmt.Errorf("no answer from %s within %s, the time a check may take: %w",
+			strings.Join(s.Mirrors, ", "), time.Since(start).Round(time.Second), errdefs.ErrNetwork)
+	}
+	res, upToDate := out.Result, out.UpToDate
+
+	d.mu.Lock()
+	if d.st.State == StateChecking {
+		d.st.State = prev
+	}
+	d.st.LastCheck = uint64(time.Now().Unix())
+	d.p.LastCheck = d.st.LastCheck
+	switch {
+	case err != nil:
+		d.setErrorLocked(err)
+	case upToDate:
+		d.setAvailableLocked("", Release{})
+		d.setErrorLocked(nil)
+	case res.AlreadyReady && d.st.NextBootSlot == string(res.Slot):
+		// Built and next to boot: nothing is left to install, as after
+		// the job that built it.
+		d.setAvailableLocked("", Release{})
+		d.setErrorLocked(nil)
+	default:
+		d.setAvailableLocked(res.Version.String(), Release{Name: res.Name, Notes: res.Notes, DownloadBytes: uint64(max(res.DownloadBytes, 0))})
+		d.setErrorLocked(nil)
+	}
+	d.mu.Unlock()
+	d.saveLogged()
+	return res, upToDate, err
+}
+
+// setAvailableLocked records what an upgrade would install and its release
+// (durably with the next save).
+func (d *Daemon) setAvailableLocked(version string, rel Release) {
+	if version == "" {
+		rel = Release{}
+	}
+	d.st.AvailableVersion, d.p.AvailableVersion = version, version
+	d.st.AvailableName, d.st.ReleaseNotes, d.st.DownloadBytes = rel.Name, rel.Notes, rel.DownloadBytes
+	d.p.Available = rel
+}
+
+func (d *Daemon) setErrorLocked(err error) {
+	if err == nil {
+		d.st.LastError, d.st.LastErrorMessage = "", ""
+	} else {
+		d.st.LastError, d.st.LastErrorMessage = d.cfg.ErrorName(err), errdefs.Message(err)
+	}
+	d.p.LastError, d.p.LastErrorMessage = d.st.LastError, d.st.LastErrorMessage
+}
+
+// Rollback asks the security service to boot the other slot next.
+//
+// While the security service verifies the other slot (seconds), State is
+// rolling-back and Upgrade, Check and another Rollback answer Busy: a job
+// must not start writing into the slot being verified for the next boot.
+func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, layout.Version, error) {
+	d.mu.Lock()
+	if err := d.busyLocked(); err != nil {
+		d.mu.Unlock()
+		return "", 0, err
+	}
+	if d.cfg.Security == nil {
+		d.mu.Unlock()
+		return "", 0, fmt.Errorf("no security service: %w", errdefs.ErrFailedPrecondition)
+	}
+	d.st.State = StateRollingBack
+	pending := d.st.NextBootVersion // a pending upgrade's version, if one is pending
+	if d.st.NextBootSlot == d.st.BootedSlot {
+		pending = ""
+	}
+	d.mu.Unlock()
+	var slot layout.Slot
+	var v layout.Version
+	err := d.withInhibit(ctx, func() (err error) { slot, v, err = d.cfg.Security.Rollback(ctx); return err })
+	k := d.readDisk(ctx)
+	if k.pointerErr != nil {
+		d.cfg.Logf("boot pointer: %v", k.pointerErr)
+	}
+	d.mu.Lock()
+	d.st.State = StateIdle // applyDiskLocked says ready-to-reboot if so
+	d.setErrorLocked(err)
+	d.applyDiskLocked(k)
+	if err == nil && pending != "" && d.st.NextBootSlot == d.st.BootedSlot && newer(pending, d.st.CurrentVersion) {
+		// The withdrawn version stays built: it is again what an upgrade
+		// would install (and only activate).
+		d.setAvailableLocked(pending, Release{})
+	}
+	d.mu.Unlock()
+	d.saveLogged()
+	return slot, v, err
+}
+
+// newer reports whether version a is above version b (decimal strings).
+func newer(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	return errA == nil && errB == nil && x > y
+}
 
 // Apply starts a job that activates a version staged by an Upgrade with
 // DownloadOnly (0: the one in the inactive slot): the security service
@@ -16,33 +144,6 @@ import (
 func (d *Daemon) Apply(version layout.Version, o JobOpts) (uint32, error) {
 	o.ApplyOnly, o.DownloadOnly = true, false
 	return d.Upgrade(version, o)
-}
-
-// staged checks that version (0: whatever the inactive slot holds) is built
-// and verified in the inactive slot, and returns it.
-func (d *Daemon) staged(ctx context.Context, cfg *engine.Config, version layout.Version) (layout.Version, error) {
-	if version == 0 {
-		booted, err := cfg.Root.CurrentSlot()
-		if err != nil {
-			return 0, err
-		}
-		v, err := engine.InstalledVersion(cfg.Root, booted.Other())
-		if err != nil {
-			return 0, fmt.Errorf("nothing is staged in slot %s (upgrade --download-only stages a version): %w", booted.Other(), errdefs.ErrFailedPrecondition)
-		}
-		version = v
-	}
-	res, upToDate, err := engine.Check(ctx, cfg, version)
-	if err != nil {
-		return 0, err
-	}
-	if upToDate {
-		return 0, fmt.Errorf("version %d is already running: %w", version, errdefs.ErrUpToDate)
-	}
-	if !res.AlreadyReady {
-		return 0, fmt.Errorf("version %d is not staged in slot %s; upgrade --download-only stages it: %w", version, res.Slot, errdefs.ErrFailedPrecondition)
-	}
-	return version, nil
 }
 
 // SetChannel switches the channel the daemon follows, durably; "" returns
@@ -54,36 +155,30 @@ func (d *Daemon) SetChannel(channel string) error {
 		return fmt.Errorf("channel %s: want 1-64 of A-Z, a-z, 0-9, '.', '-', '_' (or \"\" for the config's): %w", errdefs.Quote(channel, 64), errdefs.ErrInvalidArgument)
 	}
 	d.mu.Lock()
-	defer d.unlock()
-	if d.cancel != nil || d.st.State == StateChecking || d.st.State == StateRollingBack {
-		return fmt.Errorf("the daemon is %s; switch channels when it is done: %w", d.st.State, errdefs.ErrBusy)
+	if err := d.busyLocked(); err != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("switch channels when it is done: %w", err)
 	}
 	d.p.Channel = channel
-	if channel == "" {
-		channel = d.baseChannel
-	}
-	if channel != d.cfg.Engine.Channel {
+	s := followChannel(d.base, channel)
+	if s.Channel != d.settings.Channel {
 		d.setAvailableLocked("", Release{})
 		d.st.LastCheck, d.p.LastCheck = 0, 0
 	}
-	d.cfg.Engine.Channel, d.st.Channel = channel, channel
-	d.cfg.Engine.Mirrors = ExpandMirrors(d.baseMirrors, channel)
-	d.cfg.Logf("channel %s (mirrors %v)", channel, d.cfg.Engine.Mirrors)
-	return d.p.save(d.path)
+	d.settings, d.st.Channel = s, s.Channel
+	d.mu.Unlock()
+	d.cfg.Logf("channel %s (mirrors %v)", s.Channel, s.Mirrors)
+	return d.save()
 }
 
-// Reload applies a re-read configuration (SIGHUP) to the next check and
-// job: mirrors, channel (unless SetChannel chose one), hardware, download
+// Reload applies re-read settings (SIGHUP) to the next check and job:
+// mirrors, channel (unless SetChannel chose one), hardware, download
 // settings, policy, tries. A running job keeps the settings it started with.
-func (d *Daemon) Reload(cfg engine.Config, tries int) {
+func (d *Daemon) Reload(s worker.Settings, tries int) {
 	d.mu.Lock()
-	defer d.unlock()
-	d.baseChannel, d.baseMirrors = cfg.Channel, cfg.Mirrors
-	if d.p.Channel != "" {
-		cfg.Channel = d.p.Channel
-	}
-	cfg.Mirrors = ExpandMirrors(cfg.Mirrors, cfg.Channel)
-	d.cfg.Engine, d.cfg.Tries = cfg, tries
-	d.st.Channel = cfg.Channel
-	d.cfg.Logf("configuration reloaded: %d mirrors, channel %s", len(cfg.Mirrors), cfg.Channel)
+	defer d.mu.Unlock()
+	d.base, d.tries = s, tries
+	d.settings = followChannel(s, d.p.Channel)
+	d.st.Channel = d.settings.Channel
+	d.cfg.Logf("configuration reloaded: %d mirrors, channel %s", len(s.Mirrors), d.settings.Channel)
 }

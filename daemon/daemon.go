@@ -1,26 +1,27 @@
 // Package daemon is the upgrade daemon's behaviour, independent of D-Bus:
-// one job at a time, durable job state that survives kill -9, progress as a
-// status snapshot with throttled change notifications, and the hand-over to
-// the security service. It drives package engine and never writes the boot
-// pointer itself.
+// one job at a time, each in a worker process (package daemon/worker),
+// durable job state that survives kill -9, progress as a status snapshot
+// with throttled change notifications, and the hand-over to the security
+// service. It never writes the boot pointer itself.
+//
+// Its state has one owner, mu, which guards memory only: no disk I/O and
+// no call to another service happens while it is held, so a D-Bus property
+// read never waits behind a fsync or the security service.
 package daemon
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
-	"runtime/debug"
-	"strconv"
-	"strings"
+	"reflect"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"laptop.org/upgrade/atomicfile"
 	"laptop.org/upgrade/bootptr"
-	"laptop.org/upgrade/engine"
-	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/internal/textpages"
+	"laptop.org/upgrade/daemon/worker"
 	"laptop.org/upgrade/layout"
 )
 
@@ -34,14 +35,19 @@ type Security interface {
 
 // Config wires the daemon.
 type Config struct {
-	Engine   engine.Config
+	// Settings are the engine's settings, handed to each worker; their
+	// Mirrors may hold ChannelToken.
+	Settings worker.Settings
+	// Worker starts the process that runs each job and check.
+	Worker   *worker.Runner
 	Security Security
 	Tries    int
 	// ErrorName maps an error to the name clients see (dbusapi.ErrorName).
 	ErrorName func(error) string
 	Logf      func(string, ...any)
-	// Notify receives the properties that changed, at most every Throttle.
-	Notify func(changed map[string]any)
+	// Notify receives the status before and after a change, at most every
+	// Throttle.
+	Notify func(old, cur Status)
 	// Finished receives the end of every job, after the final Notify.
 	Finished func(job uint32, success bool, errName, message string)
 	Throttle time.Duration // default 100 ms: ≤ 10 updates/s, never > 1 s stale
@@ -52,21 +58,23 @@ type Config struct {
 // Daemon owns all state; exported methods are safe for concurrent use.
 type Daemon struct {
 	cfg  Config
+	root layout.Root
 	path string
 
-	mu          sync.Mutex // every holder releases it with unlock
-	baseChannel string     // the config's channel (SetChannel overrides it)
-	baseMirrors []string   // the config's mirrors, before ExpandMirrors
-	st          Status
-	pub         atomic.Pointer[Status] // st as of the last unlock (Status)
-	sent        map[string]any         // last notified values
-	dirty       bool
-	p           persisted
-	cancel      context.CancelFunc
-	closing     bool
-	jobDone     chan struct{}
-	stop        chan struct{}
-	wg          sync.WaitGroup
+	saveMu sync.Mutex // serializes writes of the state file, never held with mu
+
+	mu       sync.Mutex // guards what follows; never held across I/O
+	settings worker.Settings
+	base     worker.Settings // the config's, before SetChannel and ExpandMirrors
+	tries    int
+	st       Status
+	sent     Status // as of the last Notify
+	p        persisted
+	cancel   context.CancelFunc // the running job's; nil when none runs
+	closing  bool
+	jobDone  chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // New loads the durable state, refreshes what the disk says, and starts the
@@ -81,18 +89,22 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.ErrorName == nil {
 		cfg.ErrorName = func(err error) string { return err.Error() }
 	}
-	d := &Daemon{cfg: cfg, path: filepath.Join(cfg.Engine.Root.StateDir(), "daemon.json"), stop: make(chan struct{})}
+	if cfg.Worker == nil {
+		return nil, fmt.Errorf("daemon: no worker runner")
+	}
+	lr, err := layout.New(cfg.Settings.Root)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, root: lr, path: filepath.Join(lr.StateDir(), "daemon.json"), stop: make(chan struct{}), tries: cfg.Tries}
 	p, err := loadPersisted(d.path)
 	if err != nil {
 		return nil, fmt.Errorf("daemon state: %w", err)
 	}
 	d.p = p
-	d.baseChannel, d.baseMirrors = cfg.Engine.Channel, cfg.Engine.Mirrors
-	if p.Channel != "" {
-		d.cfg.Engine.Channel = p.Channel
-	}
-	d.cfg.Engine.Mirrors = ExpandMirrors(d.baseMirrors, d.cfg.Engine.Channel)
-	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage, Channel: d.cfg.Engine.Channel}
+	d.base = cfg.Settings
+	d.settings = followChannel(d.base, p.Channel)
+	d.st = Status{State: StateIdle, LastCheck: p.LastCheck, LastError: p.LastError, LastErrorMessage: p.LastErrorMessage, Channel: d.settings.Channel}
 	d.setAvailableLocked(p.AvailableVersion, p.Available)
 	if n := len(p.History); n > 0 {
 		// The last job survives a restart like its result: clients keep
@@ -103,32 +115,35 @@ func New(cfg Config) (*Daemon, error) {
 			d.st.Progress = 100
 		}
 	}
-	d.refreshLocked(context.Background())
-	st := d.st
-	d.pub.Store(&st)
-	d.sent = d.st.Map()
+	d.refresh(context.Background())
+	d.sent = d.st
 	d.wg.Add(1)
 	go d.notifier()
 	return d, nil
 }
 
-// Status returns a snapshot: st as the last holder of mu left it. It does
-// not wait for mu, so a D-Bus property read never waits behind a holder
-// doing disk I/O (the state file's fsync when a job starts and ends, the
-// boot pointer re-read), which took 10-20 ms behind other writeback.
-func (d *Daemon) Status() Status { return *d.pub.Load() }
+// followChannel is the config's settings for channel ("" = the config's
+// own), with the mirrors expanded for it.
+func followChannel(base worker.Settings, channel string) worker.Settings {
+	s := base
+	if channel != "" {
+		s.Channel = channel
+	}
+	s.Mirrors = ExpandMirrors(base.Mirrors, s.Channel)
+	return s
+}
 
-// unlock publishes st for Status and releases mu.
-func (d *Daemon) unlock() {
-	s := d.st // Drift is replaced, never modified in place: sharing it is safe
-	d.pub.Store(&s)
-	d.mu.Unlock()
+// Status returns a snapshot of every property.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st // Drift is replaced, never modified in place: sharing it is safe
 }
 
 // History returns finished jobs, newest first.
 func (d *Daemon) History() []HistoryEntry {
 	d.mu.Lock()
-	defer d.unlock()
+	defer d.mu.Unlock()
 	out := make([]HistoryEntry, len(d.p.History))
 	for i, h := range d.p.History {
 		out[len(out)-1-i] = h
@@ -136,52 +151,77 @@ func (d *Daemon) History() []HistoryEntry {
 	return out
 }
 
-// refreshLocked re-reads versions and the boot pointer from disk.
-func (d *Daemon) refreshLocked(ctx context.Context) {
-	r := d.cfg.Engine.Root
-	booted, err := r.CurrentSlot()
-	if err != nil {
-		d.st.BootedSlot = ""
-		return
+// disk is what refresh reads: the versions and the boot pointer.
+type disk struct {
+	booted, next          layout.Slot
+	current, nextVersion  string
+	failed                layout.Slot
+	bootedErr, pointerErr error
+}
+
+// readDisk reads the slots' versions and asks the security service for the
+// boot pointer (bounded: 10 s), without the lock.
+func (d *Daemon) readDisk(ctx context.Context) disk {
+	var k disk
+	k.booted, k.bootedErr = d.root.CurrentSlot()
+	if k.bootedErr != nil {
+		return k
 	}
-	d.st.BootedSlot = string(booted)
-	if v, err := engine.InstalledVersion(r, booted); err == nil {
-		d.st.CurrentVersion = v.String()
-	}
-	d.st.NextBootSlot, d.st.NextBootVersion, d.st.BootFailure = string(booted), d.st.CurrentVersion, ""
+	k.current = installedVersion(d.root, k.booted)
+	k.next, k.nextVersion = k.booted, k.current
 	if d.cfg.Security == nil {
-		return
+		return k
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	p, err := d.cfg.Security.Pointer(ctx)
 	if err != nil {
-		d.cfg.Logf("boot pointer: %v", err)
+		k.pointerErr = err
+		return k
+	}
+	k.next, k.nextVersion, k.failed = p.Next, installedVersion(d.root, p.Next), p.Failed
+	return k
+}
+
+// refresh re-reads versions and the boot pointer, then applies them.
+func (d *Daemon) refresh(ctx context.Context) {
+	k := d.readDisk(ctx)
+	if k.pointerErr != nil {
+		d.cfg.Logf("boot pointer: %v", k.pointerErr)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.applyDiskLocked(k)
+}
+
+func (d *Daemon) applyDiskLocked(k disk) {
+	if k.bootedErr != nil {
+		d.st.BootedSlot = ""
 		return
 	}
-	d.st.NextBootSlot = string(p.Next)
-	if v, err := engine.InstalledVersion(r, p.Next); err == nil {
-		d.st.NextBootVersion = v.String()
-	} else {
-		d.st.NextBootVersion = ""
+	d.st.BootedSlot = string(k.booted)
+	if k.current != "" {
+		d.st.CurrentVersion = k.current
 	}
-	if p.Failed != "" {
-		d.st.BootFailure = fmt.Sprintf("slot %s did not finish booting within its tries; the system fell back to slot %s", p.Failed, booted)
+	d.st.NextBootSlot, d.st.NextBootVersion, d.st.BootFailure = string(k.next), k.nextVersion, ""
+	if k.failed != "" {
+		d.st.BootFailure = fmt.Sprintf("slot %s did not finish booting within its tries; the system fell back to slot %s", k.failed, k.booted)
 	}
-	if d.cancel == nil {
-		switch {
-		case p.Next != booted && d.st.NextBootVersion != "":
-			// What boots next is complete, whatever a later job that
-			// failed had reached: never "ready-to-reboot 0%".
-			d.st.State, d.st.Progress = StateReadyToReboot, 100
-		case d.st.State == StateReadyToReboot:
-			// The pending version was withdrawn (Rollback).
-			d.st.State = StateIdle
-		}
+	if d.cancel != nil || k.pointerErr != nil {
+		return
+	}
+	switch {
+	case k.next != k.booted && k.nextVersion != "":
+		// What boots next is complete, whatever a later job that failed
+		// had reached: never "ready-to-reboot 0%".
+		d.st.State, d.st.Progress = StateReadyToReboot, 100
+	case d.st.State == StateReadyToReboot:
+		// The pending version was withdrawn (Rollback).
+		d.st.State = StateIdle
 	}
 }
 
-// notifier sends changed properties at most every Throttle.
+// notifier sends changes at most every Throttle.
 func (d *Daemon) notifier() {
 	defer d.wg.Done()
 	t := time.NewTicker(d.cfg.Throttle)
@@ -197,21 +237,14 @@ func (d *Daemon) notifier() {
 	}
 }
 
-// flush sends what changed since the last notification.
+// flush notifies what changed since the last notification.
 func (d *Daemon) flush() {
 	d.mu.Lock()
-	cur := d.st.Map()
-	changed := map[string]any{}
-	for k, v := range cur {
-		if fmt.Sprint(d.sent[k]) != fmt.Sprint(v) {
-			changed[k] = v
-		}
-	}
+	old, cur := d.sent, d.st
 	d.sent = cur
-	d.dirty = false
-	d.unlock()
-	if len(changed) > 0 && d.cfg.Notify != nil {
-		d.cfg.Notify(changed)
+	d.mu.Unlock()
+	if !reflect.DeepEqual(old, cur) && d.cfg.Notify != nil {
+		d.cfg.Notify(old, cur)
 	}
 }
 
@@ -223,7 +256,7 @@ func (d *Daemon) Close() {
 		d.cancel()
 	}
 	done := d.jobDone
-	d.unlock()
+	d.mu.Unlock()
 	if done != nil {
 		<-done
 	}
@@ -235,151 +268,28 @@ func (d *Daemon) Close() {
 	d.wg.Wait()
 }
 
-func (d *Daemon) saveLocked() {
-	if err := d.p.save(d.path); err != nil {
+// save writes the durable state as it is now. Writes are serialized and
+// each takes its snapshot after the previous write, so the file never goes
+// back to an older state.
+func (d *Daemon) save() error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	d.mu.Lock()
+	b, err := json.MarshalIndent(d.p, "", " ")
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(d.path), 0755); err != nil {
+		return err
+	}
+	return atomicfile.Write(d.path, b, 0644)
+}
+
+// saveLogged saves and logs a failure: the state in memory stays right,
+// and the next save tries again.
+func (d *Daemon) saveLogged() {
+	if err := d.save(); err != nil {
 		d.cfg.Logf("save state: %v", err)
 	}
-}
-
-// Check queries the repository: what is available and what it would cost.
-func (d *Daemon) Check(ctx context.Context, version layout.Version) (*engine.Result, bool, error) {
-	d.mu.Lock()
-	if d.cancel != nil {
-		d.unlock()
-		return nil, false, fmt.Errorf("an upgrade is running (job %d): %w", d.st.Job, errdefs.ErrBusy)
-	}
-	if d.st.State == StateRollingBack {
-		d.unlock()
-		return nil, false, fmt.Errorf("a rollback is running: %w", errdefs.ErrBusy)
-	}
-	prev := d.st.State
-	d.st.State = StateChecking
-	cfg := d.cfg.Engine // a copy: a reload applies to the next check
-	d.unlock()
-
-	defer releaseMemory() // the manifests and index the check read
-	var res *engine.Result
-	var upToDate bool
-	start := time.Now()
-	err := d.waitRoute(ctx, cfg.Mirrors)
-	if err == nil {
-		res, upToDate, err = engine.Check(ctx, &cfg, version)
-	}
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		// The caller's bound ran out: the mirrors did not answer in
-		// time. That is a network failure, not a cancellation (the
-		// fetch layer reports a done context as cancelled).
-		err = fmt.Errorf("no answer from %s within %s, the time a check may take: %w",
-			strings.Join(cfg.Mirrors, ", "), time.Since(start).Round(time.Second), errdefs.ErrNetwork)
-	}
-
-	d.mu.Lock()
-	defer d.unlock()
-	if d.st.State == StateChecking {
-		d.st.State = prev
-	}
-	d.st.LastCheck = uint64(time.Now().Unix())
-	d.p.LastCheck = d.st.LastCheck
-	switch {
-	case err != nil:
-		d.setErrorLocked(err)
-	case upToDate:
-		d.setAvailableLocked("", Release{})
-		d.setErrorLocked(nil)
-	case res.AlreadyReady && d.st.NextBootSlot == string(res.Slot):
-		// Built and next to boot: nothing is left to install, as after
-		// the job that built it.
-		d.setAvailableLocked("", Release{})
-		d.setErrorLocked(nil)
-	default:
-		d.setAvailableLocked(res.Version.String(), Release{Name: res.Name, Notes: res.Notes, DownloadBytes: uint64(max(res.DownloadBytes, 0))})
-		d.setErrorLocked(nil)
-	}
-	d.saveLocked()
-	return res, upToDate, err
-}
-
-// releaseMemory collects and returns to the system what a check or a job
-// left behind. Without it the pages stay until the next collection, which
-// an idle daemon (a heap of a few hundred KiB, far below its goal) may not
-// run for hours: the resident set would stay that of the last job.
-//
-// The code pages go back too (internal/textpages): a daemon that checks
-// once a day need not keep the job's code mapped in between.
-func releaseMemory() {
-	debug.FreeOSMemory()
-	_, _ = textpages.Release() // best effort: an old kernel keeps them
-}
-
-// setAvailableLocked records what an upgrade would install and its release
-// (durably with the next save).
-func (d *Daemon) setAvailableLocked(version string, rel Release) {
-	if version == "" {
-		rel = Release{}
-	}
-	d.st.AvailableVersion, d.p.AvailableVersion = version, version
-	d.st.AvailableName, d.st.ReleaseNotes, d.st.DownloadBytes = rel.Name, rel.Notes, rel.DownloadBytes
-	d.p.Available = rel
-}
-
-func (d *Daemon) setErrorLocked(err error) {
-	if err == nil {
-		d.st.LastError, d.st.LastErrorMessage = "", ""
-	} else {
-		d.st.LastError, d.st.LastErrorMessage = d.cfg.ErrorName(err), errdefs.Message(err)
-	}
-	d.p.LastError, d.p.LastErrorMessage = d.st.LastError, d.st.LastErrorMessage
-}
-
-// Rollback asks the security service to boot the other slot next.
-//
-// While the security service verifies the other slot (seconds), State is
-// rolling-back and Upgrade, Check and another Rollback answer Busy: a job
-// must not start writing into the slot being verified for the next boot.
-func (d *Daemon) Rollback(ctx context.Context) (layout.Slot, layout.Version, error) {
-	d.mu.Lock()
-	switch {
-	case d.cancel != nil:
-		d.unlock()
-		return "", 0, fmt.Errorf("an upgrade is running (job %d): %w", d.st.Job, errdefs.ErrBusy)
-	case d.st.State == StateChecking || d.st.State == StateRollingBack:
-		st := d.st.State
-		d.unlock()
-		return "", 0, fmt.Errorf("the daemon is %s; try again when it is done: %w", st, errdefs.ErrBusy)
-	case d.cfg.Security == nil:
-		d.unlock()
-		return "", 0, fmt.Errorf("no security service: %w", errdefs.ErrFailedPrecondition)
-	}
-	d.st.State = StateRollingBack
-	pending := d.st.NextBootVersion // a pending upgrade's version, if one is pending
-	if d.st.NextBootSlot == d.st.BootedSlot {
-		pending = ""
-	}
-	d.unlock()
-	var slot layout.Slot
-	var v layout.Version
-	err := d.withInhibit(ctx, func() (err error) { slot, v, err = d.cfg.Security.Rollback(ctx); return err })
-	d.mu.Lock()
-	defer d.unlock()
-	d.st.State = StateIdle // refreshLocked below says ready-to-reboot if so
-	if err != nil {
-		d.setErrorLocked(err)
-	} else {
-		d.setErrorLocked(nil)
-	}
-	d.refreshLocked(ctx)
-	if err == nil && pending != "" && d.st.NextBootSlot == d.st.BootedSlot && newer(pending, d.st.CurrentVersion) {
-		// The withdrawn version stays built: it is again what an upgrade
-		// would install (and only activate).
-		d.setAvailableLocked(pending, Release{})
-	}
-	d.saveLocked()
-	return slot, v, err
-}
-
-// newer reports whether version a is above version b (decimal strings).
-func newer(a, b string) bool {
-	x, errA := strconv.ParseUint(a, 10, 64)
-	y, errB := strconv.ParseUint(b, 10, 64)
-	return errA == nil && errB == nil && x > y
 }

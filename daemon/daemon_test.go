@@ -3,7 +3,9 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +120,7 @@ type fixture struct {
 	sec  *fakeSecurity
 	mu   sync.Mutex
 	ends []end
+	logs []string
 }
 
 func newFixture(t *testing.T, rp *testrepo.Repo) *fixture {
@@ -139,6 +142,7 @@ func TestDaemon(t *testing.T) {
 	t.Run("quick failure after ready-to-reboot", func(t *testing.T) { testQuickFailureAfterReady(t, rp) })
 	t.Run("check against a stalling mirror", func(t *testing.T) { testCheckStall(t, rp) })
 	t.Run("reload during a job", func(t *testing.T) { testReloadDuringJob(t, rp) })
+	t.Run("worker killed mid-job", func(t *testing.T) { testWorkerKilled(t, rp) })
 	t.Run("activated another version", func(t *testing.T) { testActivatedOtherVersion(t, rp) })
 }
 
@@ -154,7 +158,7 @@ func testReloadDuringJob(t *testing.T, rp *testrepo.Repo) {
 		t.Fatal(err)
 	}
 	<-f.sec.entered // the job is activating
-	dead := *f.cfg
+	dead := settings(f.cfg)
 	dead.Mirrors = []string{"http://[::1]:1/"}
 	d.Reload(dead, 5)
 	close(f.sec.hold)
@@ -209,7 +213,7 @@ func testCheckStall(t *testing.T, rp *testrepo.Repo) {
 		}
 	}))}
 	names := map[error]string{errdefs.ErrNetwork: "Network", errdefs.ErrCancelled: "Cancelled"}
-	d, err := daemon.New(daemon.Config{Engine: *f.cfg, Security: f.sec, Logf: t.Logf, ErrorName: func(err error) string {
+	d, err := daemon.New(daemon.Config{Settings: settings(f.cfg), Worker: runner(), Security: f.sec, Logf: t.Logf, ErrorName: func(err error) string {
 		for class, name := range names {
 			if errors.Is(err, class) {
 				return name
@@ -233,8 +237,8 @@ func testCheckStall(t *testing.T, rp *testrepo.Repo) {
 }
 
 // testStatusWhileWaiting: Status (every D-Bus property read) answers at
-// once while the daemon waits for I/O with its lock held, here the boot
-// pointer read after a rollback, and then shows the new state.
+// once while the daemon waits for another service, here the boot pointer
+// read after a rollback, and then shows the new state.
 func testStatusWhileWaiting(t *testing.T, rp *testrepo.Repo) {
 	f := newFixture(t, rp)
 	d := f.start(t)
@@ -248,13 +252,13 @@ func testStatusWhileWaiting(t *testing.T, rp *testrepo.Repo) {
 		_, _, err := d.Rollback(context.Background())
 		done <- err
 	}()
-	<-f.sec.ptrIn // the rollback re-reads the pointer, holding the daemon's lock
+	<-f.sec.ptrIn // the rollback re-reads the pointer
 	got := make(chan daemon.State)
 	go func() { got <- d.Status().State }()
 	select {
 	case st := <-got:
 		if st != daemon.StateRollingBack {
-			t.Errorf("State while the pointer is read = %q, want the last published %q", st, daemon.StateRollingBack)
+			t.Errorf("State while the pointer is read = %q, want %q", st, daemon.StateRollingBack)
 		}
 	case <-time.After(5 * time.Second):
 		close(hold) // let the rollback end, or Close would wait for ever
@@ -303,8 +307,11 @@ func testBusyWhileRollingBack(t *testing.T, rp *testrepo.Repo) {
 
 // errorName stands in for dbusapi.ErrorName (daemon must not import it).
 func errorName(err error) string {
-	if errors.Is(err, errdefs.ErrCancelled) {
+	switch {
+	case errors.Is(err, errdefs.ErrCancelled):
 		return "Cancelled"
+	case errors.Is(err, errdefs.ErrWorkerCrashed):
+		return "WorkerCrashed"
 	}
 	return "Failed"
 }
@@ -312,7 +319,13 @@ func errorName(err error) string {
 func (f *fixture) start(t *testing.T) *daemon.Daemon {
 	t.Helper()
 	d, err := daemon.New(daemon.Config{
-		Engine: *f.cfg, Security: f.sec, Tries: 3, ErrorName: errorName, Logf: t.Logf,
+		Settings: settings(f.cfg), Worker: runner(), Security: f.sec, Tries: 3, ErrorName: errorName,
+		Logf: func(format string, args ...any) {
+			t.Logf(format, args...)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.logs = append(f.logs, fmt.Sprintf(format, args...))
+		},
 		Finished: func(job uint32, ok bool, name, msg string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -323,6 +336,12 @@ func (f *fixture) start(t *testing.T) *daemon.Daemon {
 		t.Fatal(err)
 	}
 	return d
+}
+
+func (f *fixture) logged(s string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.ContainsFunc(f.logs, func(l string) bool { return strings.Contains(l, s) })
 }
 
 func (f *fixture) finished() []end {

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"laptop.org/upgrade/daemon/worker"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/layout"
 )
 
@@ -28,24 +28,44 @@ type JobOpts struct {
 	NewestOnly bool `json:"newest_only,omitempty"`
 }
 
-// Upgrade starts a job and returns its id at once.
+// busyLocked is the error for starting work while other work runs.
+func (d *Daemon) busyLocked() error {
+	switch {
+	case d.cancel != nil:
+		return fmt.Errorf("an upgrade is already running (job %d); wait for it or cancel it: %w", d.st.Job, errdefs.ErrBusy)
+	case d.st.State == StateChecking || d.st.State == StateRollingBack:
+		return fmt.Errorf("the daemon is %s; try again when it is done: %w", d.st.State, errdefs.ErrBusy)
+	}
+	return nil
+}
+
+// Upgrade starts a job and returns its id at once, once the job is
+// recorded durably (a restart resumes it).
 func (d *Daemon) Upgrade(version layout.Version, o JobOpts) (uint32, error) {
 	d.mu.Lock()
-	defer d.unlock()
-	if d.cancel != nil {
-		return 0, fmt.Errorf("an upgrade is already running (job %d); wait for it or cancel it: %w", d.st.Job, errdefs.ErrBusy)
-	}
-	if d.st.State == StateChecking || d.st.State == StateRollingBack {
-		return 0, fmt.Errorf("the daemon is %s: %w", d.st.State, errdefs.ErrBusy)
+	if err := d.busyLocked(); err != nil {
+		d.mu.Unlock()
+		return 0, err
 	}
 	job := d.p.NextJob
 	d.p.NextJob++
 	d.p.Running = &Running{Job: job, Version: version, Opts: o, Started: time.Now().UTC()}
-	if err := d.p.save(d.path); err != nil {
-		d.p.Running = nil
+	run := *d.p.Running
+	// Reserved: from here every other start answers Busy.
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel, d.jobDone = cancel, make(chan struct{})
+	d.mu.Unlock()
+
+	err := d.save()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.p.Running, d.cancel = nil, nil
+		close(d.jobDone)
+		cancel()
 		return 0, fmt.Errorf("save job: %w", err)
 	}
-	d.startLocked(*d.p.Running, false)
+	d.startLocked(ctx, run, false)
 	return job, nil
 }
 
@@ -53,20 +73,22 @@ func (d *Daemon) Upgrade(version layout.Version, o JobOpts) (uint32, error) {
 // journal makes it continue where it stopped.
 func (d *Daemon) Resume() (uint32, bool) {
 	d.mu.Lock()
-	defer d.unlock()
+	defer d.mu.Unlock()
 	if d.p.Running == nil || d.cancel != nil {
 		return 0, false
 	}
 	d.cfg.Logf("resuming job %d cut off by a restart", d.p.Running.Job)
-	d.startLocked(*d.p.Running, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel, d.jobDone = cancel, make(chan struct{})
+	d.startLocked(ctx, *d.p.Running, true)
 	return d.p.Running.Job, true
 }
 
-// Cancel stops the running job; it ends with Finished(…, Cancelled). With
-// no job running it does nothing.
+// Cancel stops the running job (its worker gets SIGTERM); it ends with
+// Finished(…, Cancelled). With no job running it does nothing.
 func (d *Daemon) Cancel() {
 	d.mu.Lock()
-	defer d.unlock()
+	defer d.mu.Unlock()
 	if d.cancel != nil {
 		d.cancel()
 	}
@@ -76,32 +98,29 @@ func (d *Daemon) Cancel() {
 func (d *Daemon) Wait() {
 	d.mu.Lock()
 	done := d.jobDone
-	d.unlock()
+	d.mu.Unlock()
 	if done != nil {
 		<-done
 	}
 }
 
-func (d *Daemon) startLocked(run Running, resumed bool) {
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.jobDone = make(chan struct{})
+// startLocked shows the job as started and runs it; d.cancel and d.jobDone
+// are set.
+func (d *Daemon) startLocked(ctx context.Context, run Running, resumed bool) {
 	d.st.Job = run.Job
 	d.st.State = StateChecking
 	d.st.Progress, d.st.BytesDone, d.st.BytesTotal = 0, 0, 0
 	d.st.TargetVersion = run.Version.String()
 	done := d.jobDone
-	cfg := d.cfg.Engine // a copy: a reload applies to the next job
+	s, tries := d.settings, d.tries // copies: a reload applies to the next job
+	if run.Opts.Tries != 0 {
+		tries = run.Opts.Tries
+	}
 	go func() {
 		defer close(done)
-		err := d.run(ctx, cfg, run, resumed)
-		d.finish(run, resumed, err)
+		err := d.run(ctx, s, tries, run)
+		d.finish(ctx, run, resumed, err)
 	}()
-}
-
-var phaseState = map[engine.Phase]State{
-	engine.PhaseChecking: StateChecking, engine.PhaseCloning: StateCloning, engine.PhaseDownloading: StateDownloading,
-	engine.PhaseApplying: StateApplying, engine.PhaseVerifying: StateVerifying, engine.PhaseDone: StateVerifying,
 }
 
 // The engine's work is the first engineShare percent of a job; activation
@@ -113,13 +132,19 @@ const (
 	activatingStart = engineShare
 )
 
+// progress shows the engine's progress; PhaseDone ends the engine's part,
+// not the job, so the state stays that of the last phase.
 func (d *Daemon) progress(p engine.Progress) {
 	d.mu.Lock()
-	defer d.unlock()
+	defer d.mu.Unlock()
 	if d.cancel == nil {
 		return
 	}
-	d.setProgressLocked(phaseState[p.Phase], uint32(p.Percent()*engineShare/100))
+	state := p.Phase
+	if state == engine.PhaseDone {
+		state = d.st.State
+	}
+	d.setProgressLocked(state, uint32(p.Percent()*engineShare/100))
 	if p.Phase == engine.PhaseDownloading {
 		d.st.BytesDone, d.st.BytesTotal = uint64(max(p.BytesDone, 0)), uint64(max(p.BytesTotal, 0))
 	}
@@ -133,45 +158,19 @@ func (d *Daemon) setProgressLocked(state State, pct uint32) {
 	d.st.Progress = max(d.st.Progress, min(pct, 99))
 }
 
-func (d *Daemon) run(ctx context.Context, cfg engine.Config, run Running, resumed bool) error {
-	if run.Opts.ApplyOnly {
-		v, err := d.staged(ctx, &cfg, run.Version)
-		if err != nil {
-			return err
-		}
-		run.Version = v
-	}
-	if d.cfg.Security != nil {
-		cfg.BeforeWrite = func(s layout.Slot) error { return d.cfg.Security.Invalidate(ctx, s) }
-	}
-	// The engine's own goroutine (fetching and decoding the index, the
-	// manifests and the delivery list, planning: most of the checking
-	// phase) is background work like its worker pools; D-Bus calls that
-	// arrive meanwhile keep their normal priority.
-	restore := lowprio.Background()
-	res, err := d.runEngine(ctx, run, &cfg)
-	restore()
+// run runs the job's worker, then has the security service activate what
+// it built.
+func (d *Daemon) run(ctx context.Context, s worker.Settings, tries int, run Running) error {
+	req := worker.Request{Mode: worker.ModeUpgrade, Settings: s, Priority: worker.Background, Job: run.Job,
+		Version: run.Version, NewestOnly: run.Opts.NewestOnly, ApplyOnly: run.Opts.ApplyOnly}
+	res, err := d.runJob(ctx, run, &req)
 	if res != nil && err == nil {
 		c := res.Counts
 		d.cfg.Logf("job %d: version %d into slot %s: keep %d, link %d, copy %d, delta %d, object %d; fetched %d bytes (resumed %v, drift %d)",
 			run.Job, res.Version, res.Slot, c[engine.Keep], c[engine.Link], c[engine.Copy], c[engine.Delta], c[engine.Object], res.Fetched, res.Resumed, len(res.Drift))
 	}
 	if res != nil {
-		d.mu.Lock()
-		d.st.TargetVersion = res.Version.String()
-		d.st.Drift = nil // not [:0]: earlier Status snapshots share the array
-		for _, dr := range res.Drift {
-			d.st.Drift = append(d.st.Drift, dr.Path+": "+dr.Reason)
-		}
-		if d.p.Running != nil {
-			d.p.Running.Fetched += res.Fetched
-		}
-		if err == nil && run.Opts.DownloadOnly {
-			// Staged: what an upgrade (Apply) would install, with nothing
-			// left to download.
-			d.setAvailableLocked(d.st.TargetVersion, Release{Name: res.Name, Notes: res.Notes})
-		}
-		d.unlock()
+		d.record(res, err == nil && run.Opts.DownloadOnly)
 	}
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, errdefs.ErrCancelled) {
@@ -182,7 +181,26 @@ func (d *Daemon) run(ctx context.Context, cfg engine.Config, run Running, resume
 	if d.cfg.Security == nil || run.Opts.DownloadOnly {
 		return nil
 	}
-	return d.activate(ctx, run, res.Slot, res.Version)
+	return d.activate(ctx, run, res.Slot, res.Version, tries)
+}
+
+// record shows what the engine built; staged: it waits for Apply.
+func (d *Daemon) record(res *engine.Result, staged bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st.TargetVersion = res.Version.String()
+	d.st.Drift = nil // not [:0]: earlier Status snapshots share the array
+	for _, dr := range res.Drift {
+		d.st.Drift = append(d.st.Drift, dr.Path+": "+dr.Reason)
+	}
+	if d.p.Running != nil {
+		d.p.Running.Fetched += res.Fetched
+	}
+	if staged {
+		// What an upgrade (Apply) would install, with nothing left to
+		// download.
+		d.setAvailableLocked(d.st.TargetVersion, Release{Name: res.Name, Notes: res.Notes})
+	}
 }
 
 // activateTimeout bounds the security service's verification of a slot.
@@ -195,24 +213,20 @@ const activateTimeout = 10 * time.Minute
 // Instead the answer is awaited and, if the job was cancelled meanwhile,
 // the slot is withdrawn again. The service answers with the version it
 // verified in the slot; one other than the job built is withdrawn too.
-func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot, built layout.Version) error {
+func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot, built layout.Version, tries int) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("job %d cancelled before activation: %w", run.Job, errdefs.ErrCancelled)
 	}
 	d.mu.Lock()
 	d.setProgressLocked(StateActivating, activatingStart)
-	tries := run.Opts.Tries
-	if tries == 0 {
-		tries = d.cfg.Tries
-	}
-	d.unlock()
+	d.mu.Unlock()
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), activateTimeout)
 	defer cancel()
 	var got layout.Version
 	err := d.withInhibit(actx, func() (err error) { got, err = d.cfg.Security.Activate(actx, slot, tries); return err })
 	d.mu.Lock()
 	closing := d.closing // a shutdown, not a Cancel: the job resumes at the next start
-	d.unlock()
+	d.mu.Unlock()
 	if ctx.Err() != nil && err == nil && !closing {
 		if err := d.cfg.Security.Invalidate(actx, slot); err != nil {
 			return fmt.Errorf("job %d was cancelled during activation, but withdrawing slot %s failed, so it boots next: %w", run.Job, slot, err)
@@ -233,16 +247,25 @@ func (d *Daemon) activate(ctx context.Context, run Running, slot layout.Slot, bu
 
 // finish records the result durably, publishes the last properties, then
 // sends Finished.
-func (d *Daemon) finish(run Running, resumed bool, err error) {
+func (d *Daemon) finish(ctx context.Context, run Running, resumed bool, err error) {
 	d.mu.Lock()
-	d.cancel = nil
-	if d.closing {
+	closing := d.closing
+	d.mu.Unlock()
+	if closing {
 		// Shutting down: the job stays recorded as running and resumes at
 		// the next start, which sends its Finished.
+		d.mu.Lock()
+		d.cancel = nil
 		d.st.State = StateIdle
-		d.unlock()
+		d.mu.Unlock()
 		return
 	}
+	k := d.readDisk(context.WithoutCancel(ctx)) // before the job ends: nothing else starts meanwhile
+	if k.pointerErr != nil {
+		d.cfg.Logf("boot pointer: %v", k.pointerErr)
+	}
+	d.mu.Lock()
+	d.cancel = nil
 	entry := HistoryEntry{Job: run.Job, Version: d.st.TargetVersion, Success: err == nil, Started: run.Started, Finished: time.Now().UTC(), Resumed: resumed}
 	if d.p.Running != nil {
 		entry.Fetched = d.p.Running.Fetched
@@ -268,12 +291,11 @@ func (d *Daemon) finish(run Running, resumed bool, err error) {
 	if len(d.p.History) > maxHistory {
 		d.p.History = d.p.History[len(d.p.History)-maxHistory:]
 	}
-	d.refreshLocked(context.Background())
-	d.saveLocked()
-	d.unlock()
+	d.applyDiskLocked(k)
+	d.mu.Unlock()
+	d.saveLogged()
 	d.flush()
 	if d.cfg.Finished != nil {
 		d.cfg.Finished(run.Job, err == nil, entry.Error, entry.Message)
 	}
-	releaseMemory()
 }

@@ -30,7 +30,7 @@ func TestProgressNeverGoesBack(t *testing.T) {
 	}
 	d.mu.Lock()
 	d.setProgressLocked(StateActivating, activatingStart)
-	d.unlock()
+	d.mu.Unlock()
 	st := d.Status()
 	seen = append(seen, st.Progress)
 	for i := 1; i < len(seen); i++ {

@@ -4,29 +4,44 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"time"
 
-	"laptop.org/upgrade/atomicfile"
+	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/layout"
 )
 
-// State is the daemon's phase as clients see it (property State).
-type State string
+// State is the daemon's phase as clients see it (property State): one
+// type with the engine's phases, which a running job reports as they are,
+// and the daemon's own around them.
+type State = engine.Phase
 
 const (
 	StateIdle          State = "idle"
-	StateChecking      State = "checking"
-	StateCloning       State = "cloning"
-	StateDownloading   State = "downloading"
-	StateApplying      State = "applying"
-	StateVerifying     State = "verifying"
+	StateChecking            = engine.PhaseChecking
+	StateCloning             = engine.PhaseCloning
+	StateDownloading         = engine.PhaseDownloading
+	StateApplying            = engine.PhaseApplying
+	StateVerifying           = engine.PhaseVerifying
 	StateActivating    State = "activating"
 	StateReadyToReboot State = "ready-to-reboot"
 	StateRollingBack   State = "rolling-back"
 )
 
-// Status is every property of org.laptop.Upgrade1, as one snapshot.
+// busy reports whether the daemon works in state st (a job, a check, a
+// rollback) rather than waits.
+func busy(st State) bool { return st != StateIdle && st != StateReadyToReboot }
+
+// installedVersion is the version slot holds, "" when it holds none.
+func installedVersion(r layout.Root, slot layout.Slot) string {
+	v, err := engine.InstalledVersion(r, slot)
+	if err != nil {
+		return ""
+	}
+	return v.String()
+}
+
+// Status is the daemon's whole state as clients see it, as one snapshot
+// (daemon/bus publishes it as the properties of org.laptop.Upgrade1).
 type Status struct {
 	State            State
 	Job              uint32
@@ -49,24 +64,6 @@ type Status struct {
 	ReleaseNotes  string
 	DownloadBytes uint64 // still to download for it (0 when staged)
 	Channel       string // the channel followed (SetChannel, else the config)
-}
-
-// Map returns the status keyed by property name (for GetAll and diffs).
-func (s Status) Map() map[string]any {
-	drift := s.Drift
-	if drift == nil {
-		drift = []string{}
-	}
-	return map[string]any{
-		"State": string(s.State), "Job": s.Job, "Progress": s.Progress,
-		"BytesDone": s.BytesDone, "BytesTotal": s.BytesTotal,
-		"CurrentVersion": s.CurrentVersion, "AvailableVersion": s.AvailableVersion, "TargetVersion": s.TargetVersion,
-		"BootedSlot": s.BootedSlot, "NextBootSlot": s.NextBootSlot, "NextBootVersion": s.NextBootVersion,
-		"LastCheck": s.LastCheck, "LastError": s.LastError, "LastErrorMessage": s.LastErrorMessage,
-		"BootFailure": s.BootFailure, "Drift": drift,
-		"AvailableName": s.AvailableName, "ReleaseNotes": s.ReleaseNotes, "DownloadBytes": s.DownloadBytes,
-		"Channel": s.Channel,
-	}
 }
 
 // HistoryEntry is one finished job.
@@ -131,15 +128,4 @@ func loadPersisted(path string) (persisted, error) {
 		p.NextJob = 1
 	}
 	return p, nil
-}
-
-func (p *persisted) save(path string) error {
-	b, err := json.MarshalIndent(p, "", " ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0755); err != nil {
-		return err
-	}
-	return atomicfile.Write(path, b, 0644)
 }

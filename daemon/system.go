@@ -3,9 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
+	"laptop.org/upgrade/daemon/worker"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/layout"
 )
@@ -47,9 +47,6 @@ type Background struct {
 	// Check refuses with an error wrapping errdefs.ErrPolicy and a reason
 	// (metered connection, low battery); the job ends with it in LastError.
 	Check func(ctx context.Context) error
-	// Lower drops the daemon to idle I/O and CPU priority for the job and
-	// returns the undo.
-	Lower func() (restore func(), err error)
 	// MaxRate caps the job's download (bytes/s, 0 = none).
 	MaxRate int64
 }
@@ -72,31 +69,25 @@ func (d *Daemon) waitRoute(ctx context.Context, mirrors []string) error {
 	return err
 }
 
-// background applies the background policy to cfg for one job and returns
-// the undo; a refusal is the job's error.
-func (d *Daemon) background(ctx context.Context, run Running, cfg *engine.Config) (func(), error) {
+// background applies the background policy to a job's request: a refusal
+// is the job's error; otherwise the worker runs at idle priority under the
+// rate cap.
+func (d *Daemon) background(ctx context.Context, run Running, req *worker.Request) error {
 	bg := d.cfg.System.Background
 	if bg == nil || !run.Opts.Background || run.Opts.Force {
-		return func() {}, nil
+		return nil
 	}
 	if bg.Check != nil {
 		if err := bg.Check(ctx); err != nil {
-			return func() {}, err
+			return err
 		}
 	}
 	if bg.MaxRate > 0 {
-		cfg.Fetch.MaxRate = bg.MaxRate
+		req.Settings.Fetch.MaxRate = bg.MaxRate
 	}
-	restore := func() {}
-	if bg.Lower != nil {
-		r, err := bg.Lower()
-		if err != nil {
-			d.cfg.Logf("job %d: idle priority: %v", run.Job, err)
-		}
-		restore = r
-	}
+	req.Priority = worker.Idle
 	d.cfg.Logf("job %d runs in the background: idle priority, rate cap %d B/s", run.Job, bg.MaxRate)
-	return restore, nil
+	return nil
 }
 
 // inhibit takes the shutdown/sleep lock; failure is logged, not fatal: the
@@ -127,48 +118,44 @@ func (d *Daemon) phaseLock(ctx context.Context, p engine.Phase) {
 	}
 }
 
-// runEngine runs the engine for one job with the system integration: the
+// runJob runs the job's worker with the system integration: the
 // background policy, the inhibitor around slot writes, watchdog pings from
-// progress, and the network wait and link-loss resume. Every path releases
-// the inhibitor and restores the priority.
-func (d *Daemon) runEngine(ctx context.Context, run Running, cfg *engine.Config) (*engine.Result, error) {
-	restore, err := d.background(ctx, run, cfg)
-	defer restore()
-	if err != nil {
+// progress, and the network wait and link-loss resume (each attempt is a
+// worker of its own, which resumes from the journal). Every path releases
+// the inhibitor.
+func (d *Daemon) runJob(ctx context.Context, run Running, req *worker.Request) (*engine.Result, error) {
+	if err := d.background(ctx, run, req); err != nil {
 		return nil, err
 	}
 	defer d.uninhibit()
-	if w := cfg.BeforeWrite; w != nil || d.cfg.System.Inhibitor != nil {
-		cfg.BeforeWrite = func(s layout.Slot) error {
-			// The security service writes the boot pointer here, then the
-			// clone starts: both under the lock.
+	req.AskBeforeWrite = d.cfg.Security != nil || d.cfg.System.Inhibitor != nil
+	var last engine.Phase // Handler calls come from Run's goroutine alone
+	h := worker.Handler{
+		Progress: func(p engine.Progress) {
+			if p.Phase != last {
+				last = p.Phase
+				d.phaseLock(ctx, p.Phase)
+			}
+			d.alive()
+			d.progress(p)
+		},
+		BeforeWrite: func(s layout.Slot) error {
+			// The security service withdraws the slot from the boot
+			// pointer, then the clone starts: both under the lock.
 			d.inhibit(ctx)
-			if w == nil {
+			if d.cfg.Security == nil {
 				return nil
 			}
-			return w(s)
-		}
+			return d.cfg.Security.Invalidate(ctx, s)
+		},
 	}
-	var (
-		mu   sync.Mutex // progress comes from any goroutine
-		last engine.Phase
-	)
-	opts := engine.Options{Version: run.Version, NewestOnly: run.Opts.NewestOnly, Job: run.Job, Progress: func(p engine.Progress) {
-		mu.Lock()
-		if p.Phase != last {
-			last = p.Phase
-			d.phaseLock(ctx, p.Phase)
-		}
-		mu.Unlock()
-		if d.cfg.System.Alive != nil {
-			d.cfg.System.Alive()
-		}
-		d.progress(p)
-	}}
 	var res *engine.Result
 	attempt := func(actx context.Context) error {
-		r, err := engine.Upgrade(actx, cfg, opts)
-		if r != nil {
+		out, err := d.cfg.Worker.Run(actx, *req, h)
+		if out.Pid != 0 {
+			d.cfg.Logf("job %d: worker pid %d ended: peak RSS %.1f MiB", run.Job, out.Pid, float64(out.PeakRSS)/(1<<20))
+		}
+		if r := out.Result; r != nil {
 			if res != nil {
 				r.Fetched += res.Fetched
 			}
@@ -178,16 +165,20 @@ func (d *Daemon) runEngine(ctx context.Context, run Running, cfg *engine.Config)
 		return err
 	}
 	if d.cfg.System.Network == nil {
-		err = attempt(ctx)
-	} else {
-		err = d.cfg.System.Network.Persist(ctx, cfg.Mirrors, d.networkWait(), func(actx context.Context) error {
-			if d.cfg.System.Alive != nil {
-				d.cfg.System.Alive() // waiting for a link is work, not a hang
-			}
-			return attempt(actx)
-		})
+		return res, attempt(ctx)
 	}
+	err := d.cfg.System.Network.Persist(ctx, req.Settings.Mirrors, d.networkWait(), func(actx context.Context) error {
+		d.alive() // waiting for a link is work, not a hang
+		return attempt(actx)
+	})
 	return res, err
+}
+
+// alive pings the watchdog.
+func (d *Daemon) alive() {
+	if d.cfg.System.Alive != nil {
+		d.cfg.System.Alive()
+	}
 }
 
 // withInhibit runs f (a boot pointer write by the security service) under
@@ -202,7 +193,7 @@ func (d *Daemon) withInhibit(ctx context.Context, f func() error) error {
 // when not, so that a hung job is left to the watchdog.
 func (d *Daemon) Busy() bool {
 	d.mu.Lock()
-	defer d.unlock()
+	defer d.mu.Unlock()
 	return d.cancel != nil
 }
 

@@ -69,6 +69,7 @@ func TestErrorNames(t *testing.T) {
 		{fmt.Errorf("x: %w", context.Canceled), ErrCancelled},
 		{fmt.Errorf("x: %w", errdefs.ErrInvalidArgument), ErrInvalidArgs},
 		{fmt.Errorf("x: %w", errdefs.ErrFailedPrecondition), ErrPrecondition},
+		{fmt.Errorf("job 4: %w", errdefs.ErrWorkerCrashed), ErrWorkerCrashed},
 		{errors.New("something else"), ErrFailed},
 	} {
 		got := ErrorName(tc.err)

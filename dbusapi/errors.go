@@ -55,6 +55,7 @@ const (
 	ErrTooLarge      = ErrorPrefix + "TooLarge"
 	ErrPrecondition  = ErrorPrefix + "FailedPrecondition"
 	ErrDowngrade     = ErrorPrefix + "Downgrade"
+	ErrWorkerCrashed = ErrorPrefix + "WorkerCrashed"
 	ErrFailed        = ErrorPrefix + "Failed"
 )
 
@@ -64,6 +65,7 @@ var classes = []struct {
 }{
 	{errdefs.ErrCancelled, ErrCancelled},
 	{context.Canceled, ErrCancelled},
+	{errdefs.ErrWorkerCrashed, ErrWorkerCrashed},
 	{errdefs.ErrBusy, ErrBusy},
 	{errdefs.ErrNotAuthorized, ErrNotAuthorized},
 	{errdefs.ErrUpToDate, ErrUpToDate},

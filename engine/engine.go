@@ -15,7 +15,6 @@ import (
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/internal/textpages"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
@@ -288,7 +287,6 @@ func Upgrade(ctx context.Context, cfg *Config, o Options) (*Result, error) {
 		return res, err
 	}
 	report(Progress{Phase: PhaseApplying, ItemsTotal: len(plan.Actions)})
-	textpages.Trim() // the apply's peak is the job's; best effort
 	ap := &applier{a: aRoot, b: bRoot, t: t, p: plan, staging: r.StagingDir(), resume: res.Resumed, cloned: cur.Manifest, workers: defaultWorkers(cfg.Workers),
 		progress: func(done, total int) { report(Progress{Phase: PhaseApplying, ItemsDone: done, ItemsTotal: total}) }}
 	if err := ap.run(ctx); err != nil {

@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"laptop.org/upgrade/digest"
-	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/slotfs"
 	"laptop.org/upgrade/verify"
 )
@@ -71,7 +70,6 @@ func (ap *applier) files(ctx context.Context) error {
 	for w := 0; w < ap.workers; w++ {
 		wg.Add(1)
 		go func() {
-			defer lowprio.Background()()
 			defer wg.Done()
 			for j := range work {
 				if ctx.Err() != nil {

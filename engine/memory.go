@@ -7,19 +7,12 @@ import (
 )
 
 // JobMemoryLimit is the Go runtime's soft memory limit while a job runs,
-// unless the process set one itself (GOMEMLIMIT or debug.SetMemoryLimit),
-// plus jobBytesPerEntry for every entry of the manifests the job holds. An
-// upgrade's live heap is ~20-30 MiB for a 15k-file tree (two manifests, the
-// delivery list, a frame of delta output, a pack's decoder window) but it
-// allocates hundreds of MiB on the way; with the default GOGC alone the
-// heap grew to twice the live set and the resident set past 90 MiB. The
-// limit makes the collector run earlier instead (about twice as often: a
-// few percent of CPU). It is soft, and scaled by the tree's size, so that
-// a larger tree does not make the collector run without end. The delta
-// frame buffers live outside the heap (delta/framebuf.go) and outside this
-// limit: it was 16 MiB while they were garbage on the heap, and the
-// collector then ran ~60 times in a 2 s upgrade of the Go pair; with them
-// out it runs ~17 times under 14 MiB, at the same peak resident set.
+// plus jobBytesPerEntry for every manifest entry the job holds, unless the
+// process set one itself (GOMEMLIMIT or debug.SetMemoryLimit). A job's live
+// heap is far below what it allocates on the way, and the limit has the
+// collector run earlier instead of letting the heap double; it is soft and
+// scaled by the tree, so a large tree never makes the collector run without
+// end. Figures: bench/results.md, "Memory of a job".
 var JobMemoryLimit int64 = 14 << 20
 
 // jobBytesPerEntry is what a manifest entry costs while a job runs (the

@@ -11,7 +11,6 @@ import (
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/repo"
 )
 
@@ -134,7 +133,6 @@ func (ap *applier) unpack(ctx context.Context, k int, acts []*Action, out func(p
 	var wg sync.WaitGroup
 	for range ap.workers {
 		wg.Go(func() {
-			defer lowprio.Background()()
 			for t := range tasks {
 				if !failed() {
 					ap.slots <- struct{}{}

@@ -42,4 +42,8 @@ var (
 	ErrDowngrade = errors.New("downgrade refused")
 	// ErrFailedPrecondition: the system is not in a state where the operation makes sense.
 	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrWorkerCrashed: the process that ran a job ended without reporting a
+	// result (killed, out of memory, a panic); the job's journal still lets
+	// the next job resume it.
+	ErrWorkerCrashed = errors.New("worker crashed")
 )

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/internal/lowprio"
 )
 
 // Fetch downloads every blob into dir as dir/<sha256 hex>. A final name exists
@@ -49,7 +48,6 @@ func (f *Fetcher) Fetch(ctx context.Context, dir string, blobs []Blob) error {
 	for range min(f.o.Parallel, len(todo)) {
 		wg.Add(1)
 		go func() {
-			defer lowprio.Background()()
 			defer wg.Done()
 			for b := range next {
 				if err := f.fetchBlob(ctx2, dir, b, run); err != nil {

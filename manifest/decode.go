@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/internal/lowprio"
 )
 
 // Decode reads and fully validates a manifest under pol. Anything malformed
@@ -76,22 +75,11 @@ const decodeChunk = 2048
 // whole lines per core. The error is that of the lowest-numbered bad line.
 func decodeEntries(body []byte, es []Entry) error {
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(es)/decodeChunk))
-	if lowprio.Enabled() {
-		// A daemon's job is background work: it need not spread over
-		// every core, and niced threads outnumbering the cores delay each
-		// stop of the world, and a D-Bus call with it. (The first jobs
-		// measured with parallel decoding had GetAll p99 10-14 ms in the
-		// checking phase, 3-6 before; on one thread it was 2.8-5.5 ms, but
-		// single calls of 15-20 ms remained there: the effect is within
-		// this machine's noise.)
-		workers = 1
-	}
 	chunks := splitLines(body, len(es), workers)
 	errs := make([]error, len(chunks))
 	var wg sync.WaitGroup
 	for i, c := range chunks {
 		wg.Go(func() {
-			defer lowprio.Background()() // a daemon's job decodes manifests too
 			errs[i] = decodeLines(c.b, es[c.first:c.end], c.first)
 		})
 	}

@@ -30,7 +30,6 @@ import (
 
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
 )
@@ -161,7 +160,6 @@ func (v *verifier) run() ([]Mismatch, error) {
 	var workers sync.WaitGroup
 	for range v.o.Workers {
 		workers.Go(func() {
-			defer lowprio.Background()()
 			buf := make([]byte, 1<<20)
 			for t := range v.tasks {
 				if v.ctx.Err() == nil {

@@ -82,7 +82,15 @@ func main() {
 	fmt.Printf("BENCH dbus_getall_p50_ms %.3f ms\n", med(func(r result) float64 { return r.p50 }))
 	fmt.Printf("BENCH dbus_getall_p99_ms %.3f ms\n", med(func(r result) float64 { return r.p99 }))
 	fmt.Printf("BENCH daemon_peak_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.peak }))
+	fmt.Printf("BENCH worker_peak_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.worker }))
 	fmt.Printf("BENCH idle_after_job_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.after }))
+	fmt.Printf("BENCH upgrade_over_dbus_seconds %.2f s\n", med(func(r result) float64 { return r.seconds }))
+	// The targets of issue 15: answers during a job as fast as idle ones
+	// of the same session, and no memory kept after a job.
+	fmt.Printf("BENCH dbus_getall_p99_vs_idle %.3f x\n", med(func(r result) float64 { return r.p99 / r.idleP99 }))
+	if floorRSS > 0 {
+		fmt.Printf("BENCH idle_after_job_above_floor_mib %.2f MiB\n", med(func(r result) float64 { return r.after })-floorRSS)
+	}
 	fmt.Printf("BENCH dbus_runs %d jobs (figures are medians)\n", len(rs))
 }
 
@@ -92,10 +100,13 @@ type opts struct {
 	floor                 bool
 }
 
-// result is one job's figures, in ms and MiB.
+// result is one job's figures, in ms, MiB and s.
 type result struct {
-	idleP50, idleP99, p50, p99, peak, after float64
+	idleP50, idleP99, p50, p99, peak, worker, after, seconds float64
 }
+
+// floorRSS is the idle RSS of idlebase, once measured (MiB).
+var floorRSS float64
 
 // session starts a bus, securityd and upgraded on a fresh copy of the
 // pair's root, times GetAll on the idle daemon and then during one
@@ -173,6 +184,7 @@ func session(o opts, first bool) result {
 		idle, anon, file := idleRSS(fpid, *samples)
 		stop()
 		fmt.Printf("BENCH idle_rss_floor_mib %.2f MiB\n", idle)
+		floorRSS = idle
 		fmt.Printf("BENCH idle_rss_floor_anon_mib %.2f MiB\n", anon)
 		fmt.Printf("BENCH idle_rss_floor_file_mib %.2f MiB\n", file)
 	}
@@ -262,7 +274,8 @@ loop:
 			fail("no Finished after 10 minutes")
 		}
 	}
-	log.Printf("upgrade over D-Bus finished in %.1fs; %d GetAll calls", time.Since(t0).Seconds(), len(rtt))
+	res.seconds = time.Since(t0).Seconds()
+	log.Printf("upgrade over D-Bus finished in %.1fs; %d GetAll calls", res.seconds, len(rtt))
 	for _, st := range states {
 		x := byState[st]
 		log.Printf("  %-16s %4d calls: p50 %6.2f ms, p99 %6.2f ms, max %6.2f ms", st, len(x), pct(x, 50), pct(x, 99), pct(x, 100))
@@ -270,14 +283,31 @@ loop:
 	res.p50, res.p99 = pct(rtt, 50), pct(rtt, 99)
 	res.peak = statusKiB(pid, "VmHWM") / 1024
 	res.after, _, _ = idleRSS(pid, 3)
-	// The job's niced worker threads (internal/lowprio) must have died
-	// with their goroutines: none may be left to serve a D-Bus call.
+	res.worker = workerPeak(readFile(filepath.Join(w, "upgraded.log")))
+	// The job's worker process is niced, never the daemon that answers
+	// D-Bus: none of its threads may be.
 	n, niced := threadNice(pid)
 	log.Printf("after the job: %d threads, %d of them niced", n, niced)
 	if niced > 0 {
-		fail("%d niced threads outlived the job", niced)
+		fail("%d of the daemon's threads are niced", niced)
 	}
 	return res
+}
+
+// workerPeak is the largest worker peak RSS the daemon logged ("worker pid
+// N ended: peak RSS X MiB"), in MiB.
+func workerPeak(log string) float64 {
+	var peak float64
+	for _, l := range strings.Split(log, "\n") {
+		_, v, ok := strings.Cut(l, "ended: peak RSS ")
+		if !ok {
+			continue
+		}
+		if x, err := strconv.ParseFloat(strings.TrimSuffix(v, " MiB"), 64); err == nil {
+			peak = max(peak, x)
+		}
+	}
+	return peak
 }
 
 // idleRSS waits for startup work (first refresh, GC) to settle, then

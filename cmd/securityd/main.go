@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,16 +19,11 @@ import (
 
 	"laptop.org/upgrade/clidoc"
 	"laptop.org/upgrade/dbusapi"
-	"laptop.org/upgrade/internal/lowprio"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/security"
 	"laptop.org/upgrade/security/bus"
 )
-
-// The main goroutine keeps the main thread, so that no verify worker
-// (lowprio.Background) lands there and runs at normal priority.
-func init() { runtime.LockOSThread() }
 
 type flags struct {
 	root, keys, allow string
@@ -70,7 +64,6 @@ it (the bus policy says the same).`,
 
 func run(ctx context.Context, f flags) error {
 	root, keys, tries, allow := &f.root, &f.keys, &f.tries, &f.allow
-	lowprio.Enable() // verification yields to the desktop
 	lr, err := layout.New(*root)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,48 +23,14 @@ import (
 	"laptop.org/upgrade/confine"
 	"laptop.org/upgrade/daemon"
 	"laptop.org/upgrade/daemon/bus"
+	"laptop.org/upgrade/daemon/worker"
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/engine"
-	"laptop.org/upgrade/fetch"
-	"laptop.org/upgrade/internal/lowprio"
-	"laptop.org/upgrade/internal/textpages"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
 	"laptop.org/upgrade/security"
 )
-
-// The main goroutine keeps the main thread, so that no worker of
-// lowprio.Background lands there: ps and top show the daemon at its own
-// priority, and the thread is never niced.
-func init() { runtime.LockOSThread() }
-
-// maxProcs is GOMAXPROCS while a job runs (busy) and while idle. Busy: a P
-// for every goroutine a job keeps busy, plus spare ones: a worker per
-// core, a second pool of that size placing a pack's items while its
-// stream is decoded, and fetch hashing on up to 4 connections (the engine
-// sizes its pools by cores, not by GOMAXPROCS). If busy workers hold every
-// P, a D-Bus call waits in the run queue until the runtime preempts one
-// (10 ms slices): GetAll p99 during an upgrade was 20-60 ms with
-// GOMAXPROCS = cores. With spare Ps the kernel decides who runs, and the
-// workers' threads are the niced ones (internal/lowprio). bench/dbusbench,
-// interleaved runs on 2 cores: GetAll p99 5.3-6.9 ms with 8 Ps, 6.2-9.5 ms
-// with cores + 1. Idle: cores + 1, since every P that runs starts threads
-// of its own (~0.3 MiB more idle RSS with 8).
-func maxProcs(busy bool) int {
-	if busy {
-		return 2*runtime.NumCPU() + 4
-	}
-	return runtime.NumCPU() + 1
-}
-
-// setMaxProcs applies maxProcs; an explicit GOMAXPROCS in the environment
-// wins (experiments). Setting the current value again costs nothing.
-func setMaxProcs(busy bool) {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(maxProcs(busy))
-	}
-}
 
 type flags struct {
 	root, config, keys, channel string
@@ -103,6 +68,9 @@ Its settings are in ROOT/etc/upgrade/upgraded.conf (see upgraded.conf(5)); the f
 below override them. SIGHUP (systemctl reload upgraded) re-reads the file: a changed
 mirror list or channel applies to the next check or job.
 
+Each upgrade and each check runs in a worker process of its own (upgraded started
+again in worker mode), at background priority: the daemon itself only answers D-Bus.
+
 With --once it runs one upgrade in the foreground without D-Bus (image builders,
 recovery, benchmarks) and exits.`,
 		Args: clidoc.NoArgs,
@@ -123,17 +91,30 @@ recovery, benchmarks) and exits.`,
 	fl.IntVar(&f.tries, "tries", 0, "boot tries for a new slot (0 = config)")
 	fl.DurationVar(&f.networkWait, "network-wait", 2*time.Minute, "how long to wait for a route to a mirror (before a job, and after a lost link)")
 	fl.StringVar(&f.confine, "confine", string(confine.Auto), "Landlock self-confinement: required, auto (when the kernel has it) or off")
+	cmd.AddCommand(&cobra.Command{
+		Use:    workerCommand,
+		Short:  "run one job for the daemon (started by the daemon, not by hand)",
+		Hidden: true,
+		Args:   clidoc.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if code := worker.Main(cmd.Context()); code != 0 {
+				return fmt.Errorf("worker failed (exit %d)", code)
+			}
+			return nil
+		},
+	})
 	clidoc.Prepare(cmd, clidoc.Docs{Section: "8", Extra: func() map[string]string {
 		return map[string]string{"upgraded.conf.5": daemon.ConfigManual()}
 	}})
 	return cmd
 }
 
-// engineConfig merges the config file and the flags.
-func engineConfig(f flags) (*engine.Config, daemon.FileConfig, error) {
+// settings merges the config file and the flags; the mirrors keep
+// daemon.ChannelToken.
+func settings(f flags) (worker.Settings, daemon.FileConfig, error) {
 	lr, err := layout.New(f.root)
 	if err != nil {
-		return nil, daemon.FileConfig{}, err
+		return worker.Settings{}, daemon.FileConfig{}, err
 	}
 	path := f.config
 	if path == "" {
@@ -141,7 +122,7 @@ func engineConfig(f flags) (*engine.Config, daemon.FileConfig, error) {
 	}
 	fc, err := daemon.LoadFileConfig(path)
 	if err != nil {
-		return nil, fc, fmt.Errorf("config %s: %w", path, err)
+		return worker.Settings{}, fc, fmt.Errorf("config %s: %w", path, err)
 	}
 	if len(f.mirrors) > 0 {
 		fc.Mirrors = f.mirrors
@@ -158,52 +139,54 @@ func engineConfig(f flags) (*engine.Config, daemon.FileConfig, error) {
 	}
 	kr, err := repo.LoadKeyring(keys)
 	if err != nil {
-		return nil, fc, err
+		return worker.Settings{}, fc, err
 	}
-	cfg := &engine.Config{
-		Root: lr, Mirrors: fc.Mirrors, Channel: fc.Channel, Hardware: fc.Hardware, Keys: kr,
+	s := worker.Settings{
+		Root: lr.Dir, Mirrors: fc.Mirrors, Channel: fc.Channel, Hardware: fc.Hardware, Keys: kr,
 		Policy: &manifest.Policy{AllowSetuid: true, AllowDevices: fc.AllowDevices},
-		Fetch:  fetch.Options{Parallel: fc.Parallel, StallTimeout: fc.StallTimeout},
-		Logf:   log.Printf,
+		Fetch:  worker.FetchSettings{Parallel: fc.Parallel, StallTimeout: fc.StallTimeout},
+		Proxy:  fc.Proxy,
 	}
 	if fc.Proxy != "" {
-		if cfg.Fetch.Proxy, err = proxyFunc(fc.Proxy); err != nil {
-			return nil, fc, err
+		if _, err := worker.ProxyFunc(fc.Proxy); err != nil {
+			return s, fc, err
 		}
 	}
-	return cfg, fc, nil
+	return s, fc, nil
 }
 
+// workerCommand is the hidden subcommand a worker runs.
+const workerCommand = "worker"
+
 func run(ctx context.Context, f flags) error {
-	cfg, fc, err := engineConfig(f)
+	s, fc, err := settings(f)
+	if err != nil {
+		return err
+	}
+	lr, err := layout.New(s.Root)
 	if err != nil {
 		return err
 	}
 	// Serials were kept for one channel before they were kept per
 	// channel: they are the configured channel's.
-	if err := engine.MigrateSeen(cfg.Root, cfg.Channel); err != nil {
+	if err := engine.MigrateSeen(lr, s.Channel); err != nil {
 		return err
 	}
-	if err := confineSelf(cfg.Root, f); err != nil {
+	// Before any worker starts: a Landlock domain is inherited across
+	// fork and exec, so every worker is confined as the daemon is.
+	if err := confineSelf(lr, f); err != nil {
 		return err
 	}
 	svc := newService(f.networkWait)
 	defer svc.Close()
 	if f.once {
-		cfg.Mirrors = daemon.ExpandMirrors(cfg.Mirrors, cfg.Channel)
+		s.Mirrors = daemon.ExpandMirrors(s.Mirrors, s.Channel)
+		cfg, err := s.Engine(log.Printf)
+		if err != nil {
+			return err
+		}
 		return once(ctx, cfg, fc, f, svc)
 	}
-	lowprio.Enable()   // a daemon's job is background work; --once is waited for
-	setMaxProcs(false) // raised while a job runs: service.notify
-	// A job's soft memory limit (engine/memory.go) keeps the heap near its
-	// live set, so the collector ran ~35 times a second while files were
-	// applied; every cycle stops the world twice, and stopping a worker
-	// that the kernel has descheduled (nice 10, a busy machine) took up to
-	// 40 ms, all of which a D-Bus call waits. 8 MiB more room cuts the
-	// cycles tenfold (bench/dbusbench: ~350 -> ~35 per job; GetAll p99
-	// 20-50 ms -> 7-10 ms) for ~8 MiB more peak RSS (60 -> ~68 MiB). Only
-	// the daemon: --once keeps the engine's default and its peak.
-	engine.JobMemoryLimit += 8 << 20
 	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
 		return fmt.Errorf("system bus: %w", err)
@@ -211,7 +194,8 @@ func run(ctx context.Context, f flags) error {
 	defer conn.Close()
 	srv := bus.NewUpgradeServer(conn)
 	d, err := daemon.New(daemon.Config{
-		Engine:    *cfg,
+		Settings:  s,
+		Worker:    &worker.Runner{Path: "/proc/self/exe", Args: []string{workerCommand}},
 		Security:  dbusapi.NewSecurityClient(conn),
 		Tries:     fc.Tries,
 		ErrorName: dbusapi.ErrorName,
@@ -232,15 +216,11 @@ func run(ctx context.Context, f flags) error {
 		return err
 	}
 	svc.ready(ctx, d) // the name is owned: READY=1
-	log.Printf("ready on %s (root %s, %d mirrors, channel %s)", dbusapi.UpgradeName, cfg.Root.Dir, len(cfg.Mirrors), cfg.Channel)
+	log.Printf("ready on %s (root %s, %d mirrors, channel %s)", dbusapi.UpgradeName, s.Root, len(s.Mirrors), s.Channel)
 	if ok {
 		log.Printf("job %d resumed", resumed)
-	} else if _, err := textpages.Release(); err != nil {
-		// Start-up mapped nearly the whole binary; idle needs little of it
-		// (a resumed job releases when it ends).
-		log.Printf("code pages stay resident: %v", err)
 	}
-	go reloadOnHUP(ctx, f, cfg, d)
+	go reloadOnHUP(ctx, f, s, d)
 	<-ctx.Done()
 	svc.stopping()
 	log.Print("stopping; a running job will resume at the next start")
@@ -303,7 +283,7 @@ func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags
 // hands it to the daemon for the next check or job. A file that does not
 // parse changes nothing. Trusted keys stay those read at start: the
 // security service, which alone decides what boots, reads its own.
-func reloadOnHUP(ctx context.Context, f flags, started *engine.Config, d *daemon.Daemon) {
+func reloadOnHUP(ctx context.Context, f flags, started worker.Settings, d *daemon.Daemon) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -313,13 +293,13 @@ func reloadOnHUP(ctx context.Context, f flags, started *engine.Config, d *daemon
 			return
 		case <-hup:
 		}
-		cfg, fc, err := engineConfig(f)
+		s, fc, err := settings(f)
 		if err != nil {
 			log.Printf("reload: %v; keeping the settings in force", err)
 			continue
 		}
-		cfg.Keys = started.Keys
-		d.Reload(*cfg, fc.Tries)
+		s.Keys = started.Keys
+		d.Reload(s, fc.Tries)
 	}
 }
 

@@ -5,13 +5,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/netip"
-	"net/url"
 	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,10 +34,6 @@ type service struct {
 	mon *netmon.Monitor // nil if netlink is unavailable
 
 	networkWait time.Duration
-
-	mu    sync.Mutex
-	d     *daemon.Daemon
-	phase string
 }
 
 func newService(networkWait time.Duration) *service {
@@ -70,7 +60,7 @@ func (s *service) system(conn *dbus.Conn, fc daemon.FileConfig) daemon.System {
 	pol := bgpolicy.Policy{Conn: conn, AllowMetered: fc.AllowMetered, MinBattery: fc.MinBattery, MaxRate: fc.BackgroundBPS, Logf: log.Printf}
 	sys := daemon.System{
 		Inhibitor:   &quietInhibitor{Inhibitor: &systemd.Inhibitor{Conn: conn}},
-		Background:  &daemon.Background{Check: pol.Check, Lower: bgpolicy.Lower, MaxRate: fc.BackgroundBPS},
+		Background:  &daemon.Background{Check: pol.Check, MaxRate: fc.BackgroundBPS},
 		Alive:       s.wd.Ping,
 		NetworkWait: s.networkWait,
 	}
@@ -82,33 +72,15 @@ func (s *service) system(conn *dbus.Conn, fc daemon.FileConfig) daemon.System {
 
 // notify wraps the D-Bus property notifier: STATUS= lines and one
 // structured log line per phase change.
-func (s *service) notify(next func(map[string]any)) func(map[string]any) {
-	return func(changed map[string]any) {
-		next(changed)
-		s.mu.Lock()
-		d := s.d
-		s.mu.Unlock()
-		if d == nil {
-			return
-		}
-		st := d.Status()
-		s.n.Status(st.StatusLine())
-		s.mu.Lock()
-		moved := string(st.State) != s.phase
-		s.phase = string(st.State)
-		s.mu.Unlock()
-		if moved {
-			setMaxProcs(busyState(st.State))
-			slog.Info(fmt.Sprintf("job %d: %s", st.Job, st.State), "job", st.Job, "phase", string(st.State),
-				"version", st.TargetVersion, "bytes_done", st.BytesDone, "bytes_total", st.BytesTotal)
+func (s *service) notify(next func(old, cur daemon.Status)) func(old, cur daemon.Status) {
+	return func(old, cur daemon.Status) {
+		next(old, cur)
+		s.n.Status(cur.StatusLine())
+		if cur.State != old.State {
+			slog.Info(fmt.Sprintf("job %d: %s", cur.Job, cur.State), "job", cur.Job, "phase", string(cur.State),
+				"version", cur.TargetVersion, "bytes_done", cur.BytesDone, "bytes_total", cur.BytesTotal)
 		}
 	}
-}
-
-// busyState tells whether the daemon works in state st (a job, a check, a
-// rollback) rather than waiting.
-func busyState(st daemon.State) bool {
-	return st != daemon.StateIdle && st != daemon.StateReadyToReboot
 }
 
 // finished logs the end of a job with its fields, then passes it on.
@@ -126,65 +98,12 @@ func (s *service) finished(next func(uint32, bool, string, string)) func(uint32,
 // ready is called once the bus name is owned: READY=1, then the idle
 // watchdog ticker (silent while a job runs: its progress pings).
 func (s *service) ready(ctx context.Context, d *daemon.Daemon) {
-	s.mu.Lock()
-	s.d = d
-	s.mu.Unlock()
 	o := s.n.Ready(d.Status().StatusLine())
 	log.Printf("service manager: READY %s; watchdog %v", o, s.wd.Interval())
 	go s.wd.RunIdle(ctx, d.Busy)
 }
 
 func (s *service) stopping() { s.n.Stopping("stopping; a running job resumes at the next start") }
-
-// proxyFunc is the config's `proxy =`: every http(s) mirror goes through
-// it except hosts in no_proxy/NO_PROXY (names, .domains, IPs, CIDRs, "*"),
-// loopback and link-local addresses (a proxy cannot reach our link's zone).
-func proxyFunc(proxy string) (func(*http.Request) (*url.URL, error), error) {
-	u, err := url.Parse(proxy)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("proxy %q: want http://host:port", proxy)
-	}
-	np := os.Getenv("no_proxy")
-	if np == "" {
-		np = os.Getenv("NO_PROXY")
-	}
-	return func(r *http.Request) (*url.URL, error) {
-		if bypass(r.URL.Hostname(), np) {
-			return nil, nil
-		}
-		return u, nil
-	}, nil
-}
-
-func bypass(host, noProxy string) bool {
-	if a, err := netip.ParseAddr(host); err == nil && (a.IsLoopback() || a.IsLinkLocalUnicast()) || host == "localhost" {
-		return true
-	}
-	for _, e := range strings.Split(noProxy, ",") {
-		e = strings.TrimSpace(e)
-		switch {
-		case e == "":
-		case e == "*":
-			return true
-		case strings.Contains(e, "/"):
-			if p, err := netip.ParsePrefix(e); err == nil {
-				if a, err := netip.ParseAddr(host); err == nil && p.Contains(a.WithZone("")) {
-					return true
-				}
-			}
-		default:
-			if h, _, err := net.SplitHostPort(e); err == nil {
-				e = h
-			}
-			e = strings.Trim(e, "[]")
-			d := strings.TrimPrefix(e, ".")
-			if host == d || strings.HasSuffix(host, "."+d) {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // quietInhibitor reports only the first failure to take the lock: without
 // logind (a container, a build machine) every job would log it again.

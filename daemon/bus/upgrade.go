@@ -31,10 +31,15 @@ func NewUpgradeServer(conn *dbus.Conn) *UpgradeServer {
 	return &UpgradeServer{conn: conn, authz: NewAuthorizer(conn)}
 }
 
-// Notify emits one PropertiesChanged with every property that changed.
-func (s *UpgradeServer) Notify(changed map[string]any) {
-	m := make(map[string]dbus.Variant, len(changed))
-	for k, v := range changed {
+// Notify emits one PropertiesChanged with every property that differs
+// between old and cur (daemon.Config.Notify).
+func (s *UpgradeServer) Notify(old, cur daemon.Status) {
+	diff := changed(old, cur)
+	if len(diff) == 0 {
+		return
+	}
+	m := make(map[string]dbus.Variant, len(diff))
+	for k, v := range diff {
 		m[k] = dbus.MakeVariant(v)
 	}
 	s.conn.Emit(dbusapi.UpgradePath, "org.freedesktop.DBus.Properties.PropertiesChanged", dbusapi.UpgradeInterface, m, []string{})
@@ -102,11 +107,12 @@ func (s *UpgradeServer) get(iface, name string) (dbus.Variant, *dbus.Error) {
 	if err := unknownInterface(iface); err != nil {
 		return dbus.Variant{}, err
 	}
-	v, ok := s.d.Status().Map()[name]
+	p, ok := lookup(name)
 	if !ok {
 		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{fmt.Sprintf("no property %s on %s", errdefs.Quote(name, 64), dbusapi.UpgradeInterface)})
 	}
-	return dbus.MakeVariant(v), nil
+	st := s.d.Status()
+	return dbus.MakeVariant(p.value(&st)), nil
 }
 
 func (s *UpgradeServer) getAll(iface string) (map[string]dbus.Variant, *dbus.Error) {
@@ -114,7 +120,7 @@ func (s *UpgradeServer) getAll(iface string) (map[string]dbus.Variant, *dbus.Err
 		return nil, err
 	}
 	out := map[string]dbus.Variant{}
-	for k, v := range s.d.Status().Map() {
+	for k, v := range values(s.d.Status()) {
 		out[k] = dbus.MakeVariant(v)
 	}
 	return out, nil

@@ -29,7 +29,7 @@ func TestMethodsMatchIntrospection(t *testing.T) {
 	}
 }
 
-// TestPropertiesMatchIntrospection: every property of daemon.Status has
+// TestPropertiesMatchIntrospection: every property of the table has
 // the name and D-Bus type the XML declares, and nothing is undeclared.
 func TestPropertiesMatchIntrospection(t *testing.T) {
 	iface, err := dbusapi.ParseInterface(dbusapi.UpgradeXML)
@@ -44,10 +44,35 @@ func TestPropertiesMatchIntrospection(t *testing.T) {
 		}
 	}
 	got := map[string]string{}
-	for k, v := range (daemon.Status{}).Map() {
+	for k, v := range values(daemon.Status{}) {
 		got[k] = dbus.SignatureOf(v).String()
 	}
 	if diff := cmp.Diff(declared, got); diff != "" {
-		t.Errorf("properties (-XML +daemon.Status):\n%s", diff)
+		t.Errorf("properties (-XML +table):\n%s", diff)
+	}
+}
+
+// TestChanged: PropertiesChanged carries exactly the properties whose typed
+// values differ; a Drift list with the same entries is no change.
+func TestChanged(t *testing.T) {
+	base := daemon.Status{State: daemon.StateDownloading, Job: 3, Progress: 40, Drift: []string{"etc/x: mode"}}
+	for _, tc := range []struct {
+		name string
+		edit func(*daemon.Status)
+		want map[string]any
+	}{
+		{"nothing", func(*daemon.Status) {}, map[string]any{}},
+		{"same drift, new slice", func(s *daemon.Status) { s.Drift = []string{"etc/x: mode"} }, map[string]any{}},
+		{"progress and bytes", func(s *daemon.Status) { s.Progress, s.BytesDone = 41, 7 }, map[string]any{"Progress": uint32(41), "BytesDone": uint64(7)}},
+		{"state", func(s *daemon.Status) { s.State = daemon.StateApplying }, map[string]any{"State": "applying"}},
+		{"drift gone", func(s *daemon.Status) { s.Drift = nil }, map[string]any{"Drift": []string{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cur := base
+			tc.edit(&cur)
+			if diff := cmp.Diff(tc.want, changed(base, cur)); diff != "" {
+				t.Errorf("changed (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

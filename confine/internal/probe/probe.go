@@ -157,18 +157,32 @@ func Want(abi int) Outcome {
 // laid out by MakeRoot, and runs Ops. Confinement cannot be lifted: run
 // it in a process of its own.
 func Run(d string, abi int) (Outcome, error) {
+	if err := Confine(d); err != nil {
+		return nil, err
+	}
+	return RunOps(d, abi), nil
+}
+
+// Confine confines the calling process as the daemon is, on the root
+// d/root laid out by MakeRoot.
+func Confine(d string) error {
 	r, err := layout.New(p(d, "root"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rules, err := confine.ForDaemon(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res, err := confine.Apply(rules, confine.Required)
 	if err != nil || !res.Enforced {
-		return nil, fmt.Errorf("%v: %v", res, err)
+		return fmt.Errorf("%v: %v", res, err)
 	}
+	return nil
+}
+
+// RunOps runs Ops and reports what each gave.
+func RunOps(d string, abi int) Outcome {
 	got := Outcome{}
 	for _, o := range Ops(abi) {
 		var e syscall.Errno
@@ -177,5 +191,5 @@ func Run(d string, abi int) (Outcome, error) {
 		}
 		got[o.name] = errnoName(e)
 	}
-	return got, nil
+	return got
 }

@@ -1,20 +1,15 @@
-package main
+package worker
 
 import (
 	"net/http"
-	"runtime"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
-
-	"laptop.org/upgrade/daemon"
 )
 
 // TestProxyFunc: `proxy =` applies to every mirror except no_proxy hosts,
 // loopback and link-local addresses.
 func TestProxyFunc(t *testing.T) {
 	t.Setenv("no_proxy", "school.example, .lan, 10.0.0.0/8, [fd42:feed::9]")
-	pf, err := proxyFunc("http://[fd42:feed::1]:3128")
+	pf, err := ProxyFunc("http://[fd42:feed::1]:3128")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,25 +35,8 @@ func TestProxyFunc(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"fd42::1:3128", "ftp://x", "http://"} {
-		if _, err := proxyFunc(bad); err == nil {
-			t.Errorf("proxyFunc(%q) accepted", bad)
+		if _, err := ProxyFunc(bad); err == nil {
+			t.Errorf("ProxyFunc(%q) accepted", bad)
 		}
-	}
-}
-
-// TestMaxProcs: the spare Ps are there while the daemon works, not while
-// it waits.
-func TestMaxProcs(t *testing.T) {
-	t.Setenv("GOMAXPROCS", "")                      // as under systemd
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0)) // restore the test's own
-	idle, busy := runtime.NumCPU()+1, 2*runtime.NumCPU()+4
-	var got []int
-	for _, st := range []daemon.State{daemon.StateIdle, daemon.StateChecking, daemon.StateApplying, daemon.StateActivating, daemon.StateReadyToReboot, daemon.StateRollingBack, daemon.StateIdle} {
-		setMaxProcs(busyState(st))
-		got = append(got, runtime.GOMAXPROCS(0))
-	}
-	want := []int{idle, busy, busy, busy, idle, busy, idle}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("GOMAXPROCS per state (-want +got)\n%s", d)
 	}
 }
