@@ -80,7 +80,7 @@ func (c *committer) flush() error {
 		}
 	}
 	// Past the point of no return: the files are in place and verified.
-	if err := syncDir(c.dir); err != nil {
+	if err := atomicfile.SyncDir(c.dir); err != nil {
 		return fmt.Errorf("commit: fsync dir: %w", err)
 	}
 	return nil
