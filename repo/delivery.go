@@ -7,6 +7,7 @@ import (
 
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/strictjson"
 )
 
 // DeliverySpec is the delivery list format version.
@@ -174,7 +175,7 @@ func deltaLess(a, b DeltaRef) bool {
 // ParseDelivery decodes and validates a delivery list for version v.
 func ParseDelivery(b []byte, v uint64) (*Delivery, error) {
 	var dl Delivery
-	if err := strictJSON(b, &dl); err != nil {
+	if err := strictjson.Unmarshal(b, &dl); err != nil {
 		return nil, fmt.Errorf("delivery: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if dl.Type != "delivery" || dl.Spec != DeliverySpec || dl.Version != v {
@@ -239,7 +240,7 @@ type ObjectList struct {
 // ParseObjects decodes and validates the object list of version v.
 func ParseObjects(b []byte, v uint64) ([]BlobRef, error) {
 	var l ObjectList
-	if err := strictJSON(b, &l); err != nil {
+	if err := strictjson.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("object list: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if l.Type != "objects" || l.Version != v {
