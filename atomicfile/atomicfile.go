@@ -6,8 +6,7 @@
 package atomicfile
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,13 +26,11 @@ func WriteFrom(path string, fill func(io.Writer) error, perm os.FileMode) error 
 	if dir == "" {
 		dir = "."
 	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	tmp := f.Name()
 	ok := false
 	defer func() {
 		if !ok {
@@ -60,14 +57,19 @@ func WriteFrom(path string, fill func(io.Writer) error, perm os.FileMode) error 
 	return SyncDir(dir)
 }
 
-// SyncDir fsyncs a directory so that the names in it are durable.
+// SyncDir fsyncs a directory so that the names in it are durable. A
+// filesystem that cannot fsync a directory (EINVAL) has nothing more to
+// make durable.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil

@@ -25,13 +25,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"laptop.org/upgrade/dirwalk"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
@@ -95,8 +95,7 @@ type cloner struct {
 	egid     uint32
 	o        Options
 
-	tasks   chan task
-	pending sync.WaitGroup
+	pool *dirwalk.Pool[task]
 
 	mu   sync.Mutex // guards the fields below
 	res  Result
@@ -112,26 +111,12 @@ type task struct {
 }
 
 func newCloner(ctx context.Context, src, dst *slotfs.Root, m *manifest.Manifest, o Options) (*cloner, error) {
-	// Validate guarantees what the walk relies on: sorted unique paths
-	// (names merge with sorted listings), safe names, parents that are
-	// earlier directories, link members that follow a file leader.
-	pol := manifest.Policy{AllowSetuid: true, AllowDevices: true, MaxEntries: len(m.Entries) + 1}
-	if err := m.Validate(pol); err != nil {
-		return nil, fmt.Errorf("clone: manifest: %w", err)
+	tr, err := dirwalk.NewTree(m)
+	if err != nil {
+		return nil, fmt.Errorf("clone: %w", err)
 	}
-	c := &cloner{src: src, dst: dst, es: m.Entries, o: o, dirID: make([]int32, len(m.Entries)),
+	c := &cloner{src: src, dst: dst, es: m.Entries, o: o, kids: tr.Kids, dirID: tr.DirID,
 		euid: uint32(os.Geteuid()), egid: uint32(os.Getegid())}
-	ids := map[string]int32{"": 0}
-	c.kids = [][]int32{nil}
-	for i := range c.es {
-		pid := ids[manifest.Parent(c.es[i].Path)] // present: Validate checked
-		c.kids[pid] = append(c.kids[pid], int32(i))
-		if c.es[i].Type == manifest.Dir {
-			ids[c.es[i].Path] = int32(len(c.kids))
-			c.dirID[i] = int32(len(c.kids))
-			c.kids = append(c.kids, nil)
-		}
-	}
 	if dst != nil {
 		var st unix.Stat_t
 		if err := unix.Fstat(dst.FD(), &st); err != nil {
@@ -139,34 +124,21 @@ func newCloner(ctx context.Context, src, dst *slotfs.Root, m *manifest.Manifest,
 		}
 		c.dstDev = st.Dev
 	}
-	if c.o.Workers <= 0 {
-		c.o.Workers = runtime.GOMAXPROCS(0)
-	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	return c, nil
 }
 
 func (c *cloner) run() (Result, error) {
 	defer c.cancel()
-	c.tasks = make(chan task, len(c.kids)) // each dir is queued once: sends never block
-	c.pending.Add(1)
-	c.tasks <- task{ent: -1}
-	var workers sync.WaitGroup
-	for range c.o.Workers {
-		workers.Go(func() {
-			for t := range c.tasks {
-				if c.ctx.Err() == nil {
-					if err := c.dir(t); err != nil {
-						c.fail(err)
-					}
-				}
-				c.pending.Done()
+	c.pool = dirwalk.NewPool[task](len(c.kids))
+	c.pool.Queue(task{ent: -1})
+	c.pool.Run(c.ctx, c.o.Workers, func() func(task) {
+		return func(t task) {
+			if err := c.dir(t); err != nil {
+				c.fail(err)
 			}
-		})
-	}
-	c.pending.Wait()
-	close(c.tasks)
-	workers.Wait()
+		}
+	})
 	res := c.res
 	slices.SortFunc(res.Drift, func(a, b Drift) int { return strings.Compare(a.Path, b.Path) })
 	op := "clone " + c.src.Path() + " to "
@@ -204,7 +176,7 @@ func (c *cloner) dir(t task) error {
 	// A directory of src that cannot be opened makes all its files drift
 	// with one reason; its subdirectories are still made in dst.
 	srcWhy := ""
-	sfd, err := openDir(c.src.FD(), rel)
+	sfd, err := dirwalk.Open(c.src.FD(), rel, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		srcWhy = "missing"
 		if err != unix.ENOENT {
@@ -222,7 +194,7 @@ func (c *cloner) dir(t task) error {
 	var have []unix.Stat_t // lstat of each kid present in dst (Mode 0: absent)
 	var r Result
 	if c.dst != nil {
-		if dfd, err = openDir(c.dst.FD(), rel); err != nil {
+		if dfd, err = dirwalk.Open(c.dst.FD(), rel, unix.O_RDONLY|unix.O_DIRECTORY); err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
 		defer unix.Close(dfd)
@@ -268,7 +240,7 @@ func (c *cloner) dir(t task) error {
 // sweep lists dst's directory dfd, removes every name that is not one of
 // kids, and returns the lstat of those that are (indexed like kids).
 func (c *cloner) sweep(dfd int, rel string, kids []int32, r *Result) ([]unix.Stat_t, error) {
-	names, err := readNames(dfd)
+	names, err := dirwalk.ReadNames(dfd)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", rel, err)
 	}
@@ -307,6 +279,5 @@ func (c *cloner) addDrift(d Drift) {
 
 // queue schedules directory entry k; fresh means it is empty in dst.
 func (c *cloner) queue(k int32, fresh bool) {
-	c.pending.Add(1)
-	c.tasks <- task{ent: k, fresh: fresh}
+	c.pool.Queue(task{ent: k, fresh: fresh})
 }

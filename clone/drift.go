@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/digest"
+	"laptop.org/upgrade/dirwalk"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
 )
@@ -47,7 +48,7 @@ func DetectDrift(ctx context.Context, src *slotfs.Root, m *manifest.Manifest, wo
 // but the mtime matches, so only the content can tell.
 func statDrift(e *manifest.Entry, st *unix.Stat_t) (reason string, hash bool) {
 	if st.Mode&unix.S_IFMT != fmtOf(e.Type) {
-		return fmt.Sprintf("type %s, manifest says %s", typeName(st.Mode), e.Type), false
+		return fmt.Sprintf("type %s, manifest says %s", dirwalk.TypeName(st.Mode), e.Type), false
 	}
 	if e.Type != manifest.Symlink && st.Mode&07777 != e.Mode {
 		return fmt.Sprintf("mode %#o, manifest says %#o", st.Mode&07777, e.Mode), false

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"laptop.org/upgrade/dirwalk"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
@@ -37,7 +38,7 @@ func (c *cloner) entry(sfd, dfd int, srcWhy, name string, e *manifest.Entry, ex 
 	case manifest.Symlink:
 		if ex != nil {
 			if ex.Mode&unix.S_IFMT == unix.S_IFLNK && ex.Uid == e.UID && ex.Gid == e.GID {
-				if t, err := readlinkAt(dfd, name); err == nil && t == e.Target {
+				if t, err := dirwalk.ReadlinkAt(dfd, name); err == nil && t == e.Target {
 					r.Kept++
 					return nil
 				}
@@ -162,7 +163,7 @@ func (c *cloner) otherDrift(sfd int, name string, e *manifest.Entry) string {
 		return why
 	}
 	if e.Type == manifest.Symlink {
-		t, err := readlinkAt(sfd, name)
+		t, err := dirwalk.ReadlinkAt(sfd, name)
 		if err != nil {
 			return fmt.Sprintf("readlink: %v", err)
 		}
@@ -242,7 +243,7 @@ func (c *cloner) remove(dfd int, name string, ex *unix.Stat_t, r *Result) error 
 // lstatRel lstats the slot path rel under rootFD (used for the rare
 // hard-link leader check).
 func lstatRel(rootFD int, rel string, st *unix.Stat_t) error {
-	fd, err := openDir(rootFD, manifest.Parent(rel))
+	fd, err := dirwalk.Open(rootFD, manifest.Parent(rel), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return err
 	}

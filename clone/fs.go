@@ -1,59 +1,13 @@
 package clone
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"slices"
 
 	"golang.org/x/sys/unix"
 
+	"laptop.org/upgrade/dirwalk"
 	"laptop.org/upgrade/errdefs"
 )
-
-// resolve confines every path walk to the slot, like package slotfs: a
-// directory swapped for a symlink (or a mount) fails instead of leading out.
-const resolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
-
-// openDir opens the directory rel ("" is the root) of the slot whose root fd
-// is rootFD. We open our own fds rather than use slotfs.Root.Dir: its cache
-// closes every fd when it fills up, under the feet of concurrent users.
-func openDir(rootFD int, rel string) (int, error) {
-	if rel == "" {
-		rel = "."
-	}
-	for {
-		fd, err := unix.Openat2(rootFD, rel, &unix.OpenHow{
-			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
-			Resolve: resolve,
-		})
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) {
-			err = fmt.Errorf("%w: %w", err, errdefs.ErrUnsafePath)
-		}
-		return fd, err
-	}
-}
-
-// readNames lists directory fd, sorted bytewise (the manifest's order, so
-// the listing merges with a directory's children in one pass).
-func readNames(fd int) ([]string, error) {
-	d, err := unix.Dup(fd)
-	if err != nil {
-		return nil, err
-	}
-	unix.CloseOnExec(d)
-	f := os.NewFile(uintptr(d), "dir")
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	return names, nil
-}
 
 // removeAt removes name (st is its lstat) from directory dfd, recursing into
 // directories by fd without following symlinks and refusing to cross into
@@ -74,7 +28,7 @@ func removeAt(dfd int, name string, st *unix.Stat_t, dev uint64) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", name, err)
 	}
-	names, err := readNames(fd)
+	names, err := dirwalk.ReadNames(fd)
 	n := 0
 	for _, c := range names {
 		if err != nil {
@@ -99,40 +53,4 @@ func removeAt(dfd int, name string, st *unix.Stat_t, dev uint64) (int, error) {
 		return n, fmt.Errorf("rmdir %s: %w", name, err)
 	}
 	return n + 1, nil
-}
-
-// typeName describes a stat's file type the way manifest.Type does.
-func typeName(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "file"
-	case unix.S_IFDIR:
-		return "dir"
-	case unix.S_IFLNK:
-		return "symlink"
-	case unix.S_IFCHR:
-		return "char device"
-	case unix.S_IFBLK:
-		return "block device"
-	case unix.S_IFIFO:
-		return "fifo"
-	case unix.S_IFSOCK:
-		return "socket"
-	}
-	return fmt.Sprintf("type %o", mode&unix.S_IFMT)
-}
-
-// readlinkAt reads the target of symlink name in dfd.
-func readlinkAt(dfd int, name string) (string, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Readlinkat(dfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < len(buf) {
-			return string(buf[:n]), nil
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 }

@@ -6,7 +6,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
@@ -119,41 +120,50 @@ func (ap *applier) unpack(ctx context.Context, k int, acts []*Action, out func(p
 	}
 	defer dec.Close()
 
-	var mu sync.Mutex
-	var firstErr error
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-	}
-	failed := func() bool { mu.Lock(); defer mu.Unlock(); return firstErr != nil }
+	// Workers place the items read whole while this goroutine streams
+	// the pack; the first error, from either, stops both.
+	g, gctx := errgroup.WithContext(ctx)
 	tasks := make(chan packTask, ap.workers)
-	var wg sync.WaitGroup
 	for range ap.workers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for t := range tasks {
-				if !failed() {
-					ap.slots <- struct{}{}
-					err := ap.placeItem(t.users, bytes.NewReader(t.data), nil, out)
-					<-ap.slots
-					if err != nil {
-						fail(fmt.Errorf("pack %s: %w", pk.SHA256, err))
-					}
+				if gctx.Err() != nil {
+					continue
+				}
+				ap.slots <- struct{}{}
+				err := ap.placeItem(t.users, bytes.NewReader(t.data), nil, out)
+				<-ap.slots
+				if err != nil {
+					return fmt.Errorf("pack %s: %w", pk.SHA256, err)
 				}
 			}
+			return nil
 		})
 	}
+	err = ap.streamItems(gctx, pk, dec, users, tasks, out)
+	close(tasks)
+	if werr := g.Wait(); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// streamItems reads pack pk's items from dec in order: an item nobody uses
+// is skipped, a large one is placed as it streams, and the others are read
+// whole, checked, and handed to the workers on tasks.
+func (ap *applier) streamItems(ctx context.Context, pk *repo.Pack, dec io.Reader, users map[digest.Digest][]*Action, tasks chan<- packTask, out func(pending) error) error {
 	for _, it := range pk.Items {
-		if failed() || ctx.Err() != nil {
-			break
+		if ctx.Err() != nil {
+			return nil // the caller reports why
 		}
 		us := users[it.SHA256]
 		switch {
 		case len(us) == 0:
 			if _, err := io.CopyN(io.Discard, dec, it.Size); err != nil {
-				fail(fmt.Errorf("pack %s: %v: %w", pk.SHA256, err, errdefs.ErrCorrupt))
+				return fmt.Errorf("pack %s: %v: %w", pk.SHA256, err, errdefs.ErrCorrupt)
 			}
 		case it.Size > packBufMax:
 			h := sha256.New()
@@ -167,25 +177,24 @@ func (ap *applier) unpack(ctx context.Context, k int, acts []*Action, out func(p
 			}, out)
 			<-ap.slots
 			if err != nil {
-				fail(fmt.Errorf("pack %s: %w", pk.SHA256, err))
+				return fmt.Errorf("pack %s: %w", pk.SHA256, err)
 			}
 		default:
 			b := make([]byte, it.Size)
 			if _, err := io.ReadFull(dec, b); err != nil {
-				fail(fmt.Errorf("pack %s: %v: %w", pk.SHA256, err, errdefs.ErrCorrupt))
-			} else if err := checkItem(pk, it, digest.Of(b)); err != nil {
-				fail(err)
-			} else {
-				tasks <- packTask{users: us, data: b}
+				return fmt.Errorf("pack %s: %v: %w", pk.SHA256, err, errdefs.ErrCorrupt)
+			}
+			if err := checkItem(pk, it, digest.Of(b)); err != nil {
+				return err
+			}
+			select {
+			case tasks <- packTask{users: us, data: b}:
+			case <-ctx.Done():
+				return nil
 			}
 		}
 	}
-	close(tasks)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
+	return nil
 }
 
 type packTask struct {

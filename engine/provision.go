@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"laptop.org/upgrade/atomicfile"
 	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/errdefs"
@@ -123,10 +124,5 @@ func SetSymlink(path, target string) error {
 		os.Remove(tmp)
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(filepath.Dir(path))
 }

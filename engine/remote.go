@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -29,6 +30,9 @@ type Remote struct {
 	IndexRaw []byte // the exact signed envelope, kept with the slot
 	Mirror   string
 	progress atomic.Pointer[func(done, total int64)]
+	// readOnly (a check): documents come from staging only when an
+	// earlier run left them there, and are otherwise fetched into memory.
+	readOnly bool
 }
 
 // OpenRemote fetches the signed index from every mirror and keeps the
@@ -80,8 +84,10 @@ func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int6
 	if err != nil {
 		return nil, err
 	}
-	if err := saveSeen(cfg.Root, cfg.Channel, s); err != nil {
-		return nil, err
+	if seen == nil || *seen != s { // an index seen before writes nothing
+		if err := saveSeen(cfg.Root, cfg.Channel, s); err != nil {
+			return nil, err
+		}
 	}
 	rmp.F, rmp.Index, rmp.IndexRaw, rmp.Mirror = f, idx, raw, mirror
 	return rmp, nil
@@ -215,13 +221,9 @@ func (rm *Remote) patchDoc(ctx context.Context, dl *repo.Delivery, old []byte, r
 		if d.From != from || !d.With.IsZero() || d.Codec != "" {
 			continue
 		}
-		dir := rm.cfg.Root.StagingDir()
-		if err := rm.F.Fetch(ctx, dir, []fetch.Blob{{Path: d.Path(), Size: d.Size, SHA256: d.SHA256}}); err != nil {
-			rm.cfg.Logf("manifest delta: %v (fetching the manifest whole)", err)
-			return nil
-		}
-		f, err := os.Open(filepath.Join(dir, d.SHA256.String()))
+		f, err := rm.blob(ctx, fetch.Blob{Path: d.Path(), Size: d.Size, SHA256: d.SHA256})
 		if err != nil {
+			rm.cfg.Logf("manifest delta: %v (fetching the manifest whole)", err)
 			return nil
 		}
 		defer f.Close()
@@ -264,17 +266,9 @@ func (rm *Remote) Plan(ctx context.Context, active *manifest.Manifest, drift map
 	return p, err
 }
 
-// getDoc fetches a pinned object into staging and returns its content.
+// getDoc fetches a pinned object and returns its content.
 func (rm *Remote) getDoc(ctx context.Context, ref repo.BlobRef) ([]byte, error) {
-	dir := rm.cfg.Root.StagingDir()
-	if err := os.MkdirAll(dir, 0755); err != nil {
-		return nil, err
-	}
-	b := fetch.Blob{Path: repo.ObjectPath(ref.SHA256), Size: ref.StoredSize, SHA256: ref.Stored}
-	if err := rm.F.Fetch(ctx, dir, []fetch.Blob{b}); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(filepath.Join(dir, ref.Stored.String()))
+	f, err := rm.blob(ctx, fetch.Blob{Path: repo.ObjectPath(ref.SHA256), Size: ref.StoredSize, SHA256: ref.Stored})
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +281,39 @@ func (rm *Remote) getDoc(ctx context.Context, ref repo.BlobRef) ([]byte, error) 
 		return nil, fmt.Errorf("content %s does not match the signed digest: %w", ref.SHA256, errdefs.ErrCorrupt)
 	}
 	return out.Bytes(), nil
+}
+
+// blob opens the pinned blob b from staging, where an upgrade fetches it
+// and a resumed one finds it. A check reads it there only when an earlier
+// run left it, and otherwise fetches it into memory.
+func (rm *Remote) blob(ctx context.Context, b fetch.Blob) (io.ReadCloser, error) {
+	dir := rm.cfg.Root.StagingDir()
+	path := filepath.Join(dir, b.SHA256.String())
+	if rm.readOnly {
+		if f, err := os.Open(path); err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() == b.Size {
+				return f, nil
+			}
+			f.Close()
+		}
+		raw, _, err := rm.F.Get(ctx, b.Path, b.Size, func(raw []byte) error {
+			if int64(len(raw)) != b.Size || digest.Of(raw) != b.SHA256 {
+				return fmt.Errorf("%s: %d bytes, not the %d signed or not their digest: %w", b.Path, len(raw), b.Size, errdefs.ErrCorrupt)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(raw)), nil
+	}
+	if err := os.MkdirAll(dir, 0755); err != nil {
+		return nil, err
+	}
+	if err := rm.F.Fetch(ctx, dir, []fetch.Blob{b}); err != nil {
+		return nil, err
+	}
+	return os.Open(path)
 }
 
 // SetProgress routes download progress of later Fetch calls to f.

@@ -19,10 +19,10 @@ const (
 	batchBytes = 64 << 20
 )
 
-// committer makes verified partials final in batches. Committing blob by
-// blob (fsync the file, rename, fsync the directory) cost two journal
-// commits per blob: thousands of small blobs spent seconds in fsync. A batch
-// costs one syncfs, the renames, and one directory fsync. The invariant is
+// committer makes verified partials final in batches, as committing blob
+// by blob (fsync the file, rename, fsync the directory) costs two journal
+// commits per blob. A batch costs one syncfs, the renames, and one
+// directory fsync. The invariant is
 // unchanged — a final name exists only for a complete, verified, durable
 // file — since every rename follows the syncfs of its data; what a crash
 // can now leave behind is more verified .partial files, which are rehashed
@@ -80,7 +80,7 @@ func (c *committer) flush() error {
 		}
 	}
 	// Past the point of no return: the files are in place and verified.
-	if err := syncDir(c.dir); err != nil {
+	if err := atomicfile.SyncDir(c.dir); err != nil {
 		return fmt.Errorf("commit: fsync dir: %w", err)
 	}
 	return nil

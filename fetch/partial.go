@@ -134,19 +134,6 @@ func (p *partial) check(b Blob) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	err = d.Sync()
-	if errors.Is(err, syscall.EINVAL) { // some filesystems cannot fsync a directory
-		return nil
-	}
-	return err
-}
-
 // isFinal reports whether dir holds b under its final name. Only commit puts
 // files there, so a regular file of the right size is trusted without
 // rehashing; a wrong size means someone else wrote it, and it is fetched again.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"laptop.org/upgrade/atomicfile"
 	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
@@ -84,19 +85,7 @@ func SetCurrent(root layout.Root, slot layout.Slot) (changed bool, err error) {
 		os.Remove(tmp)
 		return false, err
 	}
-	return true, syncDir(root.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return true, atomicfile.SyncDir(root.Dir)
 }
 
 func setCurrent(s *State) error {

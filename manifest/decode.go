@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/strictjson"
 )
 
 // Decode reads and fully validates a manifest under pol. Anything malformed
@@ -35,7 +36,7 @@ func Decode(b []byte, pol Policy) (*Manifest, error) {
 		return nil, fmt.Errorf("manifest header: %v: %w", bufio.ErrTooLong, errdefs.ErrInvalidArgument)
 	}
 	m := &Manifest{}
-	if err := strictUnmarshal(head, &m.Header); err != nil {
+	if err := strictjson.Unmarshal(head, &m.Header); err != nil {
 		return nil, fmt.Errorf("manifest header: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if m.Type != "manifest" || m.Spec != Spec {

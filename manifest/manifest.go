@@ -79,18 +79,6 @@ func (m *Manifest) Bytes() []byte {
 // xattrs, JSON-escaped (up to 6 bytes per byte).
 const maxLine = 6*(2*MaxPath+4096) + 1024
 
-func strictUnmarshal(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return err
-	}
-	if d.More() {
-		return fmt.Errorf("trailing data")
-	}
-	return nil
-}
-
 // Validate checks the whole tree: each entry (Entry.Check), strictly
 // increasing paths (no duplicates), every parent present earlier as a
 // directory (so nothing can sit "under" a symlink or a file), and hard-link

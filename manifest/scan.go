@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/digest"
@@ -115,45 +115,30 @@ func relink(es []Entry) {
 }
 
 func hashFiles(ctx context.Context, dir string, es []Entry, idx []int) error {
-	work := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				e := &es[i]
-				if e.Link != "" {
-					continue
-				}
-				d, n, err := HashFile(filepath.Join(dir, filepath.FromSlash(e.Path)))
-				if err == nil && n != e.Size {
-					err = fmt.Errorf("%s changed while scanning", e.Path)
-				}
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				e.SHA256 = d
-			}
-		}()
-	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, i := range idx {
-		if ctx.Err() != nil {
+		e := &es[i]
+		if gctx.Err() != nil {
 			break
 		}
-		work <- i
+		if e.Link != "" {
+			continue
+		}
+		g.Go(func() error {
+			d, n, err := HashFile(filepath.Join(dir, filepath.FromSlash(e.Path)))
+			if err == nil && n != e.Size {
+				err = fmt.Errorf("%s changed while scanning", e.Path)
+			}
+			if err != nil {
+				return err
+			}
+			e.SHA256 = d
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -53,6 +53,29 @@ type bigFile struct {
 // lacks; the best is confirmed by making both deltas with the Go encoder
 // (fast; the zstd command, used for the published delta, ranks the same).
 func chooseCompanions(ctx context.Context, st store, tree string, m, newest *manifest.Manifest, pairs []pair, logf func(string, ...any)) (map[digest.Digest]*companion, error) {
+	big, seed, err := bigFiles(tree, m, newest, pairs)
+	if err != nil {
+		return nil, err
+	}
+	err = parallel(ctx, len(big), func(i int) error {
+		comp, err := companionFor(st, tree, big, i, seed, logf)
+		if comp != nil {
+			mu.Lock()
+			big[i].comp = comp
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return companionChains(big), nil
+}
+
+// bigFiles lists the distinct large contents of m, largest first, each with
+// its old version (the same path in newest, when a delta pair has it) and
+// its chunks (cut with the seed returned).
+func bigFiles(tree string, m, newest *manifest.Manifest, pairs []pair) ([]*bigFile, maphash.Seed, error) {
 	fromNewest := map[digest.Digest]*manifest.Entry{}
 	for _, p := range pairs {
 		if old := newest.Find(p.path); old != nil && old.SHA256 == p.from {
@@ -76,84 +99,98 @@ func chooseCompanions(ctx context.Context, st store, tree string, m, newest *man
 	for _, b := range big {
 		nb, err := os.ReadFile(filepath.Join(tree, filepath.FromSlash(b.e.Path)))
 		if err != nil {
-			return nil, err
+			return nil, seed, err
 		}
 		b.chunks = chunkSet(nb, seed)
 	}
-	out := map[digest.Digest]*companion{}
-	err := parallel(ctx, len(big), func(i int) error {
-		b := big[i]
-		if b.old == nil {
-			return nil
-		}
-		old, err := st.readObject(b.old.SHA256, b.old.Size)
-		if err != nil {
-			return err
-		}
-		oldChunks := chunkSet(old, seed)
-		type cand struct {
-			j    int
-			gain int64
-		}
-		var cands []cand
-		for j := 0; j < i; j++ {
-			c := big[j]
-			if delta.DictSize(b.old.Size, c.e.Size) > delta.MaxBase {
-				continue
-			}
-			var gain int64
-			for h, n := range b.chunks {
-				if _, ok := c.chunks[h]; ok {
-					if _, had := oldChunks[h]; !had {
-						gain += int64(n)
-					}
-				}
-			}
-			if float64(gain) >= companionGain*float64(b.e.Size) {
-				cands = append(cands, cand{j, gain})
-			}
-		}
-		if len(cands) == 0 {
-			return nil
-		}
-		slices.SortStableFunc(cands, func(x, y cand) int { return cmp.Compare(y.gain, x.gain) })
-		nb, err := os.ReadFile(filepath.Join(tree, filepath.FromSlash(b.e.Path)))
-		if err != nil {
-			return err
-		}
-		var plain bytes.Buffer
-		if err := delta.Create(old, bytes.NewReader(nb), &plain); err != nil {
-			return err
-		}
-		best, bestLen := -1, int(companionKeep*float64(plain.Len()))
-		var bestContent []byte
-		for _, cd := range cands[:min(len(cands), companionTries)] {
-			c := big[cd.j]
-			cb, err := os.ReadFile(filepath.Join(tree, filepath.FromSlash(c.e.Path)))
-			if err != nil {
-				return err
-			}
-			var with bytes.Buffer
-			if err := delta.Create(delta.Dict(old, cb), bytes.NewReader(nb), &with); err != nil {
-				return err
-			}
-			logf("companion for %s: %s (shares %d KiB) makes the delta %d bytes, %d without", b.e.Path, c.e.Path, cd.gain>>10, with.Len(), plain.Len())
-			if with.Len() <= bestLen {
-				best, bestLen, bestContent = cd.j, with.Len(), cb
-			}
-		}
-		if best >= 0 {
-			mu.Lock()
-			b.comp = &companion{from: b.old.SHA256, with: big[best].e.SHA256, content: bestContent}
-			mu.Unlock()
-		}
-		return nil
-	})
+	return big, seed, nil
+}
+
+// companionFor picks big[i]'s companion among the larger files before it,
+// or returns nil: candidates ranked by the chunks they share with it that
+// its old version lacks, the best confirmed by making the deltas.
+func companionFor(st store, tree string, big []*bigFile, i int, seed maphash.Seed, logf func(string, ...any)) (*companion, error) {
+	b := big[i]
+	if b.old == nil {
+		return nil, nil
+	}
+	old, err := st.readObject(b.old.SHA256, b.old.Size)
 	if err != nil {
 		return nil, err
 	}
-	// Chains: a companion that itself has one adds a level on the client;
-	// past companionDepth the second base is dropped.
+	cands := companionCandidates(big, i, chunkSet(old, seed))
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	nb, err := os.ReadFile(filepath.Join(tree, filepath.FromSlash(b.e.Path)))
+	if err != nil {
+		return nil, err
+	}
+	var plain bytes.Buffer
+	if err := delta.Create(old, bytes.NewReader(nb), &plain); err != nil {
+		return nil, err
+	}
+	best, bestLen := -1, int(companionKeep*float64(plain.Len()))
+	var bestContent []byte
+	for _, cd := range cands[:min(len(cands), companionTries)] {
+		c := big[cd.j]
+		cb, err := os.ReadFile(filepath.Join(tree, filepath.FromSlash(c.e.Path)))
+		if err != nil {
+			return nil, err
+		}
+		var with bytes.Buffer
+		if err := delta.Create(delta.Dict(old, cb), bytes.NewReader(nb), &with); err != nil {
+			return nil, err
+		}
+		logf("companion for %s: %s (shares %d KiB) makes the delta %d bytes, %d without", b.e.Path, c.e.Path, cd.gain>>10, with.Len(), plain.Len())
+		if with.Len() <= bestLen {
+			best, bestLen, bestContent = cd.j, with.Len(), cb
+		}
+	}
+	if best < 0 {
+		return nil, nil
+	}
+	return &companion{from: b.old.SHA256, with: big[best].e.SHA256, content: bestContent}, nil
+}
+
+// candidate is a possible companion: big[j], sharing gain bytes of chunks.
+type candidate struct {
+	j    int
+	gain int64
+}
+
+// companionCandidates ranks the files before big[i] (larger ones) by the
+// bytes of chunks they share with it and its old version lacks, keeping
+// those that share enough and fit a delta's dictionary.
+func companionCandidates(big []*bigFile, i int, oldChunks map[uint64]int32) []candidate {
+	b := big[i]
+	var cands []candidate
+	for j := 0; j < i; j++ {
+		c := big[j]
+		if delta.DictSize(b.old.Size, c.e.Size) > delta.MaxBase {
+			continue
+		}
+		var gain int64
+		for h, n := range b.chunks {
+			if _, ok := c.chunks[h]; ok {
+				if _, had := oldChunks[h]; !had {
+					gain += int64(n)
+				}
+			}
+		}
+		if float64(gain) >= companionGain*float64(b.e.Size) {
+			cands = append(cands, candidate{j, gain})
+		}
+	}
+	slices.SortStableFunc(cands, func(x, y candidate) int { return cmp.Compare(y.gain, x.gain) })
+	return cands
+}
+
+// companionChains keeps the companions whose chain of second bases stays
+// within companionDepth: a companion that itself has one adds a level on
+// the client.
+func companionChains(big []*bigFile) map[digest.Digest]*companion {
+	out := map[digest.Digest]*companion{}
 	for _, b := range big {
 		if b.comp == nil {
 			continue
@@ -169,7 +206,7 @@ func chooseCompanions(ctx context.Context, st store, tree string, m, newest *man
 			b.depth = 0
 		}
 	}
-	return out, nil
+	return out
 }
 
 // chunkSet cuts b at content-defined boundaries (a gear hash, ~512-byte

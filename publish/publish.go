@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"laptop.org/upgrade/atomicfile"
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
@@ -273,40 +275,16 @@ var mu sync.Mutex
 
 // parallel runs f(0..n-1) on GOMAXPROCS workers, stopping at the first error.
 func parallel(ctx context.Context, n int, f func(int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan int)
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := f(i); err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-					cancel()
-				}
-			}
-		}()
-	}
-loop:
-	for i := 0; i < n; i++ {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-			break loop
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range n {
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return f(i) })
 	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errc:
+	if err := g.Wait(); err != nil {
 		return err
-	default:
 	}
 	return ctx.Err()
 }

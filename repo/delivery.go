@@ -8,6 +8,7 @@ import (
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/strictjson"
 )
 
 // DeliverySpec is the delivery list format version.
@@ -175,7 +176,7 @@ func deltaLess(a, b DeltaRef) bool {
 // ParseDelivery decodes and validates a delivery list for version v.
 func ParseDelivery(b []byte, v layout.Version) (*Delivery, error) {
 	var dl Delivery
-	if err := strictJSON(b, &dl); err != nil {
+	if err := strictjson.Unmarshal(b, &dl); err != nil {
 		return nil, fmt.Errorf("delivery: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if dl.Type != "delivery" || dl.Spec != DeliverySpec || dl.Version != v {
@@ -240,7 +241,7 @@ type ObjectList struct {
 // ParseObjects decodes and validates the object list of version v.
 func ParseObjects(b []byte, v layout.Version) ([]BlobRef, error) {
 	var l ObjectList
-	if err := strictJSON(b, &l); err != nil {
+	if err := strictjson.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("object list: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if l.Type != "objects" || l.Version != v {

@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -11,6 +10,7 @@ import (
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/strictjson"
 )
 
 // IndexSpec is the index format version.
@@ -127,7 +127,7 @@ func OpenIndex(ctx context.Context, b []byte, kr Keyring, exp Expect) (*Index, e
 		return nil, fmt.Errorf("index of %d bytes: %w", len(b), errdefs.ErrTooLarge)
 	}
 	var env Envelope
-	if err := strictJSON(b, &env); err != nil {
+	if err := strictjson.Unmarshal(b, &env); err != nil {
 		return nil, fmt.Errorf("index envelope: %v: %w", err, errdefs.ErrBadSignature)
 	}
 	if n := len(env.Signatures); n > MaxSignatures {
@@ -141,7 +141,7 @@ func OpenIndex(ctx context.Context, b []byte, kr Keyring, exp Expect) (*Index, e
 		return nil, fmt.Errorf("index: no valid signature by a trusted key (%d signatures): %w", len(env.Signatures), errdefs.ErrBadSignature)
 	}
 	var x Index
-	if err := strictJSON(env.Signed, &x); err != nil {
+	if err := strictjson.Unmarshal(env.Signed, &x); err != nil {
 		return nil, fmt.Errorf("index: %v: %w", err, errdefs.ErrBadSignature)
 	}
 	if x.Type != "index" || x.Spec != IndexSpec {
@@ -217,18 +217,6 @@ const MaxBlob = 1 << 40
 func (r BlobRef) check() error {
 	if r.Size < 0 || r.Size > MaxBlob || r.StoredSize <= 0 || r.StoredSize > MaxBlob {
 		return fmt.Errorf("sizes %d/%d out of range: %w", r.Size, r.StoredSize, errdefs.ErrInvalidArgument)
-	}
-	return nil
-}
-
-func strictJSON(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return err
-	}
-	if d.More() {
-		return fmt.Errorf("trailing data")
 	}
 	return nil
 }

@@ -21,7 +21,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/digest"
+	"laptop.org/upgrade/dirwalk"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/slotfs"
@@ -97,8 +97,7 @@ type verifier struct {
 	o     Options
 	col   collector
 
-	tasks   chan task
-	pending sync.WaitGroup
+	pool *dirwalk.Pool[task]
 
 	total    int64
 	done     atomic.Int64
@@ -117,25 +116,15 @@ type task struct {
 const bigFile = 512 << 10
 
 func newVerifier(ctx context.Context, root *slotfs.Root, m *manifest.Manifest, o Options, max int) (*verifier, error) {
-	pol := manifest.Policy{AllowSetuid: true, AllowDevices: true, MaxEntries: len(m.Entries) + 1}
-	if err := m.Validate(pol); err != nil {
-		return nil, fmt.Errorf("verify %s: manifest: %w", root.Path(), err)
+	tr, err := dirwalk.NewTree(m)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", root.Path(), err)
 	}
 	v := &verifier{ctx: ctx, root: root, es: m.Entries, o: o, col: collector{max: max},
-		dirID: make([]int32, len(m.Entries)), ino: make([]inode, len(m.Entries))}
-	ids := map[string]int32{"": 0}
-	v.kids = [][]int32{nil}
+		kids: tr.Kids, dirID: tr.DirID, ino: make([]inode, len(m.Entries))}
 	nbig := 0
 	for i := range v.es {
-		e := &v.es[i]
-		pid := ids[manifest.Parent(e.Path)]
-		v.kids[pid] = append(v.kids[pid], int32(i))
-		switch e.Type {
-		case manifest.Dir:
-			ids[e.Path] = int32(len(v.kids))
-			v.dirID[i] = int32(len(v.kids))
-			v.kids = append(v.kids, nil)
-		case manifest.File:
+		if e := &v.es[i]; e.Type == manifest.File {
 			v.total += e.Size
 			if e.Size >= bigFile {
 				nbig++
@@ -147,35 +136,22 @@ func newVerifier(ctx context.Context, root *slotfs.Root, m *manifest.Manifest, o
 		return nil, fmt.Errorf("verify %s: %w", root.Path(), err)
 	}
 	v.dev = st.Dev
-	if v.o.Workers <= 0 {
-		v.o.Workers = runtime.GOMAXPROCS(0)
-	}
-	v.tasks = make(chan task, len(v.kids)+nbig) // each queued once: sends never block
+	v.pool = dirwalk.NewPool[task](len(v.kids) + nbig)
 	return v, nil
 }
 
 func (v *verifier) run() ([]Mismatch, error) {
-	v.pending.Add(1)
-	v.tasks <- task{ent: -1}
-	var workers sync.WaitGroup
-	for range v.o.Workers {
-		workers.Go(func() {
-			buf := make([]byte, 1<<20)
-			for t := range v.tasks {
-				if v.ctx.Err() == nil {
-					if t.big {
-						v.bigFile(t.ent, buf)
-					} else {
-						v.dir(t.ent, buf)
-					}
-				}
-				v.pending.Done()
+	v.pool.Queue(task{ent: -1})
+	v.pool.Run(v.ctx, v.o.Workers, func() func(task) {
+		buf := make([]byte, 1<<20)
+		return func(t task) {
+			if t.big {
+				v.bigFile(t.ent, buf)
+			} else {
+				v.dir(t.ent, buf)
 			}
-		})
-	}
-	v.pending.Wait()
-	close(v.tasks)
-	workers.Wait()
+		}
+	})
 	if err := v.ctx.Err(); err != nil {
 		return nil, fmt.Errorf("verify %s: %w: %w", v.root.Path(), errdefs.ErrCancelled, err)
 	}
@@ -191,8 +167,7 @@ func (v *verifier) bad(path, format string, args ...any) {
 }
 
 func (v *verifier) queue(k int32, big bool) {
-	v.pending.Add(1)
-	v.tasks <- task{ent: k, big: big}
+	v.pool.Queue(task{ent: k, big: big})
 }
 
 // progress counts n more hashed bytes and reports at most every MiB.

@@ -4,35 +4,19 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
-	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"laptop.org/upgrade/digest"
-	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/dirwalk"
 	"laptop.org/upgrade/manifest"
 )
-
-const resolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
 
 // open opens rel ("" is the root) under the slot root without following
 // any symlink or leaving the filesystem.
 func (v *verifier) open(rel string, flags int) (int, error) {
-	if rel == "" {
-		rel = "."
-	}
-	for {
-		fd, err := unix.Openat2(v.root.FD(), rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolve})
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) {
-			err = fmt.Errorf("%w: %w", err, errdefs.ErrUnsafePath)
-		}
-		return fd, err
-	}
+	return dirwalk.Open(v.root.FD(), rel, flags)
 }
 
 // dir walks one directory: names in the tree but not in m, entries of m
@@ -51,19 +35,11 @@ func (v *verifier) dir(ent int32, buf []byte) {
 	if ent >= 0 {
 		v.xattrs(fd, &v.es[ent], buf)
 	}
-	d, err := unix.Dup(fd)
-	if err != nil {
-		v.bad(rel, "dup: %v", err)
-		return
-	}
-	f := os.NewFile(uintptr(d), rel)
-	names, err := f.Readdirnames(-1)
-	f.Close()
+	names, err := dirwalk.ReadNames(fd)
 	if err != nil {
 		v.bad(rel, "list: %v", err)
 		return
 	}
-	slices.Sort(names)
 	prefix := rel + "/"
 	if rel == "" {
 		prefix = ""
@@ -86,7 +62,7 @@ func (v *verifier) dir(ent int32, buf []byte) {
 			var st unix.Stat_t
 			what := "entry"
 			if unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-				what = typeName(st.Mode)
+				what = dirwalk.TypeName(st.Mode)
 			}
 			v.bad(p, "%s not in the manifest", what)
 		}
@@ -122,7 +98,7 @@ func (v *verifier) check(fd int, name string, k int32, buf []byte) {
 		}
 		v.queue(k, false)
 	case manifest.Symlink:
-		t, err := readlinkAt(fd, name)
+		t, err := dirwalk.ReadlinkAt(fd, name)
 		if err != nil {
 			v.bad(e.Path, "readlink: %v", err)
 		} else if t != e.Target {
@@ -270,7 +246,7 @@ func meta(e *manifest.Entry, st *unix.Stat_t) string {
 		want = unix.S_IFIFO
 	}
 	if st.Mode&unix.S_IFMT != want {
-		return fmt.Sprintf("type %s, manifest says %s", typeName(st.Mode), e.Type)
+		return fmt.Sprintf("type %s, manifest says %s", dirwalk.TypeName(st.Mode), e.Type)
 	}
 	var why []string
 	if e.Type != manifest.Symlink && st.Mode&07777 != e.Mode {
@@ -286,38 +262,4 @@ func meta(e *manifest.Entry, st *unix.Stat_t) string {
 		why = append(why, fmt.Sprintf("device %#x, manifest says %#x", st.Rdev, e.Rdev))
 	}
 	return strings.Join(why, "; ")
-}
-
-func typeName(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "file"
-	case unix.S_IFDIR:
-		return "dir"
-	case unix.S_IFLNK:
-		return "symlink"
-	case unix.S_IFCHR:
-		return "char device"
-	case unix.S_IFBLK:
-		return "block device"
-	case unix.S_IFIFO:
-		return "fifo"
-	case unix.S_IFSOCK:
-		return "socket"
-	}
-	return fmt.Sprintf("type %o", mode&unix.S_IFMT)
-}
-
-func readlinkAt(dfd int, name string) (string, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Readlinkat(dfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < len(buf) {
-			return string(buf[:n]), nil
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 }

@@ -26,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"laptop.org/upgrade/manifest"
 )
 
 // system is one contender's runs.
@@ -57,161 +59,221 @@ type Report struct {
 	Verify  *verifyResult      `json:",omitempty"`
 }
 
-func main() {
-	pair := flag.String("pair", "go", "pair name, used in BENCH names")
-	oldTree := flag.String("old", "", "old tree")
-	newTree := flag.String("new", "", "new tree")
-	work := flag.String("work", "", "work directory (cached repositories, roots)")
-	bin := flag.String("bin", "bin", "directory of our binaries")
-	runs := flag.Int("runs", 5, "runs per system")
-	peers := flag.String("peers", "rsync,ostree,casync", "peers to measure")
-	primary := flag.Bool("primary", false, "also print issue 2's unsuffixed names (the Go pair)")
-	doVerify := flag.Bool("verify", false, "also measure verification against sha256sum")
-	out := flag.String("json", "", "write all runs here")
-	stale := flag.Bool("stale-repo", false, "measure with the cached repository and root even if the publisher's sources changed (client-side work: saves the republish)")
+// options are pairbench's flags.
+type options struct {
+	pair, oldTree, newTree, work, bin, peers, out string
+	runs                                          int
+	primary, verify, stale                        bool
+}
+
+func parseFlags() options {
+	var o options
+	flag.StringVar(&o.pair, "pair", "go", "pair name, used in BENCH names")
+	flag.StringVar(&o.oldTree, "old", "", "old tree")
+	flag.StringVar(&o.newTree, "new", "", "new tree")
+	flag.StringVar(&o.work, "work", "", "work directory (cached repositories, roots)")
+	flag.StringVar(&o.bin, "bin", "bin", "directory of our binaries")
+	flag.IntVar(&o.runs, "runs", 5, "runs per system")
+	flag.StringVar(&o.peers, "peers", "rsync,ostree,casync", "peers to measure")
+	flag.BoolVar(&o.primary, "primary", false, "also print issue 2's unsuffixed names (the Go pair)")
+	flag.BoolVar(&o.verify, "verify", false, "also measure verification against sha256sum")
+	flag.StringVar(&o.out, "json", "", "write all runs here")
+	flag.BoolVar(&o.stale, "stale-repo", false, "measure with the cached repository and root even if the publisher's sources changed (client-side work: saves the republish)")
 	flag.Parse()
-	log.SetFlags(log.Ltime)
-	log.SetPrefix("pairbench " + *pair + ": ")
-	if *oldTree == "" || *newTree == "" || *work == "" || *runs < 1 {
+	if o.oldTree == "" || o.newTree == "" || o.work == "" || o.runs < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	for _, p := range []*string{oldTree, newTree, work, bin} {
+	for _, p := range []*string{&o.oldTree, &o.newTree, &o.work, &o.bin} {
 		a, err := filepath.Abs(*p)
 		check(err)
 		*p = a
 	}
-	check(os.MkdirAll(filepath.Join(*work, "www"), 0755))
-	quiet("chmod", "a+rx", *work, filepath.Join(*work, "www"))
-	dataKey := dataStamp(*oldTree, *newTree)
+	return o
+}
 
-	srv := serveCounting(filepath.Join(*work, "www"))
+func main() {
+	opt := parseFlags()
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("pairbench " + opt.pair + ": ")
+	check(os.MkdirAll(filepath.Join(opt.work, "www"), 0755))
+	quiet("chmod", "a+rx", opt.work, filepath.Join(opt.work, "www"))
+
+	srv := serveCounting(filepath.Join(opt.work, "www"))
 	defer srv.Close()
-	rep := &Report{Pair: *pair, Runs: *runs, Publish: map[string]float64{}, Growth: map[string]int64{}}
+	rep := &Report{Pair: opt.pair, Runs: opt.runs, Publish: map[string]float64{}, Growth: map[string]int64{}}
 
-	tr := newTrash(*work)
-	o := newOurs(*bin, *work)
-	o.stale = *stale
-	o.prepare(*oldTree, *newTree, srv, tr)
+	tr := newTrash(opt.work)
+	o := newOurs(opt.bin, opt.work)
+	o.stale = opt.stale
+	o.prepare(opt.oldTree, opt.newTree, srv, tr)
 	rep.Publish["ours"], rep.Growth["ours"] = o.Publish.Seconds[1], o.Publish.AddedBytes[1]
+	c := preparePeers(opt, rep, tr)
+	defer c.stop()
+	for i := 0; i < opt.runs; i++ {
+		c.round(i, o, srv, tr)
+	}
+	checkActive(context.Background(), o)
+	rep.Systems = c.systems()
+	if opt.verify {
+		rep.Verify = benchVerify(context.Background(), o, opt.runs)
+	}
+	printBench(rep, opt.primary)
+	if opt.out != "" {
+		b, err := json.MarshalIndent(rep, "", " ")
+		check(err)
+		check(os.WriteFile(opt.out, b, 0644))
+	}
+}
+
+// contenders are ours and the peers measured, with their runs so far.
+type contenders struct {
+	oldTree string
 	// rsync and casync start from a fresh copy of the old tree each round,
 	// not from our slot a: rsync -a into a cp -al copy chmods and chowns the
 	// shared inodes in place when only metadata changed (OLPC's failure
 	// mode), and so rewrote the tree it was cloned from. (Our upgrade then
 	// rightly saw slot a as drifted and fetched those files again.)
-	base := filepath.Join(*work, "peer-base")
-	want := scan(*newTree)
-	rep.Files = countFiles(want)
+	base           string
+	want           *manifest.Manifest
+	ostree         *ostreePeer
+	casync         *casyncPeer
+	rsync          *rsyncPeer
+	us, rs, os, cs *system
+}
 
-	var ostreeP *ostreePeer
-	var casyncP *casyncPeer
-	var rsyncP *rsyncPeer
-	has := func(p string) bool { return strings.Contains(","+*peers+",", ","+p+",") }
+// preparePeers publishes the new tree for each peer asked for (or finds
+// it cached) and starts the rsync daemon.
+func preparePeers(opt options, rep *Report, tr *trash) *contenders {
+	c := &contenders{
+		oldTree: opt.oldTree,
+		base:    filepath.Join(opt.work, "peer-base"),
+		want:    scan(opt.newTree),
+		us:      &system{Name: "ours"},
+		rs:      &system{Name: "rsync", Parts: map[string][]float64{}, Note: "cp -al + rsync -azcH --delete"},
+		os:      &system{Name: "ostree", Parts: map[string][]float64{}, Note: "pull (static delta) + checkout --require-hardlinks"},
+		cs:      &system{Name: "casync", Note: "extract --seed --hardlink=yes"},
+	}
+	rep.Files = countFiles(c.want)
+	dataKey := dataStamp(opt.oldTree, opt.newTree)
+	has := func(p string) bool { return strings.Contains(","+opt.peers+",", ","+p+",") }
 	if has("ostree") {
-		ostreeP = prepareOstree(*work, *oldTree, *newTree, dataKey, tr)
-		rep.Publish["ostree"], rep.Growth["ostree"] = ostreeP.PublishSeconds, ostreeP.RepoGrowthBytes
+		c.ostree = prepareOstree(opt.work, opt.oldTree, opt.newTree, dataKey, tr)
+		rep.Publish["ostree"], rep.Growth["ostree"] = c.ostree.PublishSeconds, c.ostree.RepoGrowthBytes
 	}
 	if has("casync") {
-		casyncP = prepareCasync(*work, *newTree, dataKey, tr)
-		rep.Publish["casync"], rep.Growth["casync"] = casyncP.PublishSeconds, casyncP.StoreBytes
+		c.casync = prepareCasync(opt.work, opt.newTree, dataKey, tr)
+		rep.Publish["casync"], rep.Growth["casync"] = c.casync.PublishSeconds, c.casync.StoreBytes
 	}
 	if has("rsync") {
-		rsyncP = startRsync(*work, *newTree)
-		defer rsyncP.stop()
+		c.rsync = startRsync(opt.work, opt.newTree)
 	}
+	return c
+}
 
-	us := &system{Name: "ours"}
-	rs := &system{Name: "rsync", Parts: map[string][]float64{}, Note: "cp -al + rsync -azcH --delete"}
-	os_ := &system{Name: "ostree", Parts: map[string][]float64{}, Note: "pull (static delta) + checkout --require-hardlinks"}
-	cs := &system{Name: "casync", Note: "extract --seed --hardlink=yes"}
-	for i := 0; i < *runs; i++ {
-		// Every contender back to the starting state first (trash.go says
-		// why nothing is deleted), then the runs, interleaved, so that a
-		// burst of load from other users of the machine hits every
-		// contender rather than one.
-		o.reset(tr)
-		if rsyncP != nil || casyncP != nil {
-			tr.put(base)
-			quiet("cp", "-a", *oldTree, base)
-		}
-		if rsyncP != nil {
-			rsyncP.reset(tr)
-		}
-		if ostreeP != nil {
-			ostreeP.reset(tr, srv)
-		}
-		if casyncP != nil {
-			casyncP.reset(tr)
-		}
-		// Before every timed run, `sync` (not timed): a durable update
-		// (ours syncs its filesystem; ostree fsyncs) would otherwise also
-		// pay for the dirty data the resets and the previous contender
-		// left, which rsync and cp never wait for.
-		quiet("sync")
-		srv.Reset()
-		m, fetched := o.run(srv, nil)
-		served, reqs := srv.Reset()
-		// Charged: every body byte served (signed index, manifest and
-		// delivery list included), as for the other HTTP peers.
-		us.Bytes, us.Seconds, us.RSSMiB = append(us.Bytes, served), append(us.Seconds, m.Seconds), append(us.RSSMiB, m.RSSMiB)
-		log.Printf("run %d: ours %.2fs, %s MB served in %d requests (%s MB of blobs), peak RSS %.1f MiB", i+1, m.Seconds, mb(served), reqs, mb(fetched), m.RSSMiB)
-		if rsyncP != nil {
-			quiet("sync")
-			cp, r, n, dst := rsyncP.run(base)
-			rs.Bytes, rs.Seconds = append(rs.Bytes, n), append(rs.Seconds, cp.Seconds+r.Seconds)
-			rs.RSSMiB = append(rs.RSSMiB, r.RSSMiB)
-			rs.Parts["cp -al"] = append(rs.Parts["cp -al"], cp.Seconds)
-			rs.Parts["rsync"] = append(rs.Parts["rsync"], r.Seconds)
-			log.Printf("run %d: rsync %.2fs (cp -al %.2fs), %s MB received", i+1, cp.Seconds+r.Seconds, cp.Seconds, mb(n))
-			if i == 0 {
-				compare("rsync", want, dst)
-			}
-		}
-		if ostreeP != nil {
-			quiet("sync")
-			srv.Reset()
-			pull, co, dst := ostreeP.run()
-			n, reqs := srv.Reset()
-			os_.Bytes, os_.Seconds = append(os_.Bytes, n), append(os_.Seconds, pull.Seconds+co.Seconds)
-			os_.RSSMiB = append(os_.RSSMiB, max(pull.RSSMiB, co.RSSMiB))
-			os_.Parts["pull"] = append(os_.Parts["pull"], pull.Seconds)
-			os_.Parts["checkout"] = append(os_.Parts["checkout"], co.Seconds)
-			log.Printf("run %d: ostree %.2fs (pull %.2fs), %s MB in %d requests, peak RSS %.1f MiB", i+1, pull.Seconds+co.Seconds, pull.Seconds, mb(n), reqs, pull.RSSMiB)
-			if i == 0 {
-				compare("ostree", want, dst)
-			}
-		}
-		if casyncP != nil {
-			quiet("sync")
-			srv.Reset()
-			m, dst := casyncP.run(srv, base)
-			n, reqs := srv.Reset()
-			cs.Bytes, cs.Seconds, cs.RSSMiB = append(cs.Bytes, n), append(cs.Seconds, m.Seconds), append(cs.RSSMiB, m.RSSMiB)
-			log.Printf("run %d: casync %.2fs, %s MB in %d requests", i+1, m.Seconds, mb(n), reqs)
-			if i == 0 {
-				compare("casync", want, dst)
-			}
-		}
+func (c *contenders) stop() {
+	if c.rsync != nil {
+		c.rsync.stop()
 	}
-	checkActive(context.Background(), o)
-	rep.Systems = append(rep.Systems, us)
+}
+
+// round runs every contender once. Every contender goes back to the
+// starting state first (trash.go says why nothing is deleted), then the
+// runs, interleaved, so that a burst of load from other users of the
+// machine hits every contender rather than one.
+func (c *contenders) round(i int, o *ours, srv *counter, tr *trash) {
+	o.reset(tr)
+	if c.rsync != nil || c.casync != nil {
+		tr.put(c.base)
+		quiet("cp", "-a", c.oldTree, c.base)
+	}
+	if c.rsync != nil {
+		c.rsync.reset(tr)
+	}
+	if c.ostree != nil {
+		c.ostree.reset(tr, srv)
+	}
+	if c.casync != nil {
+		c.casync.reset(tr)
+	}
+	// Before every timed run, `sync` (not timed): a durable update
+	// (ours syncs its filesystem; ostree fsyncs) would otherwise also
+	// pay for the dirty data the resets and the previous contender
+	// left, which rsync and cp never wait for.
+	quiet("sync")
+	srv.Reset()
+	m, fetched := o.run(srv, nil)
+	served, reqs := srv.Reset()
+	// Charged: every body byte served (signed index, manifest and
+	// delivery list included), as for the other HTTP peers.
+	c.us.Bytes, c.us.Seconds, c.us.RSSMiB = append(c.us.Bytes, served), append(c.us.Seconds, m.Seconds), append(c.us.RSSMiB, m.RSSMiB)
+	log.Printf("run %d: ours %.2fs, %s MB served in %d requests (%s MB of blobs), peak RSS %.1f MiB", i+1, m.Seconds, mb(served), reqs, mb(fetched), m.RSSMiB)
+	if c.rsync != nil {
+		c.roundRsync(i)
+	}
+	if c.ostree != nil {
+		c.roundOstree(i, srv)
+	}
+	if c.casync != nil {
+		c.roundCasync(i, srv)
+	}
+}
+
+func (c *contenders) roundRsync(i int) {
+	quiet("sync")
+	cp, r, n, dst := c.rsync.run(c.base)
+	rs := c.rs
+	rs.Bytes, rs.Seconds = append(rs.Bytes, n), append(rs.Seconds, cp.Seconds+r.Seconds)
+	rs.RSSMiB = append(rs.RSSMiB, r.RSSMiB)
+	rs.Parts["cp -al"] = append(rs.Parts["cp -al"], cp.Seconds)
+	rs.Parts["rsync"] = append(rs.Parts["rsync"], r.Seconds)
+	log.Printf("run %d: rsync %.2fs (cp -al %.2fs), %s MB received", i+1, cp.Seconds+r.Seconds, cp.Seconds, mb(n))
+	if i == 0 {
+		compare("rsync", c.want, dst)
+	}
+}
+
+func (c *contenders) roundOstree(i int, srv *counter) {
+	quiet("sync")
+	srv.Reset()
+	pull, co, dst := c.ostree.run()
+	n, reqs := srv.Reset()
+	s := c.os
+	s.Bytes, s.Seconds = append(s.Bytes, n), append(s.Seconds, pull.Seconds+co.Seconds)
+	s.RSSMiB = append(s.RSSMiB, max(pull.RSSMiB, co.RSSMiB))
+	s.Parts["pull"] = append(s.Parts["pull"], pull.Seconds)
+	s.Parts["checkout"] = append(s.Parts["checkout"], co.Seconds)
+	log.Printf("run %d: ostree %.2fs (pull %.2fs), %s MB in %d requests, peak RSS %.1f MiB", i+1, pull.Seconds+co.Seconds, pull.Seconds, mb(n), reqs, pull.RSSMiB)
+	if i == 0 {
+		compare("ostree", c.want, dst)
+	}
+}
+
+func (c *contenders) roundCasync(i int, srv *counter) {
+	quiet("sync")
+	srv.Reset()
+	m, dst := c.casync.run(srv, c.base)
+	n, reqs := srv.Reset()
+	cs := c.cs
+	cs.Bytes, cs.Seconds, cs.RSSMiB = append(cs.Bytes, n), append(cs.Seconds, m.Seconds), append(cs.RSSMiB, m.RSSMiB)
+	log.Printf("run %d: casync %.2fs, %s MB in %d requests", i+1, m.Seconds, mb(n), reqs)
+	if i == 0 {
+		compare("casync", c.want, dst)
+	}
+}
+
+// systems lists ours, then each peer that was measured.
+func (c *contenders) systems() []*system {
+	out := []*system{c.us}
 	for _, p := range []struct {
 		s  *system
 		on bool
-	}{{rs, rsyncP != nil}, {os_, ostreeP != nil}, {cs, casyncP != nil}} {
+	}{{c.rs, c.rsync != nil}, {c.os, c.ostree != nil}, {c.cs, c.casync != nil}} {
 		if p.on {
-			rep.Systems = append(rep.Systems, p.s)
+			out = append(out, p.s)
 		}
 	}
-	if *doVerify {
-		rep.Verify = benchVerify(context.Background(), o, *runs)
-	}
-	printBench(rep, *primary)
-	if *out != "" {
-		b, err := json.MarshalIndent(rep, "", " ")
-		check(err)
-		check(os.WriteFile(*out, b, 0644))
-	}
+	return out
 }
 
 // dataStamp names the data set for the peers' caches: the trees' paths and
