@@ -33,7 +33,9 @@ type system struct {
 	Name    string
 	Bytes   []int64              // on the wire
 	Seconds []float64            // whole update, from the same starting state
+	CPU     []float64            // user+sys seconds of the updating process(es)
 	RSSMiB  []float64            // peak RSS of the updating process(es)
+	Meta    []metaBytes          `json:",omitempty"` // ours: index, manifest and delivery bytes
 	Parts   map[string][]float64 `json:",omitempty"` // phase times (cp -al, pull, checkout)
 	Note    string               `json:",omitempty"`
 }
@@ -68,6 +70,7 @@ func main() {
 	primary := flag.Bool("primary", false, "also print issue 2's unsuffixed names (the Go pair)")
 	doVerify := flag.Bool("verify", false, "also measure verification against sha256sum")
 	out := flag.String("json", "", "write all runs here")
+	quota := flag.Float64("cpu-quota", 0, "run every contender's client side under this share of one core (cgroup cpu.max; 0.25 = a quarter core)")
 	stale := flag.Bool("stale-repo", false, "measure with the cached repository and root even if the publisher's sources changed (client-side work: saves the republish)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -120,6 +123,13 @@ func main() {
 		defer rsyncP.stop()
 	}
 
+	if *quota > 0 {
+		b, err := newBudget(*quota)
+		check(err)
+		defer b.remove()
+		clientBudget = b
+		log.Printf("clients capped at %.2f of a core (%s)", *quota, b.dir)
+	}
 	us := &system{Name: "ours"}
 	rs := &system{Name: "rsync", Parts: map[string][]float64{}, Note: "cp -al + rsync -azcH --delete"}
 	os_ := &system{Name: "ostree", Parts: map[string][]float64{}, Note: "pull (static delta) + checkout --require-hardlinks"}
@@ -150,19 +160,22 @@ func main() {
 		quiet("sync")
 		srv.Reset()
 		m, fetched := o.run(srv, nil)
+		meta := o.classifyMeta(srv.Paths())
 		served, reqs := srv.Reset()
 		// Charged: every body byte served (signed index, manifest and
 		// delivery list included), as for the other HTTP peers.
 		us.Bytes, us.Seconds, us.RSSMiB = append(us.Bytes, served), append(us.Seconds, m.Seconds), append(us.RSSMiB, m.RSSMiB)
-		log.Printf("run %d: ours %.2fs, %s MB served in %d requests (%s MB of blobs), peak RSS %.1f MiB", i+1, m.Seconds, mb(served), reqs, mb(fetched), m.RSSMiB)
+		us.CPU, us.Meta = append(us.CPU, m.CPU), append(us.Meta, meta)
+		log.Printf("run %d: ours %.2fs (cpu %.2fs), %s MB served in %d requests (%s MB of blobs; index %d, manifest %d, delivery %d bytes), peak RSS %.1f MiB",
+			i+1, m.Seconds, m.CPU, mb(served), reqs, mb(fetched), meta.Index, meta.Manifest, meta.Delivery, m.RSSMiB)
 		if rsyncP != nil {
 			quiet("sync")
 			cp, r, n, dst := rsyncP.run(base)
 			rs.Bytes, rs.Seconds = append(rs.Bytes, n), append(rs.Seconds, cp.Seconds+r.Seconds)
-			rs.RSSMiB = append(rs.RSSMiB, r.RSSMiB)
+			rs.RSSMiB, rs.CPU = append(rs.RSSMiB, r.RSSMiB), append(rs.CPU, cp.CPU+r.CPU)
 			rs.Parts["cp -al"] = append(rs.Parts["cp -al"], cp.Seconds)
 			rs.Parts["rsync"] = append(rs.Parts["rsync"], r.Seconds)
-			log.Printf("run %d: rsync %.2fs (cp -al %.2fs), %s MB received", i+1, cp.Seconds+r.Seconds, cp.Seconds, mb(n))
+			log.Printf("run %d: rsync %.2fs (cp -al %.2fs; cpu %.2fs), %s MB received", i+1, cp.Seconds+r.Seconds, cp.Seconds, cp.CPU+r.CPU, mb(n))
 			if i == 0 {
 				compare("rsync", want, dst)
 			}
@@ -174,6 +187,7 @@ func main() {
 			n, reqs := srv.Reset()
 			os_.Bytes, os_.Seconds = append(os_.Bytes, n), append(os_.Seconds, pull.Seconds+co.Seconds)
 			os_.RSSMiB = append(os_.RSSMiB, max(pull.RSSMiB, co.RSSMiB))
+			os_.CPU = append(os_.CPU, pull.CPU+co.CPU)
 			os_.Parts["pull"] = append(os_.Parts["pull"], pull.Seconds)
 			os_.Parts["checkout"] = append(os_.Parts["checkout"], co.Seconds)
 			log.Printf("run %d: ostree %.2fs (pull %.2fs), %s MB in %d requests, peak RSS %.1f MiB", i+1, pull.Seconds+co.Seconds, pull.Seconds, mb(n), reqs, pull.RSSMiB)
@@ -187,12 +201,14 @@ func main() {
 			m, dst := casyncP.run(srv, base)
 			n, reqs := srv.Reset()
 			cs.Bytes, cs.Seconds, cs.RSSMiB = append(cs.Bytes, n), append(cs.Seconds, m.Seconds), append(cs.RSSMiB, m.RSSMiB)
+			cs.CPU = append(cs.CPU, m.CPU)
 			log.Printf("run %d: casync %.2fs, %s MB in %d requests", i+1, m.Seconds, mb(n), reqs)
 			if i == 0 {
 				compare("casync", want, dst)
 			}
 		}
 	}
+	clientBudget = nil
 	checkActive(context.Background(), o)
 	rep.Systems = append(rep.Systems, us)
 	for _, p := range []struct {
@@ -233,10 +249,13 @@ func printBench(rep *Report, primary bool) {
 	var ours *system
 	var bestPeer int64
 	peerT := map[string]float64{}
+	cpu := map[string]float64{}
 	for _, s := range rep.Systems {
 		b, t, r := s.med()
+		cpu[s.Name] = median(s.CPU)
 		line(fmt.Sprintf("bytes_%s_%s_mb", p, s.Name), float64(b)/1e6, "MB")
 		line(fmt.Sprintf("time_%s_%s_s", p, s.Name), t, "s")
+		line(fmt.Sprintf("cpu_%s_%s_s", p, s.Name), cpu[s.Name], "s")
 		line(fmt.Sprintf("rss_%s_%s_mib", p, s.Name), r, "MiB")
 		if s.Name == "ours" {
 			ours = s
@@ -253,7 +272,9 @@ func printBench(rep *Report, primary bool) {
 	}
 	for name, t := range peerT {
 		line(fmt.Sprintf("upgrade_time_vs_%s_%s", name, p), ot/t, "x")
+		line(fmt.Sprintf("cpu_vs_%s_%s", name, p), cpu["ours"]/cpu[name], "x")
 	}
+	printMeta(p, ours, ob)
 	line("publish_seconds_"+p, rep.Publish["ours"], "s")
 	line("repo_growth_mb_"+p, float64(rep.Growth["ours"])/1e6, "MB")
 	if primary {
