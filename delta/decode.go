@@ -137,45 +137,49 @@ func (c *cappedReader) Close() error {
 	return nil
 }
 
-// Decompress decodes a stored object into w, at most maxOut bytes.
+// Decompress decodes a stored object into w, at most maxOut bytes. The
+// decoder writes each block (up to 128 KiB) straight from its history:
+// no copy through a 32 KiB buffer, and a quarter of the write calls.
 func Decompress(r io.Reader, w io.Writer, maxOut int64) (int64, error) {
 	dec, err := objDecoders.get(r)
 	if err != nil {
 		return 0, err
 	}
 	defer objDecoders.put(dec)
-	return copyCapped(w, dec, maxOut)
-}
-
-func copyCapped(w io.Writer, r io.Reader, maxOut int64) (int64, error) {
-	ew := &errWriter{w: w}
-	n, err := io.Copy(ew, io.LimitReader(r, maxOut+1))
-	if err != nil {
-		if ew.err != nil {
-			return n, ew.err // writing failed (a full disk), the data may be fine
-		}
+	cw := &capWriter{w: w, left: maxOut}
+	n, err := dec.WriteTo(cw)
+	switch {
+	case cw.over:
+		return n, fmt.Errorf("decoded data over %d bytes: %w", maxOut, errdefs.ErrTooLarge)
+	case cw.err != nil:
+		return n, cw.err // writing failed (a full disk), the data may be fine
+	case err != nil:
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
 			return n, fmt.Errorf("decoded data over %d bytes: %w", maxOut, errdefs.ErrTooLarge)
 		}
 		return n, fmt.Errorf("decode: %v: %w", err, errdefs.ErrCorrupt)
 	}
-	if n > maxOut {
-		return n, fmt.Errorf("decoded data over %d bytes: %w", maxOut, errdefs.ErrTooLarge)
-	}
 	return n, nil
 }
 
-// errWriter remembers the destination's own error, so that a full disk is
-// not reported as corrupt data from the repository.
-type errWriter struct {
-	w   io.Writer
-	err error
+// capWriter passes at most left bytes to w; more is an error (over), as
+// is w's own (err).
+type capWriter struct {
+	w    io.Writer
+	left int64
+	over bool
+	err  error
 }
 
-func (e *errWriter) Write(p []byte) (int, error) {
-	n, err := e.w.Write(p)
-	if err != nil && e.err == nil {
-		e.err = err
+func (c *capWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > c.left {
+		c.over = true
+		return 0, errdefs.ErrTooLarge
+	}
+	n, err := c.w.Write(p)
+	c.left -= int64(n)
+	if err != nil {
+		c.err = err
 	}
 	return n, err
 }

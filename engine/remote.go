@@ -189,7 +189,6 @@ func (rm *Remote) LoadTargetFrom(ctx context.Context, v *repo.VersionRef, cur *I
 	if err != nil {
 		return nil, err
 	}
-	dl.KeepDeltaCodecs(rm.cfg.deltaCodecs())
 	var mb []byte
 	if cur != nil && len(cur.Raw) > 0 {
 		mb = rm.patchDoc(ctx, dl, cur.Raw, v.Manifest)
@@ -209,6 +208,10 @@ func (rm *Remote) LoadTargetFrom(ctx context.Context, v *repo.VersionRef, cur *I
 	if rm.cfg.Hardware != "" && m.Hardware != "" && m.Hardware != rm.cfg.Hardware {
 		return nil, fmt.Errorf("version %d is for hardware %q, this machine is %q: %w", v.Version, m.Hardware, rm.cfg.Hardware, errdefs.ErrPolicy)
 	}
+	if err := dl.Resolve(m.Content); err != nil {
+		return nil, fmt.Errorf("delivery list of version %d: %w", v.Version, err)
+	}
+	dl.KeepDeltaCodecs(rm.cfg.deltaCodecs())
 	return &Target{Ref: *v, Manifest: m, ManifestRaw: mb, Delivery: dl}, nil
 }
 
@@ -245,7 +248,7 @@ func (rm *Remote) loadAllObjects(ctx context.Context, t *Target) error {
 	if err != nil {
 		return fmt.Errorf("object list of version %d: %w", t.Ref.Version, err)
 	}
-	objs, err := repo.ParseObjects(b, t.Ref.Version)
+	objs, err := repo.ParseObjects(b, t.Ref.Version, t.Manifest.Content)
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,9 @@ func (f *fixture) delivery(t testing.TB, v layout.Version) *repo.Delivery {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := dl.Resolve(f.manifestOf(t, v).Content); err != nil { // a lean (spec 2) list names contents by entry
+		t.Fatal(err)
+	}
 	return dl
 }
 
@@ -111,23 +114,23 @@ func (w *world) craft(mutate func(m *manifest.Manifest), keys ...repo.PrivateKey
 	t := w.t
 	t.Helper()
 	m := w.fix.manifestOf(t, 2)
+	m2 := w.fix.manifestOf(t, 2) // what v2's lean delivery list refers to
 	m.Version = 3
 	mutate(m)
 	x := w.fix.parsedIndex(t)
-	var dl repo.Delivery
-	if err := json.Unmarshal(w.fix.doc(t, x.Find(2).Delivery), &dl); err != nil {
-		t.Fatal(err)
-	}
-	dl.Version = 3
-	if !dl.AllObjects.SHA256.IsZero() { // the crafted list carries every object inline
-		objs, err := repo.ParseObjects(w.fix.doc(t, dl.AllObjects), 2)
+	dl := w.fix.delivery(t, 2)
+	// The crafted list spells out every digest (spec 1) and carries every
+	// object inline, so that it does not depend on the crafted manifest.
+	dl.Version, dl.Spec = 3, repo.DeliverySpec
+	if !dl.AllObjects.SHA256.IsZero() {
+		objs, err := repo.ParseObjects(w.fix.doc(t, dl.AllObjects), 2, m2.Content)
 		if err != nil {
 			t.Fatal(err)
 		}
 		dl.Objects, dl.AllObjects = objs, repo.BlobRef{}
 	}
 	mref := w.srv.putDoc(t, m.Bytes())
-	dref := w.srv.putDoc(t, mustJSON(t, &dl))
+	dref := w.srv.putDoc(t, mustJSON(t, dl))
 	x.Versions = append(x.Versions, repo.VersionRef{Version: 3, Created: m.Created, Manifest: mref, Delivery: dref, Entries: len(m.Entries)})
 	w.srv.sign(t, x, keys...)
 }

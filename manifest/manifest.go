@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
 )
@@ -138,4 +139,28 @@ func (m *Manifest) ContentSize() int64 {
 		}
 	}
 	return n
+}
+
+// Content is entry i's content digest and size, ok false unless entry i
+// is a regular file: what a lean delivery list (repo.DeliverySpecLean)
+// refers to by entry number.
+func (m *Manifest) Content(i int) (d digest.Digest, size int64, ok bool) {
+	if i < 0 || i >= len(m.Entries) || m.Entries[i].Type != File {
+		return digest.Zero, 0, false
+	}
+	return m.Entries[i].SHA256, m.Entries[i].Size, true
+}
+
+// FirstEntries maps each file content to the first entry holding it, the
+// number a lean delivery list uses for it.
+func (m *Manifest) FirstEntries() map[digest.Digest]int {
+	first := map[digest.Digest]int{}
+	for i := range m.Entries {
+		if e := &m.Entries[i]; e.Type == File {
+			if _, ok := first[e.SHA256]; !ok {
+				first[e.SHA256] = i
+			}
+		}
+	}
+	return first
 }

@@ -16,7 +16,7 @@ BENCH_SCALE_PLAN ?= 1000,10000,100000,1000000
 # `cmd | tee` must fail when cmd fails.
 BENCH_TEE = set -o pipefail; mkdir -p $(BENCH_LOG) $(BENCH_PAIRS);
 
-.PHONY: bench-data bench-clone bench-go bench-deb bench-scale bench-dbus bench-report bench-quick
+.PHONY: bench-data bench-clone bench-go bench-deb bench-quarter bench-scale bench-dbus bench-report bench-quick
 
 $(BENCH_DIR)/go/.done:
 	bench/data/go-pair.sh $(BENCH_DIR)/go
@@ -39,6 +39,17 @@ bench-deb: build $(BENCH_DIR)/deb/.done
 		-work $(BENCH_DIR)/work-deb -bin $(BIN) -runs $(BENCH_RUNS) \
 		-json $(BENCH_PAIRS)/deb.json | tee $(BENCH_LOG)/deb.txt
 
+# Both pairs again with every client capped at a quarter of one core (a
+# cgroup's cpu.max, the class of CPU the XO had), against rsync only; the
+# repositories and roots are bench-go's and bench-deb's, so it runs after
+# them. BENCH names end in _q25.
+bench-quarter: bench-go bench-deb
+	@$(BENCH_TEE) for p in go deb; do \
+		$(GO) run ./bench/pairbench -pair $${p}_q25 -old $(BENCH_DIR)/$$p/old -new $(BENCH_DIR)/$$p/new \
+			-work $(BENCH_DIR)/work-$$p -bin $(BIN) -runs 3 -peers rsync -cpu-quota 0.25 \
+			-json $(BENCH_PAIRS)/$${p}_q25.json || exit 1; \
+	done | tee $(BENCH_LOG)/quarter.txt
+
 # Needs bench-go's repository and provisioned root.
 bench-dbus: build
 	@test -e $(BENCH_DIR)/work-go/state0 || $(MAKE) bench-go
@@ -57,4 +68,4 @@ bench-quick: deps build $(BENCH_DIR)/quick/.done
 	@$(BENCH_TEE) $(GO) run ./bench/pairbench -pair quick -old $(BENCH_DIR)/quick/old -new $(BENCH_DIR)/quick/new \
 		-work $(BENCH_DIR)/work-quick -bin $(BIN) -runs 3 -verify -json $(BENCH_DIR)/quick.json | tee $(BENCH_DIR)/quick.txt
 
-BENCH_TARGETS += bench-clone bench-go bench-deb bench-scale bench-dbus
+BENCH_TARGETS += bench-clone bench-go bench-deb bench-quarter bench-scale bench-dbus

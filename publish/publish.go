@@ -46,6 +46,10 @@ type Options struct {
 	// that saves 5 % (xz.go). For releases; tests and drafts leave it off.
 	Best bool
 	TTL  time.Duration // index validity (default 30 days)
+	// DeliverySpec is the delivery list format: repo.DeliverySpecLean (the
+	// default, 0) or repo.DeliverySpec for clients older than it, which
+	// refuse a lean list.
+	DeliverySpec int
 	// AllowDevices publishes device nodes and fifos, for clients whose
 	// upgraded.conf says allow_devices = true; by default Add refuses a
 	// tree holding anything manifest.DefaultPolicy forbids.
@@ -72,6 +76,9 @@ func (o *Options) defaults() {
 	if o.DeltaDepth == 0 {
 		o.DeltaDepth = 3
 	}
+	if o.DeliverySpec == 0 {
+		o.DeliverySpec = repo.DeliverySpecLean
+	}
 	if o.TTL == 0 {
 		o.TTL = 30 * 24 * time.Hour
 	}
@@ -89,6 +96,9 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 	o.defaults()
 	if o.Channel == "" {
 		return Result{}, fmt.Errorf("publish: empty channel: %w", errdefs.ErrInvalidArgument)
+	}
+	if o.DeliverySpec != repo.DeliverySpec && o.DeliverySpec != repo.DeliverySpecLean {
+		return Result{}, fmt.Errorf("publish: delivery list spec %d, want %d or %d: %w", o.DeliverySpec, repo.DeliverySpec, repo.DeliverySpecLean, errdefs.ErrInvalidArgument)
 	}
 	st := store{dir: o.Repo}
 	if o.Best {
@@ -144,17 +154,18 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	lists := listCodec{spec: o.DeliverySpec, first: m.FirstEntries(), manifest: mref.SHA256}
 	if len(prev) > 0 {
 		dl.Sort() // makePacks looks deltas up
 		if err := makePacks(ctx, st, tree, m, prev[0], dl, &res, o); err != nil {
 			return Result{}, err
 		}
-		if err := slimDelivery(st, &idx.Versions[len(idx.Versions)-1], prev[0], mb, mref, dl, &res); err != nil {
+		if err := slimDelivery(st, lists, &idx.Versions[len(idx.Versions)-1], prev[0], mb, mref, dl, &res); err != nil {
 			return Result{}, err
 		}
 	}
 	dl.Sort()
-	dlBytes, err := jsonCompact(dl)
+	dlBytes, err := lists.delivery(dl)
 	if err != nil {
 		return Result{}, err
 	}

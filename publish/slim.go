@@ -6,6 +6,7 @@ import (
 
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
+	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
 )
@@ -17,14 +18,14 @@ import (
 // gets a delta from the previous one, which every such client holds (two
 // releases' manifests share most lines: 0.56 MB compressed, ~0.1 MB as a
 // delta, for Go 1.26.8 -> 1.27.3).
-func slimDelivery(st store, prevRef *repo.VersionRef, prev *manifest.Manifest, mb []byte, mref repo.BlobRef, dl *repo.Delivery, res *Result) error {
+func slimDelivery(st store, lists listCodec, prevRef *repo.VersionRef, prev *manifest.Manifest, mb []byte, mref repo.BlobRef, dl *repo.Delivery, res *Result) error {
 	had := map[digest.Digest]bool{}
 	for i := range prev.Entries {
 		if e := &prev.Entries[i]; e.Type == manifest.File {
 			had[e.SHA256] = true
 		}
 	}
-	all, err := jsonCompact(repo.ObjectList{Type: "objects", Version: dl.Version, Objects: dl.Objects})
+	all, err := lists.objects(dl.Version, dl.Objects)
 	if err != nil {
 		return err
 	}
@@ -60,4 +61,26 @@ func slimDelivery(st store, prevRef *repo.VersionRef, prev *manifest.Manifest, m
 	dl.Deltas = append(dl.Deltas, ref)
 	res.StoredBytes += n
 	return nil
+}
+
+// listCodec writes the delivery list and the full object list in the
+// format Options.DeliverySpec asks for.
+type listCodec struct {
+	spec     int
+	first    map[digest.Digest]int // content -> first manifest entry holding it
+	manifest digest.Digest         // the version's manifest, which a manifest delta makes
+}
+
+func (c listCodec) delivery(dl *repo.Delivery) ([]byte, error) {
+	if c.spec == repo.DeliverySpec {
+		return jsonCompact(dl)
+	}
+	return repo.EncodeLean(dl, c.first, c.manifest)
+}
+
+func (c listCodec) objects(v layout.Version, objs []repo.BlobRef) ([]byte, error) {
+	if c.spec == repo.DeliverySpec {
+		return jsonCompact(repo.ObjectList{Type: "objects", Version: v, Objects: objs})
+	}
+	return repo.EncodeLeanObjects(v, objs, c.first)
 }

@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -11,7 +13,10 @@ import (
 	"laptop.org/upgrade/strictjson"
 )
 
-// DeliverySpec is the delivery list format version.
+// DeliverySpec is the delivery list format that spells out every digest
+// (DeliverySpecLean refers to the manifest instead). Clients read both;
+// a publisher writes spec 1 only for clients older than spec 2, which
+// refuse a spec 2 list by its number.
 const DeliverySpec = 1
 
 // Delivery says how to get each content of one version: the stored object
@@ -34,6 +39,8 @@ type Delivery struct {
 	// Packs hold many small deltas and objects in one solid stream, for
 	// clients upgrading from the previous version (see Pack).
 	Packs []Pack `json:"packs,omitempty"`
+
+	lean *leanDelivery // a spec 2 list before Resolve
 }
 
 // DeltaRef is a zstd patch that turns content From into content To.
@@ -153,8 +160,26 @@ func (dl *Delivery) DeltasTo(to digest.Digest) []DeltaRef {
 
 // Sort puts lists in their canonical order.
 func (dl *Delivery) Sort() {
-	sort.Slice(dl.Objects, func(i, j int) bool { return less(dl.Objects[i].SHA256, dl.Objects[j].SHA256) })
+	sortObjects(dl.Objects)
 	sort.Slice(dl.Deltas, func(i, j int) bool { return deltaLess(dl.Deltas[i], dl.Deltas[j]) })
+}
+
+func sortObjects(o []BlobRef) {
+	sort.Slice(o, func(i, j int) bool { return less(o[i].SHA256, o[j].SHA256) })
+}
+
+// sortBy sorts xs by an integer key, stably.
+func sortBy[T any](xs []T, key func(T) int) {
+	sort.SliceStable(xs, func(i, j int) bool { return key(xs[i]) < key(xs[j]) })
+}
+
+// jsonCompact encodes v on one line, without HTML escapes.
+func jsonCompact(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return b.Bytes(), err
 }
 
 func less(a, b digest.Digest) bool {
@@ -173,49 +198,77 @@ func deltaLess(a, b DeltaRef) bool {
 	return less(a.From, b.From)
 }
 
-// ParseDelivery decodes and validates a delivery list for version v.
+// ParseDelivery decodes and validates a delivery list for version v. A
+// spec 2 list is only checked for its type and version here: it needs the
+// version's manifest (Resolve) before anything uses it, except its
+// manifest delta, which is in Deltas already.
 func ParseDelivery(b []byte, v layout.Version) (*Delivery, error) {
+	var head struct {
+		Spec int `json:"spec"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("delivery: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if head.Spec == DeliverySpecLean {
+		var l leanDelivery
+		if err := strictjson.Unmarshal(b, &l); err != nil {
+			return nil, fmt.Errorf("delivery: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		if l.Type != "delivery" || l.Version != v {
+			return nil, fmt.Errorf("delivery: type %q version %d, want version %d: %w", l.Type, l.Version, v, errdefs.ErrInvalidArgument)
+		}
+		dl := &Delivery{Type: l.Type, Spec: l.Spec, Version: l.Version, AllObjects: l.AllObjects, lean: &l}
+		if l.ManifestDelta != nil {
+			dl.Deltas = []DeltaRef{*l.ManifestDelta}
+		}
+		return dl, dl.validate()
+	}
 	var dl Delivery
 	if err := strictjson.Unmarshal(b, &dl); err != nil {
 		return nil, fmt.Errorf("delivery: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if dl.Type != "delivery" || dl.Spec != DeliverySpec || dl.Version != v {
-		return nil, fmt.Errorf("delivery: type %q spec %d version %d, want version %d: %w", dl.Type, dl.Spec, dl.Version, v, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("delivery: type %q spec %d version %d, want spec %d or %d, version %d: %w", dl.Type, dl.Spec, dl.Version, DeliverySpec, DeliverySpecLean, v, errdefs.ErrInvalidArgument)
 	}
+	return &dl, dl.validate()
+}
+
+// validate checks an expanded list: sizes, order, codecs, pack bounds.
+func (dl *Delivery) validate() error {
 	if err := checkObjects(dl.Objects); err != nil {
-		return nil, err
+		return err
 	}
 	if !dl.AllObjects.SHA256.IsZero() {
 		if err := dl.AllObjects.check(); err != nil {
-			return nil, fmt.Errorf("delivery object list: %w", err)
+			return fmt.Errorf("delivery object list: %w", err)
 		}
 	}
 	for i, d := range dl.Deltas {
 		if d.Size <= 0 || d.Size > MaxBlob || d.From == d.To || d.With == d.To {
-			return nil, fmt.Errorf("delivery delta %s-%s: bad size or identity: %w", d.From, d.To, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("delivery delta %s-%s: bad size or identity: %w", d.From, d.To, errdefs.ErrInvalidArgument)
 		}
 		if !validCodec(d.Codec) || (d.Codec != "" && !d.With.IsZero()) {
-			return nil, fmt.Errorf("delivery delta %s-%s: codec %q: %w", d.From, d.To, d.Codec, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("delivery delta %s-%s: codec %q: %w", d.From, d.To, d.Codec, errdefs.ErrInvalidArgument)
 		}
 		if i > 0 && !deltaLess(dl.Deltas[i-1], d) {
-			return nil, fmt.Errorf("delivery deltas unsorted or duplicated at %s-%s: %w", d.From, d.To, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("delivery deltas unsorted or duplicated at %s-%s: %w", d.From, d.To, errdefs.ErrInvalidArgument)
 		}
 	}
 	for _, p := range dl.Packs {
 		if p.Size <= 0 || p.Size > MaxBlob || len(p.Items) == 0 || len(p.Items) > MaxPackItems {
-			return nil, fmt.Errorf("delivery pack %s: bad size or item count: %w", p.SHA256, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("delivery pack %s: bad size or item count: %w", p.SHA256, errdefs.ErrInvalidArgument)
 		}
 		var total int64
 		for _, it := range p.Items {
 			if it.Size < 0 || it.Size > MaxBlob {
-				return nil, fmt.Errorf("delivery pack %s: item %s size %d: %w", p.SHA256, it.SHA256, it.Size, errdefs.ErrInvalidArgument)
+				return fmt.Errorf("delivery pack %s: item %s size %d: %w", p.SHA256, it.SHA256, it.Size, errdefs.ErrInvalidArgument)
 			}
 			if total += it.Size; total > MaxBlob {
-				return nil, fmt.Errorf("delivery pack %s: items too large: %w", p.SHA256, errdefs.ErrInvalidArgument)
+				return fmt.Errorf("delivery pack %s: items too large: %w", p.SHA256, errdefs.ErrInvalidArgument)
 			}
 		}
 	}
-	return &dl, nil
+	return nil
 }
 
 func checkObjects(objs []BlobRef) error {
@@ -238,8 +291,22 @@ type ObjectList struct {
 	Objects []BlobRef      `json:"objects"` // sorted by SHA256, unique
 }
 
-// ParseObjects decodes and validates the object list of version v.
-func ParseObjects(b []byte, v layout.Version) ([]BlobRef, error) {
+// ParseObjects decodes and validates the object list of version v; c
+// resolves a spec 2 list's entries (Contents).
+func ParseObjects(b []byte, v layout.Version, c Contents) ([]BlobRef, error) {
+	var head struct {
+		Spec int `json:"spec"`
+	}
+	if err := json.Unmarshal(b, &head); err == nil && head.Spec == DeliverySpecLean {
+		var l leanObjects
+		if err := strictjson.Unmarshal(b, &l); err != nil {
+			return nil, fmt.Errorf("object list: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		if l.Type != "objects" || l.Version != v {
+			return nil, fmt.Errorf("object list: type %q version %d, want version %d: %w", l.Type, l.Version, v, errdefs.ErrInvalidArgument)
+		}
+		return resolveObjects(&l, c)
+	}
 	var l ObjectList
 	if err := strictjson.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("object list: %v: %w", err, errdefs.ErrInvalidArgument)

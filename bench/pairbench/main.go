@@ -35,7 +35,9 @@ type system struct {
 	Name    string
 	Bytes   []int64              // on the wire
 	Seconds []float64            // whole update, from the same starting state
+	CPU     []float64            // user+sys seconds of the updating process(es)
 	RSSMiB  []float64            // peak RSS of the updating process(es)
+	Meta    []metaBytes          `json:",omitempty"` // ours: index, manifest and delivery bytes
 	Parts   map[string][]float64 `json:",omitempty"` // phase times (cp -al, pull, checkout)
 	Note    string               `json:",omitempty"`
 }
@@ -63,6 +65,7 @@ type Report struct {
 type options struct {
 	pair, oldTree, newTree, work, bin, peers, out string
 	runs                                          int
+	quota                                         float64
 	primary, verify, stale                        bool
 }
 
@@ -78,6 +81,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.primary, "primary", false, "also print issue 2's unsuffixed names (the Go pair)")
 	flag.BoolVar(&o.verify, "verify", false, "also measure verification against sha256sum")
 	flag.StringVar(&o.out, "json", "", "write all runs here")
+	flag.Float64Var(&o.quota, "cpu-quota", 0, "run every contender's client side under this share of one core (cgroup cpu.max; 0.25 = a quarter core)")
 	flag.BoolVar(&o.stale, "stale-repo", false, "measure with the cached repository and root even if the publisher's sources changed (client-side work: saves the republish)")
 	flag.Parse()
 	if o.oldTree == "" || o.newTree == "" || o.work == "" || o.runs < 1 {
@@ -110,9 +114,17 @@ func main() {
 	rep.Publish["ours"], rep.Growth["ours"] = o.Publish.Seconds[1], o.Publish.AddedBytes[1]
 	c := preparePeers(opt, rep, tr)
 	defer c.stop()
+	if opt.quota > 0 {
+		b, err := newBudget(opt.quota)
+		check(err)
+		defer b.remove()
+		clientBudget = b
+		log.Printf("clients capped at %.2f of a core (%s)", opt.quota, b.dir)
+	}
 	for i := 0; i < opt.runs; i++ {
 		c.round(i, o, srv, tr)
 	}
+	clientBudget = nil
 	checkActive(context.Background(), o)
 	rep.Systems = c.systems()
 	if opt.verify {
@@ -203,11 +215,14 @@ func (c *contenders) round(i int, o *ours, srv *counter, tr *trash) {
 	quiet("sync")
 	srv.Reset()
 	m, fetched := o.run(srv, nil)
+	meta := o.classifyMeta(srv.Paths())
 	served, reqs := srv.Reset()
 	// Charged: every body byte served (signed index, manifest and
 	// delivery list included), as for the other HTTP peers.
 	c.us.Bytes, c.us.Seconds, c.us.RSSMiB = append(c.us.Bytes, served), append(c.us.Seconds, m.Seconds), append(c.us.RSSMiB, m.RSSMiB)
-	log.Printf("run %d: ours %.2fs, %s MB served in %d requests (%s MB of blobs), peak RSS %.1f MiB", i+1, m.Seconds, mb(served), reqs, mb(fetched), m.RSSMiB)
+	c.us.CPU, c.us.Meta = append(c.us.CPU, m.CPU), append(c.us.Meta, meta)
+	log.Printf("run %d: ours %.2fs (cpu %.2fs), %s MB served in %d requests (%s MB of blobs; index %d, manifest %d, delivery %d bytes), peak RSS %.1f MiB",
+		i+1, m.Seconds, m.CPU, mb(served), reqs, mb(fetched), meta.Index, meta.Manifest, meta.Delivery, m.RSSMiB)
 	if c.rsync != nil {
 		c.roundRsync(i)
 	}
@@ -224,10 +239,10 @@ func (c *contenders) roundRsync(i int) {
 	cp, r, n, dst := c.rsync.run(c.base)
 	rs := c.rs
 	rs.Bytes, rs.Seconds = append(rs.Bytes, n), append(rs.Seconds, cp.Seconds+r.Seconds)
-	rs.RSSMiB = append(rs.RSSMiB, r.RSSMiB)
+	rs.RSSMiB, rs.CPU = append(rs.RSSMiB, r.RSSMiB), append(rs.CPU, cp.CPU+r.CPU)
 	rs.Parts["cp -al"] = append(rs.Parts["cp -al"], cp.Seconds)
 	rs.Parts["rsync"] = append(rs.Parts["rsync"], r.Seconds)
-	log.Printf("run %d: rsync %.2fs (cp -al %.2fs), %s MB received", i+1, cp.Seconds+r.Seconds, cp.Seconds, mb(n))
+	log.Printf("run %d: rsync %.2fs (cp -al %.2fs; cpu %.2fs), %s MB received", i+1, cp.Seconds+r.Seconds, cp.Seconds, cp.CPU+r.CPU, mb(n))
 	if i == 0 {
 		compare("rsync", c.want, dst)
 	}
@@ -241,6 +256,7 @@ func (c *contenders) roundOstree(i int, srv *counter) {
 	s := c.os
 	s.Bytes, s.Seconds = append(s.Bytes, n), append(s.Seconds, pull.Seconds+co.Seconds)
 	s.RSSMiB = append(s.RSSMiB, max(pull.RSSMiB, co.RSSMiB))
+	s.CPU = append(s.CPU, pull.CPU+co.CPU)
 	s.Parts["pull"] = append(s.Parts["pull"], pull.Seconds)
 	s.Parts["checkout"] = append(s.Parts["checkout"], co.Seconds)
 	log.Printf("run %d: ostree %.2fs (pull %.2fs), %s MB in %d requests, peak RSS %.1f MiB", i+1, pull.Seconds+co.Seconds, pull.Seconds, mb(n), reqs, pull.RSSMiB)
@@ -256,6 +272,7 @@ func (c *contenders) roundCasync(i int, srv *counter) {
 	n, reqs := srv.Reset()
 	cs := c.cs
 	cs.Bytes, cs.Seconds, cs.RSSMiB = append(cs.Bytes, n), append(cs.Seconds, m.Seconds), append(cs.RSSMiB, m.RSSMiB)
+	cs.CPU = append(cs.CPU, m.CPU)
 	log.Printf("run %d: casync %.2fs, %s MB in %d requests", i+1, m.Seconds, mb(n), reqs)
 	if i == 0 {
 		compare("casync", c.want, dst)
@@ -295,10 +312,13 @@ func printBench(rep *Report, primary bool) {
 	var ours *system
 	var bestPeer int64
 	peerT := map[string]float64{}
+	cpu := map[string]float64{}
 	for _, s := range rep.Systems {
 		b, t, r := s.med()
+		cpu[s.Name] = median(s.CPU)
 		line(fmt.Sprintf("bytes_%s_%s_mb", p, s.Name), float64(b)/1e6, "MB")
 		line(fmt.Sprintf("time_%s_%s_s", p, s.Name), t, "s")
+		line(fmt.Sprintf("cpu_%s_%s_s", p, s.Name), cpu[s.Name], "s")
 		line(fmt.Sprintf("rss_%s_%s_mib", p, s.Name), r, "MiB")
 		if s.Name == "ours" {
 			ours = s
@@ -315,7 +335,9 @@ func printBench(rep *Report, primary bool) {
 	}
 	for name, t := range peerT {
 		line(fmt.Sprintf("upgrade_time_vs_%s_%s", name, p), ot/t, "x")
+		line(fmt.Sprintf("cpu_vs_%s_%s", name, p), cpu["ours"]/cpu[name], "x")
 	}
+	printMeta(p, ours, ob)
 	line("publish_seconds_"+p, rep.Publish["ours"], "s")
 	line("repo_growth_mb_"+p, float64(rep.Growth["ours"])/1e6, "MB")
 	if primary {

@@ -14,19 +14,24 @@ import (
 	"laptop.org/upgrade/bench/internal/stats"
 )
 
-// measured is one timed run of a command: wall time and the peak RSS the
-// kernel recorded for it (wait4's ru_maxrss, the largest of the process and
-// its waited-for children).
+// measured is one timed run of a command: wall time, the CPU time and peak
+// RSS the kernel recorded for it (wait4's rusage: user+sys of the process
+// and its waited-for children, the largest ru_maxrss among them).
 type measured struct {
 	Seconds float64
+	CPU     float64
 	RSSMiB  float64
 	Out     string
 }
 
 // timed runs name with args, failing the benchmark on a non-zero exit: a
 // peer that did not finish its job has no meaningful time.
+// Under a CPU budget (budget.go) the command runs in its cgroup.
 func timed(env []string, name string, args ...string) measured {
 	cmd := exec.Command(name, args...)
+	if clientBudget != nil {
+		cmd = clientBudget.command(name, args...)
+	}
 	if env != nil {
 		cmd.Env = env
 	}
@@ -42,6 +47,7 @@ func timed(env []string, name string, args ...string) measured {
 	m := measured{Seconds: d, Out: out.String()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		m.RSSMiB = float64(ru.Maxrss) / 1024
+		m.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	return m
 }

@@ -38,6 +38,7 @@ type system struct {
 	Name    string
 	Bytes   []int64
 	Seconds []float64
+	CPU     []float64
 	RSSMiB  []float64
 	Parts   map[string][]float64
 	Note    string
@@ -66,6 +67,11 @@ var targets = []target{
 	{"bytes_vs_best_peer_deb", "≤ 0.8", func(v float64) bool { return v <= 0.8 }},
 	{"upgrade_time_vs_rsync_go", "≤ 0.5", func(v float64) bool { return v <= 0.5 }},
 	{"upgrade_time_vs_ostree_go", "≤ 0.7", func(v float64) bool { return v <= 0.7 }},
+	{"upgrade_time_vs_rsync_deb", "≤ 0.8", func(v float64) bool { return v <= 0.8 }},
+	{"cpu_vs_rsync_go", "≤ 0.5", func(v float64) bool { return v <= 0.5 }},
+	{"upgrade_time_vs_rsync_go_q25", "≤ 0.5", func(v float64) bool { return v <= 0.5 }},
+	{"upgrade_time_vs_rsync_deb_q25", "≤ 0.8", func(v float64) bool { return v <= 0.8 }},
+	{"cpu_vs_rsync_go_q25", "≤ 0.5", func(v float64) bool { return v <= 0.5 }},
 	{"peak_rss_mib", "≤ 64 MiB", func(v float64) bool { return v <= 64 }},
 	{"idle_rss_mib", "≤ 10 MiB", func(v float64) bool { return v <= 10 }},
 	{"verify_vs_sha256sum", "≥ 1.5", func(v float64) bool { return v >= 1.5 }},
@@ -145,8 +151,8 @@ func main() {
 
 func writePair(b *strings.Builder, r *pairReport) {
 	fmt.Fprintf(b, "\n## Pair `%s` (%d files in the new tree, %d runs)\n\n", r.Pair, r.Files, r.Runs)
-	b.WriteString("| system | bytes on the wire (MB) | update time (s) | peak RSS (MiB) | publish (s) | repository growth (MB) | how |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| system | bytes on the wire (MB) | update time (s) | client CPU (s) | peak RSS (MiB) | publish (s) | repository growth (MB) | how |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range r.Systems {
 		parts := ""
 		keys := make([]string, 0, len(s.Parts))
@@ -168,8 +174,12 @@ func writePair(b *strings.Builder, r *pairReport) {
 		if s.Name == "ours" {
 			note = "upgraded --once: clone + fetch + apply + verify"
 		}
-		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.1f | %s | %s | %s%s |\n", s.Name, float64(medianI(s.Bytes))/1e6,
-			medianF(s.Seconds), medianF(s.RSSMiB), pub, growth, note, parts)
+		cpu := ""
+		if len(s.CPU) > 0 {
+			cpu = fmt.Sprintf("%.2f", medianF(s.CPU))
+		}
+		fmt.Fprintf(b, "| %s | %.2f | %.2f | %s | %.1f | %s | %s | %s%s |\n", s.Name, float64(medianI(s.Bytes))/1e6,
+			medianF(s.Seconds), cpu, medianF(s.RSSMiB), pub, growth, note, parts)
 	}
 }
 
@@ -267,6 +277,9 @@ const notes = `
   waiting): this machine's ext4 has no journal and then skips inodes freed in the last 60-360 s on every file
   creation, which made creations 10-15x slower right after a large delete. Before every timed run, ` + "`sync`" + `
   (not timed), so that durable updates do not pay for dirty data others left.
+- Client CPU is wait4's user+sys time of the client and its children (for rsync, cp -al and the rsync client; the
+  servers are not counted). The ` + "`_q25`" + ` pairs ran every client in a cgroup capped at a quarter of one core
+  (` + "`cpu.max`" + ` 25000 100000, or cgroup v1's ` + "`cpu.cfs_quota_us`" + `), the class of CPU the XO had.
 - Peak RSS is wait4's ru_maxrss: resident anonymous memory plus the file-backed pages the process mapped (for us,
   the old executables a delta is applied against, and our own binary).
 - Binary sizes (` + "`make bench-size`" + `, bench/binsize.sh): as ` + "`make build`" + ` builds them and stripped

@@ -81,7 +81,7 @@ func newAddCommand() *cobra.Command {
 		s                     signing
 		hardware, name, notes string
 		version               uint64
-		depth                 int
+		depth, spec           int
 		best, strip, devices  bool
 	)
 	c := &cobra.Command{
@@ -97,7 +97,7 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 				return err
 			}
 			o.Hardware, o.Name, o.Version, o.DeltaDepth, o.Best = hardware, name, layout.Version(version), depth, best
-			o.StripForbidden, o.AllowDevices = strip, devices
+			o.StripForbidden, o.AllowDevices, o.DeliverySpec = strip, devices, spec
 			if notes != "" {
 				b, err := os.ReadFile(notes)
 				if err != nil {
@@ -127,6 +127,7 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 	f.StringVar(&notes, "notes", "", "release notes: a plain-text `FILE` shown by upgradectl check and status (clients before notes existed refuse such an index)")
 	f.Uint64Var(&version, "version", 0, "version number (0 = newest + 1)")
 	f.IntVar(&depth, "depth", 3, "make deltas from this many previous versions")
+	f.IntVar(&spec, "delivery-spec", repo.DeliverySpecLean, "delivery list format: 2 (lean), or 1 while clients from before spec 2 remain (they refuse spec 2)")
 	f.BoolVar(&best, "best", false, "smallest downloads: deltas and packs by the zstd and xz commands (slower; for releases)")
 	f.BoolVar(&strip, "strip-forbidden", false, "leave out entries the clients' default policy refuses (device nodes) instead of refusing the tree")
 	f.BoolVar(&devices, "allow-devices", false, "publish device nodes, for clients set to allow_devices = true")

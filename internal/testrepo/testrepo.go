@@ -33,6 +33,8 @@ type Repo struct {
 	Trees []string // source tree of version i+1
 	// Best publishes with publish.Options.Best (the zstd and xz commands).
 	Best bool
+	// DeliverySpec is publish.Options.DeliverySpec (0: the default).
+	DeliverySpec int
 }
 
 // New returns a private copy of a repository with versions 1..n of the
@@ -103,7 +105,7 @@ func Cleanup() {
 // Publish adds tree as the next version.
 func (r *Repo) Publish(t testing.TB, tree string) publish.Result {
 	t.Helper()
-	res, err := publish.Add(context.Background(), tree, publish.Options{Repo: r.Dir, Key: r.Key, Channel: Channel, Best: r.Best})
+	res, err := publish.Add(context.Background(), tree, publish.Options{Repo: r.Dir, Key: r.Key, Channel: Channel, Best: r.Best, DeliverySpec: r.DeliverySpec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,8 +94,11 @@ func (s blobSet) addVersion(src source, idx *repo.Index, ref *repo.VersionRef, f
 	if err != nil {
 		return err
 	}
+	if err := dl.Resolve(m.Content); err != nil {
+		return fmt.Errorf("delivery list: %w", err)
+	}
 	if from == nil {
-		return s.addWhole(src, dl, ref.Version)
+		return s.addWhole(src, dl, m)
 	}
 	short := &engine.Target{Ref: *ref, Manifest: m, Delivery: dl}
 	var full *engine.Target // with the whole object list, loaded when a plan needs it
@@ -146,7 +149,7 @@ func fullTarget(src source, t *engine.Target) (*engine.Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("object list: %w", err)
 	}
-	objs, err := repo.ParseObjects(b, t.Ref.Version)
+	objs, err := repo.ParseObjects(b, t.Ref.Version, t.Manifest.Content)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +160,7 @@ func fullTarget(src source, t *engine.Target) (*engine.Target, error) {
 
 // addWhole adds everything the delivery list offers: any machine finds
 // what its plan picks, whatever it runs and whatever drifted.
-func (s blobSet) addWhole(src source, dl *repo.Delivery, v layout.Version) error {
+func (s blobSet) addWhole(src source, dl *repo.Delivery, m *manifest.Manifest) error {
 	objs := dl.Objects
 	if !dl.AllObjects.SHA256.IsZero() {
 		s.add(docBlob(dl.AllObjects))
@@ -165,7 +168,7 @@ func (s blobSet) addWhole(src source, dl *repo.Delivery, v layout.Version) error
 		if err != nil {
 			return fmt.Errorf("object list: %w", err)
 		}
-		if objs, err = repo.ParseObjects(b, v); err != nil {
+		if objs, err = repo.ParseObjects(b, m.Version, m.Content); err != nil {
 			return err
 		}
 	}
