@@ -21,10 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -34,7 +31,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"laptop.org/upgrade/bench/internal/proc"
-	"laptop.org/upgrade/internal/testbus"
 )
 
 const (
@@ -98,200 +94,6 @@ type opts struct {
 	work, bin, denv, logs string
 	samples               int
 	floor                 bool
-}
-
-// result is one job's figures, in ms, MiB and s.
-type result struct {
-	idleP50, idleP99, p50, p99, peak, worker, after, seconds float64
-}
-
-// floorRSS is the idle RSS of idlebase, once measured (MiB).
-var floorRSS float64
-
-// session starts a bus, securityd and upgraded on a fresh copy of the
-// pair's root, times GetAll on the idle daemon and then during one
-// upgrade, and stops everything. The first also prints the idle RSS.
-func session(o opts, first bool) result {
-	work, bin, samples, denv, floor, logs := &o.work, &o.bin, &o.samples, &o.denv, &o.floor, &o.logs
-	var res result
-	w, err := os.MkdirTemp(*work, "dbus-")
-	check(err)
-	check(os.Chmod(w, 0755))
-	var stops []func()
-	cleanup := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-		if *logs != "" {
-			os.MkdirAll(*logs, 0755)
-			ls, _ := filepath.Glob(filepath.Join(w, "*.log"))
-			for _, l := range ls {
-				os.WriteFile(filepath.Join(*logs, filepath.Base(l)), []byte(readFile(l)), 0644)
-			}
-		}
-		os.RemoveAll(w)
-	}
-	defer cleanup()
-	fail := func(format string, args ...any) {
-		cleanup()
-		log.Fatalf(format, args...)
-	}
-
-	root := filepath.Join(w, "root")
-	if out, err := exec.Command("cp", "-a", filepath.Join(*work, "root"), root).CombinedOutput(); err != nil {
-		fail("copy root: %v %s", err, out)
-	}
-	os.RemoveAll(filepath.Join(root, "b"))
-	os.RemoveAll(filepath.Join(root, "var/lib/upgrade"))
-	if out, err := exec.Command("cp", "-a", filepath.Join(*work, "state0"), filepath.Join(root, "var/lib/upgrade")).CombinedOutput(); err != nil {
-		fail("copy state: %v %s", err, out)
-	}
-
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	check(err)
-	srv := &http.Server{Handler: http.FileServer(http.Dir(filepath.Join(*work, "www"))), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	stops = append(stops, func() { srv.Close() })
-	mirror := "http://" + ln.Addr().String() + "/repo/"
-
-	conf, addr, err := testbus.Prepare(filepath.Join(w, "bus"))
-	check(err)
-	env := append(os.Environ(), testbus.EnvVar+"="+addr)
-	bus, _ := start(w, "bus", env, "dbus-daemon", "--config-file="+conf, "--nofork", "--print-address")
-	stops = append(stops, bus)
-	if !waitLog(filepath.Join(w, "bus.log"), "unix:") {
-		fail("dbus-daemon did not start")
-	}
-	keys := filepath.Join(*work, "trusted")
-	sec, _ := start(w, "securityd", env, filepath.Join(*bin, "securityd"), "--root", root, "--keys", keys)
-	stops = append(stops, sec)
-	if !waitLog(filepath.Join(w, "securityd.log"), "ready") {
-		fail("securityd did not start: %s", readFile(filepath.Join(w, "securityd.log")))
-	}
-	if *floor && first {
-		// The same build flags as `make build`.
-		exe := filepath.Join(w, "idlebase")
-		b := exec.Command("go", "build", "-trimpath", "-o", exe, "./bench/dbusbench/idlebase")
-		b.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := b.CombinedOutput(); err != nil {
-			fail("build idlebase: %v %s", err, out)
-		}
-		stop, fpid := start(w, "idlebase", env, exe)
-		if !waitLog(filepath.Join(w, "idlebase.log"), "ready") {
-			stop()
-			fail("idlebase did not start: %s", readFile(filepath.Join(w, "idlebase.log")))
-		}
-		idle, anon, file := idleRSS(fpid, *samples)
-		stop()
-		fmt.Printf("BENCH idle_rss_floor_mib %.2f MiB\n", idle)
-		floorRSS = idle
-		fmt.Printf("BENCH idle_rss_floor_anon_mib %.2f MiB\n", anon)
-		fmt.Printf("BENCH idle_rss_floor_file_mib %.2f MiB\n", file)
-	}
-	uenv := env
-	if *denv != "" {
-		uenv = append(append([]string{}, env...), strings.Fields(*denv)...)
-	}
-	up, pid := start(w, "upgraded", uenv, filepath.Join(*bin, "upgraded"), "--root", root, "--keys", keys, "--mirror", mirror)
-	stops = append(stops, up)
-	if !waitLog(filepath.Join(w, "upgraded.log"), "ready") {
-		fail("upgraded did not start: %s", readFile(filepath.Join(w, "upgraded.log")))
-	}
-
-	if first {
-		idle, anon, file := idleRSS(pid, *samples)
-		fmt.Printf("BENCH idle_rss_mib %.2f MiB\n", idle)
-		// The parts: the Go heap and runtime, and the binary's pages (text and
-		// tables the kernel maps in, with fault-around, as code runs).
-		fmt.Printf("BENCH idle_rss_anon_mib %.2f MiB\n", anon)
-		fmt.Printf("BENCH idle_rss_file_mib %.2f MiB\n", file)
-	} else {
-		time.Sleep(2 * time.Second) // startup settles, as idleRSS waits
-	}
-
-	conn, err := dbus.Connect(addr)
-	if err != nil {
-		fail("connect: %v", err)
-	}
-	defer conn.Close()
-	sig := make(chan *dbus.Signal, 64)
-	conn.Signal(sig)
-	if err := conn.AddMatchSignal(dbus.WithMatchInterface(name), dbus.WithMatchMember("Finished")); err != nil {
-		fail("match: %v", err)
-	}
-	obj := conn.Object(name, opath)
-	getAll := func() (float64, string) {
-		c0 := time.Now()
-		var props map[string]dbus.Variant
-		if err := obj.Call("org.freedesktop.DBus.Properties.GetAll", 0, name).Store(&props); err != nil {
-			fail("GetAll: %v", err)
-		}
-		ms := float64(time.Since(c0).Microseconds()) / 1000
-		st, _ := props["State"].Value().(string)
-		return ms, st
-	}
-	// The control: the same calls to the idle daemon. What the machine's
-	// other load costs the bus path, without our job.
-	var ctl []float64
-	for range 300 {
-		ms, _ := getAll()
-		ctl = append(ctl, ms)
-		time.Sleep(10 * time.Millisecond)
-	}
-	res.idleP50, res.idleP99 = pct(ctl, 50), pct(ctl, 99)
-	var job uint32
-	if err := obj.Call(name+".Upgrade", 0, "", map[string]dbus.Variant{}).Store(&job); err != nil {
-		fail("Upgrade: %v", err)
-	}
-	t0 := time.Now()
-	var rtt []float64
-	byState := map[string][]float64{} // where the slow calls fall
-	var states []string
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	ok := false
-loop:
-	for {
-		select {
-		case s := <-sig:
-			if s.Name == name+".Finished" {
-				if len(s.Body) >= 2 {
-					ok, _ = s.Body[1].(bool)
-				}
-				if !ok {
-					fail("upgrade failed: %v\n%s", s.Body, readFile(filepath.Join(w, "upgraded.log")))
-				}
-				break loop
-			}
-		case <-tick.C:
-			ms, st := getAll()
-			rtt = append(rtt, ms)
-			if _, ok := byState[st]; !ok {
-				states = append(states, st)
-			}
-			byState[st] = append(byState[st], ms)
-		case <-time.After(10 * time.Minute):
-			fail("no Finished after 10 minutes")
-		}
-	}
-	res.seconds = time.Since(t0).Seconds()
-	log.Printf("upgrade over D-Bus finished in %.1fs; %d GetAll calls", res.seconds, len(rtt))
-	for _, st := range states {
-		x := byState[st]
-		log.Printf("  %-16s %4d calls: p50 %6.2f ms, p99 %6.2f ms, max %6.2f ms", st, len(x), pct(x, 50), pct(x, 99), pct(x, 100))
-	}
-	res.p50, res.p99 = pct(rtt, 50), pct(rtt, 99)
-	res.peak = statusKiB(pid, "VmHWM") / 1024
-	res.after, _, _ = idleRSS(pid, 3)
-	res.worker = workerPeak(readFile(filepath.Join(w, "upgraded.log")))
-	// The job's worker process is niced, never the daemon that answers
-	// D-Bus: none of its threads may be.
-	n, niced := threadNice(pid)
-	log.Printf("after the job: %d threads, %d of them niced", n, niced)
-	if niced > 0 {
-		fail("%d of the daemon's threads are niced", niced)
-	}
-	return res
 }
 
 // workerPeak is the largest worker peak RSS the daemon logged ("worker pid
