@@ -126,3 +126,18 @@ func importChain(imports map[string][]string, root, p string) []string {
 	}
 	return []string{root, "?", p}
 }
+
+// TestNoFixturesLinked: internal/ holds only test fixtures (a bus, a
+// repository, trees, namespaces), which import the engine and the
+// publisher; no shipped binary may link them.
+func TestNoFixturesLinked(t *testing.T) {
+	for _, c := range []string{"init", "securityd", "upgradectl", "upgraded", "upgrade-publish"} {
+		root := "laptop.org/upgrade/cmd/" + c
+		imports := listDeps(t, root)
+		for _, p := range slices.Sorted(maps.Keys(imports)) {
+			if strings.HasPrefix(p, "laptop.org/upgrade/internal/") {
+				t.Errorf("cmd/%s links the fixture %s: %s", c, p, strings.Join(importChain(imports, root, p), " -> "))
+			}
+		}
+	}
+}
