@@ -12,7 +12,6 @@ import (
 
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/internal/testrepo"
-	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
 )
 
@@ -73,14 +72,7 @@ func TestELFDeltas(t *testing.T) {
 			_, cfg := rp.Provision(t, url, 1)
 			cfg.DeltaCodecs = tc.codecs
 			rm, _, target := openNewest(t, ctx, cfg)
-			cur, err := engine.LoadInstalled(cfg.Root, layout.SlotA)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := rm.Plan(ctx, cur.Manifest, nil, target)
-			if err != nil {
-				t.Fatal(err)
-			}
+			plan := planFromA(t, ctx, cfg, rm, target)
 			for _, a := range plan.Actions {
 				if a.Entry.Path != "usr/bin/prog" {
 					continue

@@ -51,14 +51,7 @@ func TestDeliverySpecs(t *testing.T) {
 		if target.Delivery.Lean() || target.Delivery.Spec != spec {
 			t.Fatalf("spec %d: target's list is spec %d, resolved %v", spec, target.Delivery.Spec, !target.Delivery.Lean())
 		}
-		cur, err := engine.LoadInstalled(cfg.Root, layout.SlotA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, err := rm.Plan(ctx, cur.Manifest, nil, target)
-		if err != nil {
-			t.Fatal(err)
-		}
+		plan := planFromA(t, ctx, cfg, rm, target)
 		plans[spec] = [2]int64{plan.DownloadBytes, int64(len(plan.Blobs))}
 		if _, err := engine.Upgrade(ctx, cfg, engine.Options{}); err != nil {
 			t.Fatalf("spec %d: %v", spec, err)

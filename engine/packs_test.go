@@ -182,3 +182,17 @@ func checkSlotB(t *testing.T, ctx context.Context, cfg *engine.Config, tree stri
 		t.Fatalf("slot b differs from %s (-want +got):\n%s", tree, diff)
 	}
 }
+
+// planFromA plans the upgrade from slot a's installed version to target.
+func planFromA(t *testing.T, ctx context.Context, cfg *engine.Config, rm *engine.Remote, target *engine.Target) *engine.Plan {
+	t.Helper()
+	cur, err := engine.LoadInstalled(cfg.Root, layout.SlotA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := rm.Plan(ctx, cur.Manifest, nil, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
