@@ -38,6 +38,7 @@ func main() {
 	oldDir := flag.String("old", "", "old tree")
 	newDir := flag.String("new", "", "new tree")
 	verbose := flag.Bool("v", false, "print every file")
+	suffix := flag.String("suffix", "", "appended to every BENCH name (a second pair's figures)")
 	flag.Parse()
 	if *oldDir == "" || *newDir == "" {
 		log.Fatal("usage: codecbench -old DIR -new DIR")
@@ -73,7 +74,7 @@ func main() {
 		log.Fatal(err)
 	}
 	for _, k := range []*kind{gz, ex} {
-		k.report()
+		k.report(*suffix)
 	}
 }
 
@@ -140,19 +141,20 @@ func (k *kind) add(zstd, rel, oldPath, newPath string, ob, nb []byte, c codec, v
 	return nil
 }
 
-func (k *kind) report() {
+func (k *kind) report(suffix string) {
 	if k.files == 0 {
 		log.Fatalf("no changed %s files in the pair", k.name)
 	}
 	fmt.Printf("codecbench: %d changed %s files, %d bytes; the codec's delta kept for %d\n", k.files, k.name, k.size, k.kept)
-	fmt.Printf("BENCH %s_patch_from_bytes %d B\n", k.name, k.patchFrom)
-	fmt.Printf("BENCH %s_plain_delta_bytes %d B\n", k.name, k.plain)
-	fmt.Printf("BENCH %s_ours_bytes %d B\n", k.name, k.ours)
+	line := func(name string, v any, unit string) { fmt.Printf("BENCH %s_%s%s %v %s\n", k.name, name, suffix, v, unit) }
+	line("patch_from_bytes", k.patchFrom, "B")
+	line("plain_delta_bytes", k.plain, "B")
+	line("ours_bytes", k.ours, "B")
 	if k.floor > 0 {
-		fmt.Printf("BENCH %s_content_delta_bytes %d B\n", k.name, k.floor)
+		line("content_delta_bytes", k.floor, "B")
 	}
-	fmt.Printf("BENCH %s_delta_ratio %.3f x\n", k.name, float64(k.ours)/float64(k.patchFrom))
-	fmt.Printf("BENCH %s_apply_seconds %.3f s\n", k.name, k.apply.Seconds())
+	line("delta_ratio", fmt.Sprintf("%.3f", float64(k.ours)/float64(k.patchFrom)), "x")
+	line("apply_seconds", fmt.Sprintf("%.3f", k.apply.Seconds()), "s")
 }
 
 // gunzip returns a gzip file's contents (nil for zlib or a bad file).

@@ -55,6 +55,10 @@ type Report struct {
 	Publish map[string]float64 // seconds per system to publish the new version
 	Growth  map[string]int64   // repository growth for the new version
 	Verify  *verifyResult      `json:",omitempty"`
+	// Byte floors without a timed run: OSTree's static delta on the
+	// server's disk (superblock + parts), and per-file zstd --patch-from.
+	OstreeDelta int64 `json:",omitempty"`
+	PatchFrom   int64 `json:",omitempty"`
 }
 
 func main() {
@@ -68,6 +72,7 @@ func main() {
 	primary := flag.Bool("primary", false, "also print issue 2's unsuffixed names (the Go pair)")
 	doVerify := flag.Bool("verify", false, "also measure verification against sha256sum")
 	out := flag.String("json", "", "write all runs here")
+	patchFrom := flag.Bool("patch-from", false, "also measure per-file zstd -19 --patch-from (minutes, cached)")
 	stale := flag.Bool("stale-repo", false, "measure with the cached repository and root even if the publisher's sources changed (client-side work: saves the republish)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -110,10 +115,14 @@ func main() {
 	if has("ostree") {
 		ostreeP = prepareOstree(*work, *oldTree, *newTree, dataKey, tr)
 		rep.Publish["ostree"], rep.Growth["ostree"] = ostreeP.PublishSeconds, ostreeP.RepoGrowthBytes
+		rep.OstreeDelta = ostreeP.DeltaBytes
 	}
 	if has("casync") {
 		casyncP = prepareCasync(*work, *newTree, dataKey, tr)
 		rep.Publish["casync"], rep.Growth["casync"] = casyncP.PublishSeconds, casyncP.StoreBytes
+	}
+	if *patchFrom {
+		rep.PatchFrom = patchFromBytes(*work, *oldTree, *newTree, dataKey)
 	}
 	if has("rsync") {
 		rsyncP = startRsync(*work, *newTree)
@@ -253,6 +262,15 @@ func printBench(rep *Report, primary bool) {
 	}
 	for name, t := range peerT {
 		line(fmt.Sprintf("upgrade_time_vs_%s_%s", name, p), ot/t, "x")
+	}
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{{"ostree_delta", rep.OstreeDelta}, {"patchfrom", rep.PatchFrom}} {
+		if f.n > 0 {
+			line(fmt.Sprintf("bytes_%s_%s_mb", p, f.name), float64(f.n)/1e6, "MB")
+			line(fmt.Sprintf("bytes_vs_%s_%s", f.name, p), float64(ob)/float64(f.n), "x")
+		}
 	}
 	line("publish_seconds_"+p, rep.Publish["ours"], "s")
 	line("repo_growth_mb_"+p, float64(rep.Growth["ours"])/1e6, "MB")
