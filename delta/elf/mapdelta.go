@@ -56,7 +56,7 @@ func readShifts(r io.ByteReader) ([]Shift, error) {
 	if n > maxShifts {
 		return nil, fmt.Errorf("shift map of %d entries: %w", n, errdefs.ErrTooLarge)
 	}
-	sh := make([]Shift, 0, n)
+	sh := make([]Shift, 0, min(n, 1024)) // grown as entries arrive: a short map cannot claim 16 MiB
 	var addr uint64
 	var by int64
 	for i := uint64(0); i < n; i++ {
