@@ -280,3 +280,20 @@ func FuzzProject(f *testing.F) {
 		Align(old, b)
 	})
 }
+
+// BenchmarkProject is the client's cost of a map delta beyond the plain
+// delta (compare BenchmarkEncode: an elfx86 delta costs two sweeps).
+func BenchmarkProject(b *testing.B) {
+	self, _ := os.Executable()
+	data, err := os.ReadFile(self)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sh := []Shift{{Addr: 0x401000, By: 0}, {Addr: 0x480000, By: 64}, {Addr: 0x600000, By: -128}}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Project(data, sh); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
