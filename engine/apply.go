@@ -321,6 +321,8 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 		return ap.applyCodec(deflate.ApplyDelta, base, d, w, a.Entry.Size)
 	case repo.CodecELF:
 		return ap.applyCodec(elf.ApplyDelta, base, d, w, a.Entry.Size)
+	case repo.CodecELFMap:
+		return ap.applyCodec(elf.ApplyMapDelta, base, d, w, a.Entry.Size)
 	}
 	files := []*os.File{base}
 	if a.With != "" {
@@ -344,7 +346,8 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	return err
 }
 
-// applyCodec applies a delta of a codec (repo.CodecDeflate, CodecELF) to
+// applyCodec applies a delta of a codec (repo.CodecDeflate, CodecELF,
+// CodecELFMap) to
 // the mapped base: the codec transforms the base in memory (bounded by
 // deflate.MaxPuff, elf.MaxSize) and streams its inverse transform of the
 // patched output; the caller checks the result's digest.

@@ -101,8 +101,12 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 			if b, ok := deflateDelta(old, nb, len(out)); ok {
 				out, ref.Codec = b, repo.CodecDeflate
 			}
-			if b, ok := elfDelta(old, nb, len(out)); ok {
+			plain := len(out)
+			if b, ok := elfDelta(old, nb, plain); ok {
 				out, ref.Codec = b, repo.CodecELF
+			}
+			if b, ok := elfMapDelta(old, nb, plain); ok && len(b) < len(out) {
+				out, ref.Codec = b, repo.CodecELFMap
 			}
 		}
 		if float64(len(out)) > keepRatio*float64(stored[p.to]) {
@@ -133,7 +137,7 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 // codec's first: it was stored only when it was the smallest) and fills
 // in ref when it is worth publishing (keep).
 func reuseDelta(st store, ref *repo.DeltaRef, objSize int64) (found, keep bool, err error) {
-	codecs := []string{repo.CodecELF, repo.CodecDeflate, ""}
+	codecs := []string{repo.CodecELFMap, repo.CodecELF, repo.CodecDeflate, ""}
 	if !ref.With.IsZero() {
 		codecs = codecs[1:]
 	}
@@ -186,6 +190,24 @@ func elfDelta(old, nb []byte, best int) ([]byte, bool) {
 		return nil, false
 	}
 	return d, true
+}
+
+// elfMapDelta makes a map delta of x86-64 ELF files (repo.CodecELFMap)
+// and returns it when it is clearly smaller than best (elfGain: the
+// client pays an instruction sweep to project its base).
+func elfMapDelta(old, nb []byte, best int) ([]byte, bool) {
+	if !elf.Is(old) || !elf.Is(nb) {
+		return nil, false
+	}
+	h, base, err := elf.PrepareMap(old, nb)
+	if err != nil {
+		return nil, false
+	}
+	d, err := createDelta("", [][]byte{base}, nb)
+	if err != nil || float64(len(h)+len(d)) > elfGain*float64(best) {
+		return nil, false
+	}
+	return append(h, d...), true
 }
 
 // deflateDelta makes a deflate-aware delta (repo.CodecDeflate) when both

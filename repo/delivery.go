@@ -53,9 +53,10 @@ type DeltaRef struct {
 	// content padded with zeros to a multiple of 64 KiB, then With's.
 	With digest.Digest `json:"with,omitzero"`
 	// Codec is how the delta encodes To: "" for a zstd patch of From's
-	// bytes, CodecDeflate or CodecELF. A client uses only deltas whose codec it
-	// knows (KeepDeltaCodecs), so a publisher may add codecs later: older
-	// clients fetch those contents as objects or other deltas.
+	// bytes, CodecDeflate, CodecELF or CodecELFMap. A client uses only
+	// deltas whose codec it knows (KeepDeltaCodecs), so a publisher may add
+	// codecs later: older clients fetch those contents as objects or other
+	// deltas.
 	Codec  string        `json:"codec,omitempty"`
 	SHA256 digest.Digest `json:"sha256"` // of the delta file
 	Size   int64         `json:"size"`
@@ -75,8 +76,17 @@ const CodecDeflate = "deflate"
 // decodes.
 const CodecELF = "elfx86"
 
+// CodecELFMap marks a delta between x86-64 ELF files made by package
+// delta/elf's map deltas: where From's addresses moved in To (a shift per
+// address range), then a zstd patch from From with its references
+// rewritten through that map to To's exact bytes. Code that moved
+// changes every reference into and out of it; the map predicts most of
+// them, which the encoded form of CodecELF does only for references to
+// data that stayed put.
+const CodecELFMap = "elfmap"
+
 // DeltaCodecs lists the delta codecs this build applies.
-func DeltaCodecs() []string { return []string{"", CodecDeflate, CodecELF} }
+func DeltaCodecs() []string { return []string{"", CodecDeflate, CodecELF, CodecELFMap} }
 
 // KeepDeltaCodecs drops the deltas whose codec is not in codecs, so that
 // planning never picks one the client cannot apply.

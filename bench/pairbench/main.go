@@ -59,6 +59,10 @@ type Report struct {
 	Publish map[string]float64 // seconds per system to publish the new version
 	Growth  map[string]int64   // repository growth for the new version
 	Verify  *verifyResult      `json:",omitempty"`
+	// Byte floors without a timed run: OSTree's static delta on the
+	// server's disk (superblock + parts), and per-file zstd --patch-from.
+	OstreeDelta int64 `json:",omitempty"`
+	PatchFrom   int64 `json:",omitempty"`
 }
 
 // options are pairbench's flags.
@@ -66,7 +70,7 @@ type options struct {
 	pair, oldTree, newTree, work, bin, peers, out string
 	runs                                          int
 	quota                                         float64
-	primary, verify, stale                        bool
+	primary, verify, stale, patchFrom             bool
 }
 
 func parseFlags() options {
@@ -82,6 +86,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.verify, "verify", false, "also measure verification against sha256sum")
 	flag.StringVar(&o.out, "json", "", "write all runs here")
 	flag.Float64Var(&o.quota, "cpu-quota", 0, "run every contender's client side under this share of one core (cgroup cpu.max; 0.25 = a quarter core)")
+	flag.BoolVar(&o.patchFrom, "patch-from", false, "also measure per-file zstd -19 --patch-from (minutes, cached)")
 	flag.BoolVar(&o.stale, "stale-repo", false, "measure with the cached repository and root even if the publisher's sources changed (client-side work: saves the republish)")
 	flag.Parse()
 	if o.oldTree == "" || o.newTree == "" || o.work == "" || o.runs < 1 {
@@ -172,10 +177,14 @@ func preparePeers(opt options, rep *Report, tr *trash) *contenders {
 	if has("ostree") {
 		c.ostree = prepareOstree(opt.work, opt.oldTree, opt.newTree, dataKey, tr)
 		rep.Publish["ostree"], rep.Growth["ostree"] = c.ostree.PublishSeconds, c.ostree.RepoGrowthBytes
+		rep.OstreeDelta = c.ostree.DeltaBytes
 	}
 	if has("casync") {
 		c.casync = prepareCasync(opt.work, opt.newTree, dataKey, tr)
 		rep.Publish["casync"], rep.Growth["casync"] = c.casync.PublishSeconds, c.casync.StoreBytes
+	}
+	if opt.patchFrom {
+		rep.PatchFrom = patchFromBytes(opt.work, opt.oldTree, opt.newTree, dataKey)
 	}
 	if has("rsync") {
 		c.rsync = startRsync(opt.work, opt.newTree)
@@ -336,6 +345,15 @@ func printBench(rep *Report, primary bool) {
 	for name, t := range peerT {
 		line(fmt.Sprintf("upgrade_time_vs_%s_%s", name, p), ot/t, "x")
 		line(fmt.Sprintf("cpu_vs_%s_%s", name, p), cpu["ours"]/cpu[name], "x")
+	}
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{{"ostree_delta", rep.OstreeDelta}, {"patchfrom", rep.PatchFrom}} {
+		if f.n > 0 {
+			line(fmt.Sprintf("bytes_%s_%s_mb", p, f.name), float64(f.n)/1e6, "MB")
+			line(fmt.Sprintf("bytes_vs_%s_%s", f.name, p), float64(ob)/float64(f.n), "x")
+		}
 	}
 	printMeta(p, ours, ob)
 	line("publish_seconds_"+p, rep.Publish["ours"], "s")

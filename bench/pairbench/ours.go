@@ -44,7 +44,7 @@ func newOurs(bin, work string) *ours {
 // takes minutes).
 func publisherKey() string {
 	h := sha256.New()
-	for _, dir := range []string{"publish", "delta", "repo", "manifest", "digest", "cmd/upgrade-publish"} {
+	for _, dir := range []string{"publish", "delta", "delta/deflate", "delta/elf", "repo", "manifest", "digest", "cmd/upgrade-publish"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		check(err)
 		if len(files) == 0 {
