@@ -155,12 +155,12 @@ func engineConfig(f flags) (*engine.Config, daemon.FileConfig, error) {
 	if keys == "" {
 		keys = filepath.Join(lr.Dir, fc.Keys)
 	}
-	kr, err := repo.LoadKeyring(keys)
+	trusted, kr, err := repo.LoadTrust(lr.TrustedRootFile(), keys)
 	if err != nil {
 		return nil, fc, err
 	}
 	cfg := &engine.Config{
-		Root: lr, Mirrors: fc.Mirrors, Channel: fc.Channel, Hardware: fc.Hardware, Keys: kr,
+		Root: lr, Mirrors: fc.Mirrors, Channel: fc.Channel, Hardware: fc.Hardware, Keys: kr, TrustedRoot: trusted,
 		Policy: &manifest.Policy{AllowSetuid: true, AllowDevices: fc.AllowDevices},
 		Fetch:  fetch.Options{Parallel: fc.Parallel, StallTimeout: fc.StallTimeout},
 		Logf:   log.Printf,
@@ -250,7 +250,7 @@ func run(ctx context.Context, f flags) error {
 func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags, svc *service) error {
 	var sec *security.Service
 	if f.activate {
-		sec = &security.Service{Root: cfg.Root, Keys: cfg.Keys, Policy: cfg.Policy, Tries: fc.Tries, Logf: log.Printf}
+		sec = &security.Service{Root: cfg.Root, TrustedRoot: cfg.TrustedRoot, Keys: cfg.Keys, Policy: cfg.Policy, Tries: fc.Tries, Logf: log.Printf}
 		cfg.BeforeWrite = sec.Invalidate
 	}
 	var (
@@ -317,7 +317,7 @@ func reloadOnHUP(ctx context.Context, f flags, started *engine.Config, d *daemon
 			log.Printf("reload: %v; keeping the settings in force", err)
 			continue
 		}
-		cfg.Keys = started.Keys
+		cfg.Keys, cfg.TrustedRoot = started.Keys, started.TrustedRoot
 		d.Reload(*cfg, fc.Tries)
 	}
 }
