@@ -147,3 +147,25 @@ func TestTUFLeakedTimestampKey(t *testing.T) {
 		})
 	}
 }
+
+// TestTUFReplayExpires: a mirror with no key can replay a timestamp only
+// until it expires, a day after it was signed by default.
+func TestTUFReplayExpires(t *testing.T) {
+	k := genKeys(t, 4)
+	root := signedBytes(t, roles{version: 1, root: k[:1], targets: k[1:2], snap: k[2:3], tstamp: k[3:]}.meta(t), k[0])
+	r := release{ts: 1, snap: 1, tgt: 1, versions: []uint64{1}, tsKeys: k[3:], snapKeys: k[2:3], targetKeys: k[1:2]}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		want error
+		msg  string
+	}{
+		{"within the day", now.Add(23 * time.Hour), nil, ""},
+		{"after the day", now.Add(25 * time.Hour), errdefs.ErrBadSignature, "timestamp.json is expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := open(t, root, nil, r, nil, tc.at)
+			checkErr(t, err, tc.want, tc.msg)
+		})
+	}
+}

@@ -59,7 +59,7 @@ func (s *signing) flags(c *cobra.Command) {
 	f.StringVar(&s.repoDir, "repo", "", "repository `DIR` (required)")
 	f.StringVar(&s.keyFile, "key", "", "private key `FILE` to sign with (required)")
 	f.StringVar(&s.channel, "channel", "stable", "channel")
-	f.DurationVar(&s.ttl, "ttl", 30*24*time.Hour, "index validity; resign before it ends")
+	f.DurationVar(&s.ttl, "ttl", publish.DefaultTimestampTTL, "timestamp validity; resign well before it ends")
 	_ = c.MarkFlagRequired("repo")
 	_ = c.MarkFlagRequired("key")
 }
@@ -138,10 +138,11 @@ func newResignCommand() *cobra.Command {
 	var s signing
 	c := &cobra.Command{
 		Use:   "resign",
-		Short: "refresh the serial and expiry of a channel's index",
-		Long: `resign signs the channel's index again with a new serial and expiry (--ttl). Run it
-well before the index expires (every week from a timer, for a 30-day --ttl): clients
-refuse an expired index.`,
+		Short: "refresh the channel's timestamp and snapshot",
+		Long: `resign signs new timestamp and snapshot metadata (TUF's online roles) with a new
+version and expiry (--ttl, a day by default); no version is added or removed. Run it
+well before the timestamp expires (every 4 hours from a timer, for the 1-day default):
+clients refuse an expired timestamp. --key must hold the snapshot and timestamp roles.`,
 		Args: clidoc.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			o, err := s.options()
