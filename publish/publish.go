@@ -178,7 +178,11 @@ func Resign(o Options) error {
 	if err != nil {
 		return err
 	}
-	return meta.Release(o.signers(), false, o.Now().UTC().Truncate(time.Second), o.TTL)
+	now := o.Now().UTC().Truncate(time.Second)
+	if err := meta.Release(o.signers(), false, now, o.TTL); err != nil {
+		return err
+	}
+	return writeLegacy(meta, o, now)
 }
 
 // addTargets adds version v's targets, signs the targets with the keys
@@ -199,7 +203,10 @@ func addTargets(meta *Meta, o Options, v *repo.VersionRef, now time.Time) error 
 	if err := signRole(meta.Root, "targets", meta.Targets, o.signers()); err != nil {
 		return err
 	}
-	return meta.Release(o.signers(), true, now, o.TTL)
+	if err := meta.Release(o.signers(), true, now, o.TTL); err != nil {
+		return err
+	}
+	return writeLegacy(meta, o, now)
 }
 
 func pinOf(v *repo.VersionRef, name string) repo.BlobRef {
@@ -227,9 +234,16 @@ func (o *Options) signers() []repo.PrivateKey {
 // ceremony's init makes one with separate keys). A repository of another
 // channel is refused.
 func LoadIndex(o Options) (*Meta, *repo.Index, error) {
+	o.defaults()
 	meta, err := LoadMeta(o.Repo)
 	if errors.Is(err, ErrNoRepository) {
-		meta, err = newSingleKey(o)
+		// The old index is checked before anything is written.
+		var legacy *repo.Index
+		if legacy, err = readLegacy(o); err == nil {
+			if meta, err = newSingleKey(o); err == nil && legacy != nil {
+				err = migrateLegacy(meta, o, legacy, o.Now().UTC().Truncate(time.Second))
+			}
+		}
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("publish: %w", err)
