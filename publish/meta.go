@@ -50,6 +50,11 @@ func LoadMeta(dir string) (*Meta, error) {
 		return nil, fmt.Errorf("%s: %w", repo.RootPath, err)
 	}
 	if m.Timestamp, err = metadata.Timestamp().FromFile(filepath.Join(dir, repo.TimestampPath)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// A root from the ceremony (PublishRoot), nothing released yet.
+			m.emptyRoles(time.Now())
+			return m, nil
+		}
 		return nil, fmt.Errorf("%s: %w", repo.TimestampPath, err)
 	}
 	sv := m.Timestamp.Signed.Meta[metadata.SNAPSHOT+".json"].Version
@@ -67,18 +72,9 @@ func LoadMeta(dir string) (*Meta, error) {
 // keys given (the same key may serve several roles), empty targets. Nothing
 // is signed or written yet.
 func NewMeta(dir string, roles map[string][]repo.PublicKey, thresholds map[string]int, now time.Time) (*Meta, error) {
-	m := &Meta{
-		Dir:       dir,
-		Root:      metadata.Root(now.Add(DefaultRootTTL)),
-		Timestamp: metadata.Timestamp(now.Add(DefaultTimestampTTL)),
-		Snapshot:  metadata.Snapshot(now.Add(DefaultSnapshotTTL)),
-		Targets:   metadata.Targets(now.Add(DefaultTargetsTTL)),
-	}
+	m := &Meta{Dir: dir, Root: metadata.Root(now.Add(DefaultRootTTL))}
 	m.Root.Signed.ConsistentSnapshot = true
-	// Version 0: the first release makes version 1 of each.
-	m.Targets.Signed.Version, m.Snapshot.Signed.Version, m.Timestamp.Signed.Version = 0, 0, 0
-	m.Snapshot.Signed.Meta = map[string]*metadata.MetaFiles{}
-	m.Timestamp.Signed.Meta = map[string]*metadata.MetaFiles{}
+	m.emptyRoles(now)
 	for _, role := range []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
 		if len(roles[role]) == 0 {
 			return nil, fmt.Errorf("role %s has no key: %w", role, errdefs.ErrInvalidArgument)
@@ -97,6 +93,17 @@ func NewMeta(dir string, roles map[string][]repo.PublicKey, thresholds map[strin
 		}
 	}
 	return m, nil
+}
+
+// emptyRoles starts the timestamp, snapshot and targets at version 0:
+// the first release makes version 1 of each.
+func (m *Meta) emptyRoles(now time.Time) {
+	m.Timestamp = metadata.Timestamp(now.Add(DefaultTimestampTTL))
+	m.Snapshot = metadata.Snapshot(now.Add(DefaultSnapshotTTL))
+	m.Targets = metadata.Targets(now.Add(DefaultTargetsTTL))
+	m.Targets.Signed.Version, m.Snapshot.Signed.Version, m.Timestamp.Signed.Version = 0, 0, 0
+	m.Snapshot.Signed.Meta = map[string]*metadata.MetaFiles{}
+	m.Timestamp.Signed.Meta = map[string]*metadata.MetaFiles{}
 }
 
 // Index is the client's view of the current metadata (Serial: the

@@ -43,7 +43,7 @@ provisions a first root from a repository (image builders).`,
 		Args: clidoc.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return clidoc.Usage("no command given") },
 	}
-	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand(), newExportCommand())
+	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand(), newExportCommand(), newRootCommand())
 	clidoc.Prepare(root, clidoc.Docs{Section: "1"})
 	return root
 }
@@ -51,13 +51,15 @@ provisions a first root from a repository (image builders).`,
 // signing are the flags of the commands that write a signed index.
 type signing struct {
 	repoDir, keyFile, channel string
+	extraKeys                 []string
 	ttl                       time.Duration
 }
 
 func (s *signing) flags(c *cobra.Command) {
 	f := c.Flags()
 	f.StringVar(&s.repoDir, "repo", "", "repository `DIR` (required)")
-	f.StringVar(&s.keyFile, "key", "", "private key `FILE` to sign with (required)")
+	f.StringVar(&s.keyFile, "key", "", "private key `FILE` to sign with (required); a new repository gives it every role")
+	f.StringArrayVar(&s.extraKeys, "extra-key", nil, "further private key `FILE` (repeatable): each signs the roles the root lists it for")
 	f.StringVar(&s.channel, "channel", "stable", "channel")
 	f.DurationVar(&s.ttl, "ttl", publish.DefaultTimestampTTL, "timestamp validity; resign well before it ends")
 	_ = c.MarkFlagRequired("repo")
@@ -69,7 +71,15 @@ func (s *signing) options() (publish.Options, error) {
 	if err != nil {
 		return publish.Options{}, err
 	}
-	return publish.Options{Repo: s.repoDir, Key: k, Channel: s.channel, TTL: s.ttl, Logf: log.Printf}, nil
+	o := publish.Options{Repo: s.repoDir, Key: k, Channel: s.channel, TTL: s.ttl, Logf: log.Printf}
+	for _, f := range s.extraKeys {
+		k, err := repo.LoadPrivate(f)
+		if err != nil {
+			return publish.Options{}, err
+		}
+		o.Keys = append(o.Keys, k)
+	}
+	return o, nil
 }
 
 // maxNotes bounds release notes: they travel in the index, which every
