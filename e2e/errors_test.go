@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"os"
@@ -28,11 +28,11 @@ func deadMirror(t *testing.T) string {
 	return url
 }
 
-// tamperedIndex is the repository's index with one bit of its signature
-// flipped: well-formed, but signed by nobody we trust.
+// tamperedIndex is the repository's timestamp with one bit of its
+// signature flipped: well-formed, but signed by nobody we trust.
 func tamperedIndex(t *testing.T, dir string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "timestamp.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +42,12 @@ func tamperedIndex(t *testing.T, dir string) []byte {
 	}
 	sigs := env["signatures"].([]any)
 	s := sigs[0].(map[string]any)
-	raw, err := base64.StdEncoding.DecodeString(s["sig"].(string))
+	raw, err := hex.DecodeString(s["sig"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw[0] ^= 1
-	s["sig"] = base64.StdEncoding.EncodeToString(raw)
+	s["sig"] = hex.EncodeToString(raw)
 	out, err := json.Marshal(env)
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +124,8 @@ func TestTypedErrors(t *testing.T) {
 
 	t.Run("bad-signature", func(t *testing.T) {
 		e := newEnv(t, rp, envOpts{})
-		e.srv.serveBytes("/index.json", tamperedIndex(t, rp.Dir))
-		wantError(t, "Check with a tampered index", check(e.conn()), dbusapi.ErrBadSignature, "no valid signature by a trusted key")
+		e.srv.serveBytes("/timestamp.json", tamperedIndex(t, rp.Dir))
+		wantError(t, "Check with a tampered timestamp", check(e.conn()), dbusapi.ErrBadSignature, "not enough signatures")
 		jobFails(e, "", dbusapi.ErrBadSignature, "signature")
 	})
 

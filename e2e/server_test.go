@@ -174,5 +174,6 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// isIndex matches requests for the signed index.
-func isIndex(path string) bool { return strings.HasSuffix(path, "index.json") }
+// isIndex matches requests for the timestamp, the first metadata fetched
+// after the root chain.
+func isIndex(path string) bool { return strings.HasSuffix(path, "timestamp.json") }

@@ -25,11 +25,16 @@ type Config struct {
 	Mirrors  []string
 	Channel  string
 	Hardware string
-	Keys     repo.Keyring
-	Policy   *manifest.Policy // nil: manifest.DefaultPolicy; otherwise used exactly as given
-	Fetch    fetch.Options    // Mirrors and Progress are filled in by the engine
-	Now      func() time.Time
-	Logf     func(string, ...any)
+	// TrustedRoot is the TUF root shipped with the OS (etc/upgrade/root.json),
+	// where trust starts before the machine keeps its own (RootsDir).
+	TrustedRoot []byte
+	// Keys are the keys of the format before TUF: with no root anywhere,
+	// the repository's first root is adopted when one of them signed it.
+	Keys   repo.Keyring
+	Policy *manifest.Policy // nil: manifest.DefaultPolicy; otherwise used exactly as given
+	Fetch  fetch.Options    // Mirrors and Progress are filled in by the engine
+	Now    func() time.Time
+	Logf   func(string, ...any)
 	// BeforeWrite is called before the engine starts writing into slot; the
 	// daemon uses it to have the security service make sure the boot pointer
 	// does not name that slot (a half-written slot must never be next).
@@ -60,7 +65,7 @@ func (c *Config) check() error {
 	if !layout.ValidChannel(c.Channel) {
 		return fmt.Errorf("channel %s: want 1-64 of A-Z, a-z, 0-9, '.', '-', '_': %w", errdefs.Quote(c.Channel, 64), errdefs.ErrInvalidArgument)
 	}
-	if len(c.Keys) == 0 {
+	if len(c.Keys) == 0 && c.TrustedRoot == nil {
 		return fmt.Errorf("no trusted keys: %w", errdefs.ErrFailedPrecondition)
 	}
 	if c.Now == nil {

@@ -27,7 +27,7 @@ type Remote struct {
 	cfg      *Config
 	F        *fetch.Fetcher
 	Index    *repo.Index
-	IndexRaw []byte // the exact signed envelope, kept with the slot
+	IndexRaw []byte // the verified metadata (repo.Bundle), kept with the slot
 	Mirror   string
 	progress atomic.Pointer[func(done, total int64)]
 	// readOnly (a check): documents come from staging only when an
@@ -35,10 +35,11 @@ type Remote struct {
 	readOnly bool
 }
 
-// OpenRemote fetches the signed index from every mirror and keeps the
-// valid one with the highest serial (a malicious mirror cannot win over a
-// good one, nor a stale one over a fresh one), and records it as seen
-// (anti-rollback, anti-freeze).
+// OpenRemote runs TUF's client workflow against the mirrors (tuf.go):
+// the root chain, then the timestamp from every mirror, keeping the valid
+// one with the highest version (a malicious mirror cannot win over a good
+// one, nor a stale one over a fresh one), then its snapshot and targets;
+// and records what it trusts now (anti-rollback, anti-freeze).
 func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int64)) (*Remote, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -66,34 +67,15 @@ func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int6
 		return nil, err
 	}
 	exp := repo.Expect{Channel: cfg.Channel, Hardware: cfg.Hardware, Now: cfg.Now(), Seen: seen}
-	raw, mirror, err := f.GetBest(ctx, repo.IndexPath, repo.MaxIndexSize, func(b []byte) (uint64, error) {
-		x, err := repo.OpenIndex(ctx, b, cfg.Keys, exp)
-		if err != nil {
-			return 0, err
-		}
-		return x.Serial, nil
-	})
+	bundle, idx, mirror, err := openMetadata(ctx, cfg, f, exp)
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	idx, err := repo.OpenIndex(ctx, raw, cfg.Keys, exp) // the winner, parsed once more
-	if err != nil {
-		return nil, fmt.Errorf("index: %w", err)
-	}
-	s, err := repo.SeenOf(raw, idx)
-	if err != nil {
-		return nil, err
-	}
-	if seen == nil || *seen != s { // an index seen before writes nothing
-		if err := saveSeen(cfg.Root, cfg.Channel, s); err != nil {
-			return nil, err
-		}
-	}
-	rmp.F, rmp.Index, rmp.IndexRaw, rmp.Mirror = f, idx, raw, mirror
+	rmp.F, rmp.Index, rmp.IndexRaw, rmp.Mirror = f, idx, bundle, mirror
 	return rmp, nil
 }
 
-func loadSeen(r layout.Root, channel string) (*repo.SeenIndex, error) {
+func loadSeen(r layout.Root, channel string) (*repo.Seen, error) {
 	if err := MigrateSeen(r, channel); err != nil {
 		return nil, err
 	}
@@ -105,16 +87,21 @@ func loadSeen(r layout.Root, channel string) (*repo.SeenIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	var s repo.SeenIndex
+	// A record of the format before TUF ({"serial":…}) holds neither: the
+	// first update after the migration starts afresh.
+	var s repo.Seen
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", path, err, errdefs.ErrCorrupt)
 	}
 	return &s, nil
 }
 
-func saveSeen(r layout.Root, channel string, s repo.SeenIndex) error {
+func saveSeen(r layout.Root, channel string, s repo.Seen) error {
 	b, _ := json.Marshal(s)
 	path := r.SeenIndexFor(channel)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil // metadata seen before writes nothing (a check's promise)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0755); err != nil {
 		return err
 	}

@@ -31,20 +31,24 @@ func TestSeenPerChannel(t *testing.T) {
 	if _, err := os.Stat(r.SeenIndex()); !os.IsNotExist(err) {
 		t.Errorf("the old file is still there: %v", err)
 	}
+	// A record of the format before TUF moves, and holds no TUF state.
 	got, err := loadSeen(r, "stable")
-	if err != nil || got == nil || got.Serial != 7 {
-		t.Fatalf("stable after migration: %+v, %v; want serial 7", got, err)
+	if err != nil || got == nil || got.Timestamp != nil {
+		t.Fatalf("stable after migration: %+v, %v; want an empty record", got, err)
+	}
+	if err := saveSeen(r, "stable", repo.Seen{Timestamp: []byte(`{"signed":{"version":7}}`)}); err != nil {
+		t.Fatal(err)
 	}
 	beta, err := loadSeen(r, "beta")
 	if err != nil || beta != nil {
 		t.Fatalf("beta: %+v, %v; want none seen", beta, err)
 	}
-	if err := saveSeen(r, "beta", repo.SeenIndex{Serial: 2}); err != nil {
+	if err := saveSeen(r, "beta", repo.Seen{Timestamp: []byte(`{"signed":{"version":2}}`)}); err != nil {
 		t.Fatal(err)
 	}
 	beta, _ = loadSeen(r, "beta")
 	stable, _ := loadSeen(r, "stable")
-	if diff := cmp.Diff([]uint64{2, 7}, []uint64{beta.Serial, stable.Serial}); diff != "" {
+	if diff := cmp.Diff([]int64{2, 7}, []int64{repo.MetaVersionOf(beta.Timestamp), repo.MetaVersionOf(stable.Timestamp)}); diff != "" {
 		t.Errorf("serials (-want +got):\n%s", diff)
 	}
 }

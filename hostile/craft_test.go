@@ -141,15 +141,15 @@ func addEntry(m *manifest.Manifest, e manifest.Entry) {
 	m.Sort()
 }
 
-// envelope edits a signed index's envelope.
-func envelope(t testing.TB, b []byte, edit func(env *repo.Envelope)) []byte {
+// tamper edits the current timestamp's JSON without signing it again.
+func tamper(t testing.TB, edit func(m map[string]any)) []byte {
 	t.Helper()
-	var env repo.Envelope
-	if err := json.Unmarshal(b, &env); err != nil {
+	var m map[string]any
+	if err := json.Unmarshal(fix.meta[repo.TimestampPath], &m); err != nil {
 		t.Fatal(err)
 	}
-	edit(&env)
-	return mustJSON(t, &env)
+	edit(m)
+	return mustJSON(t, m)
 }
 
 func otherKey(t testing.TB) repo.PrivateKey {

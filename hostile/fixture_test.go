@@ -20,6 +20,7 @@ import (
 	"laptop.org/upgrade/fetch"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/internal/testtree"
+	"laptop.org/upgrade/internal/tuftest"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
@@ -27,14 +28,15 @@ import (
 
 // fixture is one repository shared by every test of the package (publishing
 // with the best zstd level takes seconds): versions 1 and 2 of the sample
-// tree, and the index as it was when only version 1 existed (serial 1),
-// which the rollback and replay attacks serve.
+// tree, and the timestamp as it was when only version 1 existed (version
+// 1), which the rollback and replay attacks serve.
 type fixture struct {
 	dir      string // repository
 	key      repo.PrivateKey
 	keys     repo.Keyring
-	oldIndex []byte // serial 1: version 1 only
-	index    []byte // serial 2: versions 1 and 2
+	oldIndex []byte            // timestamp.json version 1: version 1 only
+	index    []byte            // timestamp.json version 2: versions 1 and 2
+	meta     map[string][]byte // the current timestamp, snapshot and targets
 }
 
 var (
@@ -82,7 +84,7 @@ func buildFixture() (*fixture, error) {
 		if _, err := publish.Add(context.Background(), tree, o); err != nil {
 			return nil, err
 		}
-		b, err := os.ReadFile(filepath.Join(f.dir, repo.IndexPath))
+		b, err := os.ReadFile(filepath.Join(f.dir, repo.TimestampPath))
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +94,36 @@ func buildFixture() (*fixture, error) {
 			f.index = b
 		}
 	}
+	_, _, files, err := repo.OpenDir(context.Background(), f.dir, repo.Trust{Legacy: f.keys}, repo.Expect{})
+	if err != nil {
+		return nil, err
+	}
+	f.meta = map[string][]byte{}
+	for _, p := range files {
+		if p == repo.TimestampPath || strings.HasSuffix(p, ".snapshot.json") || strings.HasSuffix(p, ".targets.json") {
+			if f.meta[p], err = os.ReadFile(filepath.Join(f.dir, p)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return f, nil
+}
+
+// set returns a fresh copy of the current metadata, to edit and re-sign.
+func (f *fixture) set(t testing.TB) *tuftest.Set {
+	t.Helper()
+	var ts, snap, targets []byte
+	for p, b := range f.meta {
+		switch {
+		case p == repo.TimestampPath:
+			ts = b
+		case strings.HasSuffix(p, ".snapshot.json"):
+			snap = b
+		default:
+			targets = b
+		}
+	}
+	return tuftest.FromBytes(t, ts, snap, targets, nil)
 }
 
 // serials hands out index serials above anything published, so that each
@@ -101,13 +132,13 @@ var serials atomic.Uint64
 
 func init() { serials.Store(100) }
 
-// parsedIndex returns a fresh copy of the real index (versions 1 and 2).
+// parsedIndex returns a fresh copy of the real index (versions 1 and 2):
+// Serial and Expires are the timestamp's.
 func (f *fixture) parsedIndex(t testing.TB) *repo.Index {
 	t.Helper()
-	x, err := repo.OpenIndex(context.Background(), f.index, f.keys, repo.Expect{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := f.set(t)
+	x := set.Index(t)
+	x.Serial, x.Expires = uint64(set.Timestamp.Signed.Version), set.Timestamp.Signed.Expires
 	return x
 }
 
@@ -197,16 +228,19 @@ func (s *server) putDoc(t testing.TB, b []byte) repo.BlobRef {
 	return repo.BlobRef{SHA256: d, Size: int64(len(b)), Stored: digest.Of(z.Bytes()), StoredSize: int64(z.Len())}
 }
 
-// sign signs x with a fresh serial and serves it as the index.
+// sign publishes x as targets, snapshot and timestamp signed by keys, all
+// with a fresh version, valid until x.Expires, and returns the timestamp.
 func (s *server) sign(t testing.TB, x *repo.Index, keys ...repo.PrivateKey) []byte {
 	t.Helper()
-	x.Serial = serials.Add(1)
-	b, err := repo.SignIndex(x, keys...)
-	if err != nil {
-		t.Fatal(err)
+	set := fix.set(t)
+	set.SetIndex(t, x)
+	v := int64(serials.Add(1))
+	set.Targets.Signed.Version, set.Snapshot.Signed.Version, set.Timestamp.Signed.Version = v-1, v-1, v-1
+	files := set.Files(t, tuftest.Keys{Targets: keys, Snapshot: keys, Timestamp: keys}, time.Until(x.Expires))
+	for p, b := range files {
+		s.put(t, p, b)
 	}
-	s.put(t, repo.IndexPath, b)
-	return b
+	return files[repo.TimestampPath]
 }
 
 type countingWriter struct {

@@ -8,6 +8,7 @@ import (
 
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/internal/tuftest"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
 )
@@ -46,28 +47,35 @@ func TestRepositoryAttacks(t *testing.T) {
 	}
 	tests := []attack{
 		// Arbitrary software.
-		{name: "bad signature", class: errdefs.ErrBadSignature, msg: "no valid signature",
+		{name: "bad signature", class: errdefs.ErrBadSignature, msg: "not enough signatures, got 0, want 1",
 			setup: func(w *world) {
-				w.srv.put(w.t, repo.IndexPath, envelope(w.t, f.index, func(e *repo.Envelope) { e.Signatures[0].Sig[5] ^= 1 }))
+				w.srv.put(w.t, repo.TimestampPath, tamper(w.t, func(m map[string]any) {
+					sig := m["signatures"].([]any)[0].(map[string]any)
+					s := []byte(sig["sig"].(string))
+					s[5] ^= 1
+					if s[5] > 'f' || s[5] < '0' || (s[5] > '9' && s[5] < 'a') {
+						s[5] = '0'
+					}
+					sig["sig"] = string(s)
+				}))
 			}},
-		{name: "missing signature", class: errdefs.ErrBadSignature, msg: "(0 signatures)",
+		{name: "missing signature", class: errdefs.ErrBadSignature, msg: "got 0, want 1",
 			setup: func(w *world) {
-				w.srv.put(w.t, repo.IndexPath, envelope(w.t, f.index, func(e *repo.Envelope) { e.Signatures = nil }))
+				w.srv.put(w.t, repo.TimestampPath, tamper(w.t, func(m map[string]any) { m["signatures"] = []any{} }))
 			}},
-		{name: "unknown key", class: errdefs.ErrBadSignature, msg: "no valid signature by a trusted key",
+		{name: "unknown key", class: errdefs.ErrBadSignature, msg: "not enough signatures",
 			setup: func(w *world) { w.srv.sign(w.t, f.parsedIndex(w.t), otherKey(w.t)) }},
-		{name: "signature over other bytes", class: errdefs.ErrBadSignature, msg: "no valid signature",
+		{name: "signature over other bytes", class: errdefs.ErrBadSignature, msg: "not enough signatures",
 			setup: func(w *world) {
-				x := f.parsedIndex(w.t)
-				x.Expires = x.Expires.Add(365 * 24 * time.Hour)
-				forged := mustJSON(w.t, x)
-				w.srv.put(w.t, repo.IndexPath, envelope(w.t, f.index, func(e *repo.Envelope) { e.Signed = forged }))
+				w.srv.put(w.t, repo.TimestampPath, tamper(w.t, func(m map[string]any) {
+					m["signed"].(map[string]any)["expires"] = time.Now().Add(365 * 24 * time.Hour).UTC().Format(time.RFC3339)
+				}))
 			}},
-		{name: "crafted version signed by an unknown key", class: errdefs.ErrBadSignature, msg: "no valid signature",
+		{name: "crafted version signed by an unknown key", class: errdefs.ErrBadSignature, msg: "not enough signatures",
 			setup: func(w *world) { w.craft(func(*manifest.Manifest) {}, otherKey(w.t)) }},
 		// Rollback.
-		{name: "older index serial", class: errdefs.ErrBadSignature, msg: "serial 1 is older than serial 2",
-			setup: func(w *world) { w.srv.put(w.t, repo.IndexPath, f.oldIndex) }},
+		{name: "older timestamp", class: errdefs.ErrBadSignature, msg: "new timestamp version 1 must be >= 2",
+			setup: func(w *world) { w.srv.put(w.t, repo.TimestampPath, f.oldIndex) }},
 		// Only older versions published: nothing to install (UpToDate), never
 		// a downgrade.
 		{name: "older version", at: 2, class: errdefs.ErrUpToDate, msg: "is older than the running 2",
@@ -76,34 +84,31 @@ func TestRepositoryAttacks(t *testing.T) {
 				x.Versions = x.Versions[:1]
 				w.srv.sign(w.t, x, f.key)
 			}},
-		{name: "same serial, other bytes", class: errdefs.ErrBadSignature, msg: "differs from the one seen before",
+		{name: "same timestamp version, other bytes", class: errdefs.ErrBadSignature, msg: "differs from the one seen before",
 			setup: func(w *world) {
-				x := f.parsedIndex(w.t)
-				x.Timestamp = x.Timestamp.Add(time.Second)
-				b, err := repo.SignIndex(x, f.key) // keeps serial 2
-				if err != nil {
-					w.t.Fatal(err)
-				}
-				w.srv.put(w.t, repo.IndexPath, b)
+				set := f.set(w.t)
+				set.Timestamp.Signed.Version-- // Files makes it 2 again
+				files := set.Files(w.t, tuftest.Keys{Timestamp: []repo.PrivateKey{f.key}}, 48*time.Hour)
+				w.srv.put(w.t, repo.TimestampPath, files[repo.TimestampPath])
 			}},
 		// Indefinite freeze.
-		{name: "expired index", class: errdefs.ErrBadSignature, msg: "index expired",
+		{name: "expired timestamp", class: errdefs.ErrBadSignature, msg: "timestamp.json is expired",
 			setup: func(w *world) {
 				x := f.parsedIndex(w.t)
 				x.Expires = time.Now().Add(-time.Hour)
 				w.srv.sign(w.t, x, f.key)
 			}},
-		{name: "replayed unexpired index after a newer one", class: errdefs.ErrBadSignature, msg: "serial 2 is older than serial",
+		{name: "replayed unexpired timestamp after a newer one", class: errdefs.ErrBadSignature, msg: "new timestamp version 2 must be >=",
 			setup: func(w *world) {
 				w.srv.sign(w.t, f.parsedIndex(w.t), f.key)
 				if _, _, err := engine.Check(context.Background(), w.config(), 0); err != nil {
 					w.t.Fatal(err)
 				}
-				w.srv.put(w.t, repo.IndexPath, f.index)
+				w.srv.put(w.t, repo.TimestampPath, f.index)
 			}},
 		// Endless data.
-		{name: "endless index", class: errdefs.ErrTooLarge, msg: "more than 8388608 bytes",
-			setup: func(w *world) { w.srv.hook(repo.IndexPath, endless) }},
+		{name: "endless timestamp", class: errdefs.ErrTooLarge, msg: "more than 1048576 bytes",
+			setup: func(w *world) { w.srv.hook(repo.TimestampPath, endless) }},
 		{name: "manifest larger than signed", class: errdefs.ErrTooLarge, msg: "more than the signed",
 			setup: func(w *world) {
 				hookAll(w, v2manifests(w), func(p string) http.HandlerFunc { return w.srv.appendBytes(p, 100) })
@@ -118,8 +123,8 @@ func TestRepositoryAttacks(t *testing.T) {
 		// Slow retrieval (stall timeout 1 s in these tests).
 		// A trickle with every byte inside the stall timeout: only the
 		// rate floor (fetch.Options.MinRate) can end it.
-		{name: "index trickled at 5 bytes/s", class: errdefs.ErrNetwork, msg: "under the floor of 512 B/s",
-			setup: func(w *world) { w.srv.hook(repo.IndexPath, trickle) }},
+		{name: "timestamp trickled at 5 bytes/s", class: errdefs.ErrNetwork, msg: "under the floor of 512 B/s",
+			setup: func(w *world) { w.srv.hook(repo.TimestampPath, trickle) }},
 		{name: "object stalls after headers", class: errdefs.ErrNetwork, msg: "no byte for 1s",
 			setup: func(w *world) {
 				hookAll(w, v2objects(w), func(string) http.HandlerFunc { return stallAfterHeaders })
@@ -151,8 +156,8 @@ func TestRepositoryAttacks(t *testing.T) {
 		// Malicious mirrors: the bad one is first, a good one second.
 		{name: "bad mirror: unknown key", config: good,
 			setup: func(w *world) { w.srv.sign(w.t, f.parsedIndex(w.t), otherKey(w.t)) }},
-		{name: "bad mirror: rolled-back index", config: good,
-			setup: func(w *world) { w.srv.put(w.t, repo.IndexPath, f.oldIndex) }},
+		{name: "bad mirror: rolled-back timestamp", config: good,
+			setup: func(w *world) { w.srv.put(w.t, repo.TimestampPath, f.oldIndex) }},
 		{name: "bad mirror: endless object", config: good,
 			setup: func(w *world) { hookAll(w, v2objects(w), func(string) http.HandlerFunc { return endless }) }},
 		{name: "bad mirror: wrong object", config: good,

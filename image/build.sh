@@ -167,7 +167,7 @@ publish() {
 	for n in 1 2 3; do
 		slot_of "$OUT/tree/$n" "$OUT/slot/$n"
 		# Deltas from the previous version only: what the scenarios download.
-		"$pub" add --repo "$OUT/repo" --key "$key" --version "$n" --depth 1 "$OUT/slot/$n" >"$OUT/publish-v$n.log" 2>&1
+		"$pub" add --repo "$OUT/repo" --key "$key" --ttl 720h --version "$n" --depth 1 "$OUT/slot/$n" >"$OUT/publish-v$n.log" 2>&1
 		step "published v$n: $(tail -n 1 "$OUT/publish-v$n.log")"
 		[ $n = 2 ] && cp -a "$OUT/repo" "$OUT/repo-v2"
 	done

@@ -116,6 +116,13 @@ func ValidChannel(c string) bool {
 	return true
 }
 
+// RootsDir is the daemon's persistent chain of trusted TUF roots
+// (N.root.json), outside the slots: a rotation holds whatever slot boots.
+func (r Root) RootsDir() string { return filepath.Join(r.StateDir(), "roots") }
+
+// SecurityRoot is the security service's own trusted TUF root.
+func (r Root) SecurityRoot() string { return filepath.Join(r.SecurityDir(), "root.json") }
+
 // SecurityDir is the security service's state, which it alone writes.
 func (r Root) SecurityDir() string { return r.join("var", "lib", "securityd") }
 
@@ -132,7 +139,11 @@ func (r Root) ConfigDir() string { return r.join("etc", "upgrade") }
 // DaemonConfig is R/etc/upgrade/upgraded.conf.
 func (r Root) DaemonConfig() string { return filepath.Join(r.ConfigDir(), "upgraded.conf") }
 
-// KeysDir holds the trusted Ed25519 public keys (*.pub).
+// TrustedRootFile is the TUF root shipped in the slot (R/etc/upgrade/root.json):
+// where trust starts on a machine that has none of its own yet.
+func (r Root) TrustedRootFile() string { return filepath.Join(r.ConfigDir(), "root.json") }
+
+// KeysDir holds the trusted Ed25519 public keys (*.pub) of the format before TUF.
 func (r Root) KeysDir() string { return filepath.Join(r.ConfigDir(), "keys") }
 
 // PersistentDirs live outside the slots and are shared by both.

@@ -114,9 +114,9 @@ func TestSchoolCache(t *testing.T) {
 		for _, l := range lines {
 			t.Logf("%s: %s %s %s", name, l.uri, l.status, l.cache)
 			switch {
-			case strings.HasSuffix(l.uri, "/index.json"):
+			case strings.HasSuffix(l.uri, "/timestamp.json"):
 				if l.cache == "HIT" {
-					t.Errorf("%s: the signed index was served from the cache", name)
+					t.Errorf("%s: the timestamp was served from the cache", name)
 				}
 			case strings.HasPrefix(l.uri, "/objects/"), strings.HasPrefix(l.uri, "/deltas/"):
 				blobs++

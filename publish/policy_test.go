@@ -88,8 +88,8 @@ func TestAddClientPolicy(t *testing.T) {
 				t.Errorf("error lacks %q:\n%v", want, err)
 			}
 		}
-		if _, err := os.Stat(filepath.Join(dir, repo.IndexPath)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("a refused add wrote the index: %v", err)
+		if _, err := os.Stat(filepath.Join(dir, repo.TimestampPath)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a refused add wrote a timestamp: %v", err)
 		}
 	})
 
@@ -147,14 +147,14 @@ func TestResignKeepsHardware(t *testing.T) {
 	if _, err := publish.Add(context.Background(), tree, publish.Options{Repo: dir, Key: k, Channel: "stable", Hardware: "xo-1.75"}); err != nil {
 		t.Fatal(err)
 	}
-	before, err := publish.LoadIndex(dir, k, "stable")
+	_, before, err := publish.LoadIndex(publish.Options{Repo: dir, Key: k, Channel: "stable"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := publish.Resign(publish.Options{Repo: dir, Key: k, Channel: "stable"}); err != nil {
 		t.Fatal(err)
 	}
-	after, err := publish.LoadIndex(dir, k, "stable")
+	_, after, err := publish.LoadIndex(publish.Options{Repo: dir, Key: k, Channel: "stable"})
 	if err != nil {
 		t.Fatal(err)
 	}

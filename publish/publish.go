@@ -19,7 +19,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"laptop.org/upgrade/atomicfile"
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
@@ -30,14 +29,17 @@ import (
 
 // Options for Add.
 type Options struct {
-	Repo       string          // repository directory
-	Key        repo.PrivateKey // signing key
-	Channel    string          // e.g. "stable"
-	Hardware   string          // e.g. "xo-1.75"; "" for any
-	Name       string          // human version name, e.g. "2.0"
-	Notes      string          // release notes shown by clients (plain text)
-	Version    layout.Version  // 0 = latest+1
-	DeltaDepth int             // make deltas from this many previous versions (default 3)
+	Repo string          // repository directory
+	Key  repo.PrivateKey // signing key; a new repository gives it every role
+	// Keys are further signing keys: each signs the roles the root lists
+	// it for (an online timestamp key, a targets key brought for a release).
+	Keys       []repo.PrivateKey
+	Channel    string         // e.g. "stable"
+	Hardware   string         // e.g. "xo-1.75"; "" for any
+	Name       string         // human version name, e.g. "2.0"
+	Notes      string         // release notes shown by clients (plain text)
+	Version    layout.Version // 0 = latest+1
+	DeltaDepth int            // make deltas from this many previous versions (default 3)
 	// Best spends build-server CPU for smaller downloads: deltas of large
 	// files and packs are made by the zstd command (level 19) when it is
 	// installed, 10-16 % smaller than the Go encoder's on executables and
@@ -45,7 +47,7 @@ type Options struct {
 	// delta, are also offered as xz when the xz command is installed and
 	// that saves 5 % (xz.go). For releases; tests and drafts leave it off.
 	Best bool
-	TTL  time.Duration // index validity (default 30 days)
+	TTL  time.Duration // timestamp validity (default DefaultTimestampTTL, a day)
 	// DeliverySpec is the delivery list format: repo.DeliverySpecLean (the
 	// default, 0) or repo.DeliverySpec for clients older than it, which
 	// refuse a lean list.
@@ -80,7 +82,7 @@ func (o *Options) defaults() {
 		o.DeliverySpec = repo.DeliverySpecLean
 	}
 	if o.TTL == 0 {
-		o.TTL = 30 * 24 * time.Hour
+		o.TTL = DefaultTimestampTTL
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -104,7 +106,7 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 	if o.Best {
 		st.zstd = delta.CLI()
 	}
-	idx, err := LoadIndex(o.Repo, o.Key, o.Channel)
+	meta, idx, err := LoadIndex(o)
 	if err != nil {
 		return Result{}, err
 	}
@@ -173,58 +175,126 @@ func Add(ctx context.Context, tree string, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	idx.Versions = append(idx.Versions, repo.VersionRef{Version: ver, Name: o.Name, Notes: o.Notes, Created: now, Manifest: mref, Delivery: dref, Entries: len(m.Entries)})
-	idx.Channel, idx.Hardware = o.Channel, o.Hardware
-	if err := writeIndex(o.Repo, idx, o); err != nil {
+	vref := repo.VersionRef{Version: ver, Name: o.Name, Notes: o.Notes, Created: now, Manifest: mref, Delivery: dref, Entries: len(m.Entries)}
+	if err := addTargets(meta, o, &vref, now); err != nil {
 		return Result{}, err
 	}
 	o.Logf("published version %d (%d entries, %d new objects, %d new deltas, %d bytes added)", ver, res.Entries, res.NewObjects, res.NewDeltas, res.StoredBytes)
 	return res, nil
 }
 
-// Resign refreshes the index's serial, timestamp and expiry (a build server
-// runs it before the index expires, so clients are not frozen). Nothing
-// else changes: a timer that runs it without --hardware must not turn a
-// hardware-specific index into one for any hardware.
+// Resign refreshes the snapshot and timestamp (a build server runs it
+// well before the timestamp expires, so clients are not frozen), with the
+// online keys only. Nothing else changes: no version is added or removed.
 func Resign(o Options) error {
 	o.defaults()
-	idx, err := LoadIndex(o.Repo, o.Key, o.Channel)
+	meta, _, err := LoadIndex(o)
 	if err != nil {
 		return err
 	}
-	return writeIndex(o.Repo, idx, o)
-}
-
-func writeIndex(dir string, idx *repo.Index, o Options) error {
 	now := o.Now().UTC().Truncate(time.Second)
-	idx.Serial++
-	idx.Timestamp, idx.Expires = now, now.Add(o.TTL)
-	b, err := repo.SignIndex(idx, o.Key)
+	if err := meta.Release(o.signers(), false, now, o.TTL); err != nil {
+		return err
+	}
+	return writeLegacy(meta, o, now)
+}
+
+// addTargets adds version v's targets, signs the targets with the keys
+// given (the targets role's threshold must be met), and releases them.
+func addTargets(meta *Meta, o Options, v *repo.VersionRef, now time.Time) error {
+	ts, err := repo.VersionTargets(o.Channel, o.Hardware, v)
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, repo.IndexPath), b, 0644)
+	for name, tf := range ts {
+		if err := linkTarget(o.Repo, name, pinOf(v, name)); err != nil {
+			return err
+		}
+		meta.Targets.Signed.Targets[name] = tf
+	}
+	meta.Targets.Signed.Version++
+	meta.Targets.Signed.Expires = now.Add(DefaultTargetsTTL)
+	if err := signRole(meta.Root, "targets", meta.Targets, o.signers()); err != nil {
+		return err
+	}
+	if err := meta.Release(o.signers(), true, now, o.TTL); err != nil {
+		return err
+	}
+	return writeLegacy(meta, o, now)
 }
 
-// LoadIndex reads the repository's current index, checking it was signed by
-// key; a missing index starts an empty repository.
-func LoadIndex(dir string, key repo.PrivateKey, channel string) (*repo.Index, error) {
-	b, err := os.ReadFile(filepath.Join(dir, repo.IndexPath))
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0755); err != nil {
-			return nil, err
-		}
-		return &repo.Index{Channel: channel}, nil
+func pinOf(v *repo.VersionRef, name string) repo.BlobRef {
+	if name == repo.TargetName(v.Version, repo.KindManifest) {
+		return v.Manifest
 	}
+	return v.Delivery
+}
+
+// signers are the keys given, each once.
+func (o *Options) signers() []repo.PrivateKey {
+	var out []repo.PrivateKey
+	seen := map[string]bool{}
+	for _, k := range append([]repo.PrivateKey{o.Key}, o.Keys...) {
+		if k.Key != nil && !seen[k.ID] {
+			seen[k.ID] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// LoadIndex reads the repository's metadata and its versions; a directory
+// without metadata starts a repository whose every role is o.Key's (the
+// ceremony's init makes one with separate keys). A repository of another
+// channel is refused.
+func LoadIndex(o Options) (*Meta, *repo.Index, error) {
+	o.defaults()
+	meta, err := LoadMeta(o.Repo)
+	if errors.Is(err, ErrNoRepository) {
+		// The old index is checked before anything is written.
+		var legacy *repo.Index
+		if legacy, err = readLegacy(o); err == nil {
+			if meta, err = newSingleKey(o); err == nil && legacy != nil {
+				err = migrateLegacy(meta, o, legacy, o.Now().UTC().Truncate(time.Second))
+			}
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("publish: %w", err)
+	}
+	idx, err := meta.Index()
+	if err != nil {
+		return nil, nil, fmt.Errorf("publish: existing targets: %w", err)
+	}
+	if len(idx.Versions) > 0 && idx.Channel != o.Channel {
+		return nil, nil, fmt.Errorf("publish: %s holds channel %q, not %q: %w", o.Repo, idx.Channel, o.Channel, errdefs.ErrInvalidArgument)
+	}
+	return meta, idx, nil
+}
+
+// newSingleKey makes a repository whose four roles are o.Key's, threshold
+// 1: what a test or a small deployment starts with; init and the root
+// commands give each role its own keys later.
+func newSingleKey(o Options) (*Meta, error) {
+	if o.Key.Key == nil {
+		return nil, fmt.Errorf("%s has no metadata and no key was given: %w", o.Repo, errdefs.ErrInvalidArgument)
+	}
+	if err := os.MkdirAll(o.Repo, 0755); err != nil {
+		return nil, err
+	}
+	pub := []repo.PublicKey{o.Key.Public()}
+	roles := map[string][]repo.PublicKey{"root": pub, "targets": pub, "snapshot": pub, "timestamp": pub}
+	meta, err := NewMeta(o.Repo, roles, nil, o.Now().UTC().Truncate(time.Second))
 	if err != nil {
 		return nil, err
 	}
-	pub := key.Public()
-	idx, err := repo.OpenIndex(context.Background(), b, repo.Keyring{pub.ID: pub}, repo.Expect{Channel: channel})
-	if err != nil {
-		return nil, fmt.Errorf("publish: existing index: %w", err)
+	if err := signRole(meta.Root, "root", meta.Root, o.signers()); err != nil {
+		return nil, err
 	}
-	return idx, nil
+	if err := meta.WriteRoot(nil); err != nil {
+		return nil, err
+	}
+	return meta, nil
 }
 
 func loadManifest(st store, v *repo.VersionRef) (*manifest.Manifest, error) {

@@ -63,7 +63,7 @@ func TestSignatureFlood(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := countVerify(t)
-			_, err := OpenIndex(context.Background(), tc.b, kr, exp)
+			_, err := openLegacy(context.Background(), tc.b, kr, exp)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -80,7 +80,7 @@ func TestOpenIndexCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	n := countVerify(t)
-	_, err := OpenIndex(ctx, mustSign(t, index(5, now.Add(time.Hour), 1), k), kr, Expect{Now: now})
+	_, err := openLegacy(ctx, mustSign(t, index(5, now.Add(time.Hour), 1), k), kr, Expect{Now: now})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}

@@ -24,7 +24,7 @@ var fuzzKey = func() PrivateKey {
 // unlike FuzzOpenIndex in index_test.go whose key changes every run).
 func FuzzOpenIndexSigned(f *testing.F) {
 	ref := BlobRef{SHA256: digest.Of([]byte("m")), Size: 1, Stored: digest.Of([]byte("z")), StoredSize: 10}
-	b, err := SignIndex(&Index{Channel: "stable", Serial: 3, Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC),
+	b, err := SignLegacyIndex(&Index{Channel: "stable", Serial: 3, Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC),
 		Versions: []VersionRef{{Version: 1, Manifest: ref, Delivery: ref, Entries: 1}}}, fuzzKey)
 	if err != nil {
 		f.Fatal(err)
@@ -33,7 +33,7 @@ func FuzzOpenIndexSigned(f *testing.F) {
 	kr := Keyring{fuzzKey.ID: fuzzKey.Public()}
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		x, err := OpenIndex(context.Background(), b, kr, Expect{Channel: "stable", Now: now, Seen: &SeenIndex{Serial: 2}})
+		x, err := openLegacy(context.Background(), b, kr, Expect{Channel: "stable", Now: now}, &SeenIndex{Serial: 2})
 		if err != nil {
 			if !errors.Is(err, errdefs.ErrBadSignature) && !errors.Is(err, errdefs.ErrPolicy) &&
 				!errors.Is(err, errdefs.ErrInvalidArgument) && !errors.Is(err, errdefs.ErrTooLarge) {

@@ -26,7 +26,7 @@ func index(serial uint64, expires time.Time, versions ...uint64) *Index {
 
 func mustSign(t *testing.T, x *Index, keys ...PrivateKey) []byte {
 	t.Helper()
-	b, err := SignIndex(x, keys...)
+	b, err := SignLegacyIndex(x, keys...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,23 +53,24 @@ func TestOpenIndex(t *testing.T) {
 		exp  Expect
 		want error
 		msg  string
+		seen *SeenIndex
 	}{
-		{"good", good, exp, nil, ""},
-		{"good, same serial seen", good, Expect{Channel: "stable", Now: now, Seen: &seen5}, nil, ""},
-		{"unsigned", mustSign(t, index(5, now.Add(time.Hour), 1)), exp, errdefs.ErrBadSignature, "no valid signature"},
-		{"unknown key", mustSign(t, index(5, now.Add(time.Hour), 1), other), exp, errdefs.ErrBadSignature, "no valid signature"},
-		{"signature over other bytes", tamper(good), exp, errdefs.ErrBadSignature, "no valid signature"},
-		{"expired", mustSign(t, index(5, now.Add(-time.Second), 1), k), exp, errdefs.ErrBadSignature, "expired"},
-		{"older serial (rollback or replay)", mustSign(t, index(4, now.Add(time.Hour), 1), k), Expect{Channel: "stable", Now: now, Seen: &seen5}, errdefs.ErrBadSignature, "older"},
-		{"same serial, other bytes", mustSign(t, index(5, now.Add(2*time.Hour), 1), k), Expect{Channel: "stable", Now: now, Seen: &seen5}, errdefs.ErrBadSignature, "differs"},
-		{"other channel", good, Expect{Channel: "testing", Now: now}, errdefs.ErrPolicy, "channel"},
-		{"other hardware", good, Expect{Channel: "stable", Hardware: "xo-1", Now: now}, errdefs.ErrPolicy, "hardware"},
-		{"versions not ascending", mustSign(t, index(5, now.Add(time.Hour), 2, 2), k), exp, errdefs.ErrBadSignature, "ascending"},
-		{"garbage", []byte("{"), exp, errdefs.ErrBadSignature, "envelope"},
-		{"too large", make([]byte, MaxIndexSize+1), exp, errdefs.ErrTooLarge, "bytes"},
+		{"good", good, exp, nil, "", nil},
+		{"good, same serial seen", good, Expect{Channel: "stable", Now: now}, nil, "", &seen5},
+		{"unsigned", mustSign(t, index(5, now.Add(time.Hour), 1)), exp, errdefs.ErrBadSignature, "no valid signature", nil},
+		{"unknown key", mustSign(t, index(5, now.Add(time.Hour), 1), other), exp, errdefs.ErrBadSignature, "no valid signature", nil},
+		{"signature over other bytes", tamper(good), exp, errdefs.ErrBadSignature, "no valid signature", nil},
+		{"expired", mustSign(t, index(5, now.Add(-time.Second), 1), k), exp, errdefs.ErrBadSignature, "expired", nil},
+		{"older serial (rollback or replay)", mustSign(t, index(4, now.Add(time.Hour), 1), k), Expect{Channel: "stable", Now: now}, errdefs.ErrBadSignature, "older", &seen5},
+		{"same serial, other bytes", mustSign(t, index(5, now.Add(2*time.Hour), 1), k), Expect{Channel: "stable", Now: now}, errdefs.ErrBadSignature, "differs", &seen5},
+		{"other channel", good, Expect{Channel: "testing", Now: now}, errdefs.ErrPolicy, "channel", nil},
+		{"other hardware", good, Expect{Channel: "stable", Hardware: "xo-1", Now: now}, errdefs.ErrPolicy, "hardware", nil},
+		{"versions not ascending", mustSign(t, index(5, now.Add(time.Hour), 2, 2), k), exp, errdefs.ErrBadSignature, "ascending", nil},
+		{"garbage", []byte("{"), exp, errdefs.ErrBadSignature, "envelope", nil},
+		{"too large", make([]byte, MaxIndexSize+1), exp, errdefs.ErrTooLarge, "bytes", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := OpenIndex(context.Background(), tc.b, kr, tc.exp)
+			_, err := openLegacy(context.Background(), tc.b, kr, tc.exp, tc.seen)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -133,10 +134,10 @@ func TestParseDelivery(t *testing.T) {
 func FuzzOpenIndex(f *testing.F) {
 	k, _ := GenerateKey()
 	kr := Keyring{k.ID: k.Public()}
-	b, _ := SignIndex(index(1, now.Add(time.Hour), 1, 2), k)
+	b, _ := SignLegacyIndex(index(1, now.Add(time.Hour), 1, 2), k)
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		x, err := OpenIndex(context.Background(), b, kr, Expect{Channel: "stable", Now: now})
+		x, err := openLegacy(context.Background(), b, kr, Expect{Channel: "stable", Now: now})
 		if err == nil && x.Channel != "stable" {
 			t.Fatal("accepted another channel")
 		}
@@ -156,4 +157,13 @@ func FuzzParseDelivery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// openLegacy is OpenLegacyIndex with the seen record after the expectation.
+func openLegacy(ctx context.Context, b []byte, kr Keyring, exp Expect, seen ...*SeenIndex) (*Index, error) {
+	var s *SeenIndex
+	if len(seen) > 0 {
+		s = seen[0]
+	}
+	return OpenLegacyIndex(ctx, b, kr, exp, s)
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -139,4 +140,22 @@ func LoadKeyring(dir string) (Keyring, error) {
 		return nil, fmt.Errorf("no trusted keys (*.pub) in %s: %w", dir, errdefs.ErrFailedPrecondition)
 	}
 	return kr, nil
+}
+
+// LoadTrust reads where a machine's trust starts: the TUF root shipped in
+// its slot (rootFile, may be absent) and the keys of the format before TUF
+// (keysDir, may be empty when there is a root). Neither is an error.
+func LoadTrust(rootFile, keysDir string) ([]byte, Keyring, error) {
+	root, err := os.ReadFile(rootFile)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, nil, err
+	}
+	kr, kerr := LoadKeyring(keysDir)
+	if kerr != nil && (root == nil || !errors.Is(kerr, errdefs.ErrFailedPrecondition)) {
+		if root == nil {
+			return nil, nil, fmt.Errorf("no trusted root (%s) and %w", rootFile, kerr)
+		}
+		return nil, nil, kerr
+	}
+	return root, kr, nil
 }

@@ -29,7 +29,7 @@ type SlotRecord struct {
 // the key ids it trusted then (the root of trust a later key rotation starts from).
 type Record struct {
 	Slots map[layout.Slot]SlotRecord `json:"slots"`
-	Seen  *repo.SeenIndex            `json:"seen_index,omitempty"`
+	Seen  *repo.Seen                 `json:"seen,omitempty"` // the newest timestamp and snapshot accepted
 	Keys  []string                   `json:"keys"`
 }
 
@@ -72,9 +72,32 @@ func (s *Service) save(rec *Record) error {
 	return nil
 }
 
-// sawIndex raises the newest index seen to sg's, if it is newer.
-func (rec *Record) sawIndex(sg repo.SeenIndex) {
-	if rec.Seen == nil || sg.Serial > rec.Seen.Serial {
+// sawIndex raises the newest metadata seen to sg's, if its timestamp is newer.
+func (rec *Record) sawIndex(sg repo.Seen) {
+	if sg.Timestamp == nil {
+		return
+	}
+	if rec.Seen == nil || repo.MetaVersionOf(sg.Timestamp) > repo.MetaVersionOf(rec.Seen.Timestamp) {
 		rec.Seen = &sg
 	}
+}
+
+// saveRoot keeps root b as the service's trusted root when it is newer
+// than the one kept: a key revoked by a rotation stays revoked whatever
+// slot boots, even one shipping an older root.
+func (s *Service) saveRoot(b []byte) error {
+	if b == nil {
+		return nil
+	}
+	if old, err := os.ReadFile(s.Root.SecurityRoot()); err == nil && repo.MetaVersionOf(old) >= repo.MetaVersionOf(b) {
+		return nil
+	}
+	if err := os.MkdirAll(s.Root.SecurityDir(), 0700); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(s.Root.SecurityRoot(), b, 0600); err != nil {
+		return fmt.Errorf("write trusted root: %w", err)
+	}
+	s.logf("trusted root is now version %d", repo.MetaVersionOf(b))
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/internal/testrepo"
+	"laptop.org/upgrade/internal/tuftest"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
@@ -38,20 +39,23 @@ func resign(t *testing.T, r layout.Root, sl layout.Slot, key repo.PrivateKey, ed
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := repo.OpenIndex(context.Background(), ib, repo.Keyring{key.ID: key.Public()}, repo.Expect{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := tuftest.FromBundle(t, ib)
+	x := set.Index(t)
+	x.Serial, x.Expires = uint64(set.Timestamp.Signed.Version), set.Timestamp.Signed.Expires
+	serial, expires := x.Serial, x.Expires
 	ref := x.Find(m.Version)
 	x.Serial++ // a new publish
 	edit(m, x)
 	mb := m.Bytes()
 	ref.Version, ref.Manifest.SHA256, ref.Manifest.Size = m.Version, digest.Of(mb), int64(len(mb))
 	x.Versions = []repo.VersionRef{*ref}
-	ib, err = repo.SignIndex(x, key)
-	if err != nil {
-		t.Fatal(err)
+	set.SetIndex(t, x)
+	set.Timestamp.Signed.Version += int64(x.Serial - serial - 1)
+	ttl := 24 * time.Hour
+	if !x.Expires.Equal(expires) {
+		ttl = time.Until(x.Expires)
 	}
+	ib = set.Bundle(t, tuftest.All(key), ttl)
 	if err := os.WriteFile(r.SlotManifest(sl), mb, 0o644); err != nil {
 		t.Fatal(err)
 	}

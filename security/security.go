@@ -29,7 +29,13 @@ const DefaultTries = 3
 
 // Service holds the keys and serialises every pointer change.
 type Service struct {
-	Root   layout.Root
+	Root layout.Root
+	// TrustedRoot is the TUF root shipped in the running slot
+	// (etc/upgrade/root.json): where trust starts until the service keeps
+	// its own (R/var/lib/securityd/root.json).
+	TrustedRoot []byte
+	// Keys are the keys of the format before TUF: they adopt a first root
+	// they signed, and verify slots installed before the migration.
 	Keys   repo.Keyring
 	Policy *manifest.Policy // nil: manifest.DefaultPolicy
 	Tries  int
@@ -51,7 +57,8 @@ type signed struct {
 	m    *manifest.Manifest
 	ref  *repo.VersionRef
 	x    *repo.Index
-	seen repo.SeenIndex
+	seen repo.Seen
+	root []byte // the trusted root after walking the slot's chain (nil: legacy)
 }
 
 // record is what the service keeps about a slot holding sg.
@@ -63,21 +70,38 @@ func (sg *signed) record() SlotRecord {
 	return SlotRecord{Version: sg.ref.Version, Name: sg.ref.Name, Channel: sg.x.Channel, Hardware: hw, Manifest: sg.ref.Manifest.SHA256}
 }
 
-// signedManifest checks the slot's recorded index signature (and exp) and
-// that the recorded manifest is the one the index pins, returning both.
+// signedManifest checks the slot's recorded metadata with the service's
+// own trusted root and that the recorded manifest is one the targets pin.
+// With exp.Now set (activation) it runs the whole TUF workflow: root
+// chain, timestamp, snapshot and targets, fresh and not older than what
+// the service has seen; without (a slot already installed) only the
+// targets must be signed by the targets role of the trusted root.
 func (s *Service) signedManifest(ctx context.Context, sl layout.Slot, exp repo.Expect) (*signed, error) {
-	idxRaw, err := os.ReadFile(s.Root.SlotIndex(sl))
+	bundle, err := os.ReadFile(s.Root.SlotIndex(sl))
 	if err != nil {
 		return nil, fmt.Errorf("slot %s has no signed index: %w", sl, errdefs.ErrVerification)
 	}
-	x, err := repo.OpenIndex(ctx, idxRaw, s.Keys, exp)
+	var v *repo.Verifier
+	var x *repo.Index
+	if exp.Now.IsZero() {
+		v, x, err = repo.OpenTargets(ctx, bundle, s.trust())
+	} else {
+		v, x, err = repo.OpenBundle(ctx, bundle, s.trust(), exp)
+	}
+	sg := &signed{x: x}
+	if err != nil && exp.Now.IsZero() && len(s.Keys) > 0 {
+		// A slot installed before the migration to TUF.
+		if lx, lerr := repo.OpenLegacyIndex(ctx, bundle, s.Keys, exp, nil); lerr == nil {
+			sg.x, err = lx, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("slot %s: %w", sl, err)
 	}
-	seen, err := repo.SeenOf(idxRaw, x)
-	if err != nil {
-		return nil, fmt.Errorf("slot %s: %v: %w", sl, err, errdefs.ErrBadSignature)
+	if v != nil && sg.x == x {
+		sg.seen, sg.root = v.Seen(), v.Root()
 	}
+	x = sg.x
 	raw, err := os.ReadFile(s.Root.SlotManifest(sl))
 	if err != nil {
 		return nil, fmt.Errorf("slot %s has no manifest: %w", sl, errdefs.ErrVerification)
@@ -99,7 +123,18 @@ func (s *Service) signedManifest(ctx context.Context, sl layout.Slot, exp repo.E
 	if m.Version != ref.Version || m.Channel != x.Channel {
 		return nil, fmt.Errorf("slot %s: manifest says version %d channel %q, index says %d %q: %w", sl, m.Version, m.Channel, ref.Version, x.Channel, errdefs.ErrBadSignature)
 	}
-	return &signed{m: m, ref: ref, x: x, seen: seen}, nil
+	sg.m, sg.ref = m, ref
+	return sg, nil
+}
+
+// trust is where the service's trust starts: its own root, else the
+// shipped one, else the keys of the format before TUF.
+func (s *Service) trust() repo.Trust {
+	tr := repo.Trust{Root: s.TrustedRoot, Legacy: s.Keys}
+	if b, err := os.ReadFile(s.Root.SecurityRoot()); err == nil {
+		tr.Root = b
+	}
+	return tr
 }
 
 func (s *Service) policy() manifest.Policy {
@@ -271,6 +306,9 @@ func (s *Service) Activate(ctx context.Context, sl layout.Slot, tries int) (Slot
 	}
 	rec.Slots[sl] = sg.record()
 	rec.sawIndex(sg.seen)
+	if err := s.saveRoot(sg.root); err != nil {
+		return Slot{}, err
+	}
 	if err := s.save(rec); err != nil {
 		return Slot{}, err
 	}

@@ -57,7 +57,7 @@ func TestResignServiceRuns(t *testing.T) {
 	if _, err := publish.Add(context.Background(), tree, publish.Options{Repo: repoDir, Key: k, Channel: "stable", Hardware: "xo-4"}); err != nil {
 		t.Fatal(err)
 	}
-	before, err := publish.LoadIndex(repoDir, k, "stable")
+	_, before, err := publish.LoadIndex(publish.Options{Repo: repoDir, Key: k, Channel: "stable"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestResignServiceRuns(t *testing.T) {
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %v\n%s", argv, err, out)
 	}
-	after, err := publish.LoadIndex(repoDir, k, "stable")
+	_, after, err := publish.LoadIndex(publish.Options{Repo: repoDir, Key: k, Channel: "stable"})
 	if err != nil {
 		t.Fatal(err)
 	}

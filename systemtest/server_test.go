@@ -27,7 +27,7 @@ func (e env) serve(t *testing.T, repo string) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, cmd.Start())
 	t.Cleanup(func() { cancel(); cmd.Wait() })
-	url := "http://" + addr + "/index.json"
+	url := "http://" + addr + "/timestamp.json"
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		resp, err := http.Get(url)
 		if err == nil {

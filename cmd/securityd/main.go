@@ -73,7 +73,7 @@ func run(ctx context.Context, f flags) error {
 	} else if !filepath.IsAbs(*keys) {
 		*keys, _ = filepath.Abs(*keys)
 	}
-	kr, err := repo.LoadKeyring(*keys)
+	trusted, kr, err := repo.LoadTrust(lr.TrustedRootFile(), *keys)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func run(ctx context.Context, f flags) error {
 		return fmt.Errorf("system bus: %w", err)
 	}
 	defer conn.Close()
-	svc := &security.Service{Root: lr, Keys: kr, Tries: *tries, Logf: log.Printf}
+	svc := &security.Service{Root: lr, TrustedRoot: trusted, Keys: kr, Tries: *tries, Logf: log.Printf}
 	if _, err := bus.Export(conn, svc, uids); err != nil {
 		return err
 	}

@@ -14,7 +14,12 @@ func TestCacheHeaders(t *testing.T) {
 		{"/objects/ab/abcd.zst", "public, max-age=31536000, immutable"},
 		{"/deltas/ab/x-abcd.zst", "public, max-age=31536000, immutable"},
 		{"/packs/ab/abcd.xz", "public, max-age=31536000, immutable"},
-		{"/index.json", "no-cache"},
+		{"/targets/versions/2/abcd.manifest.zst", "public, max-age=31536000, immutable"},
+		{"/3.root.json", "public, max-age=31536000, immutable"},
+		{"/12.snapshot.json", "public, max-age=31536000, immutable"},
+		{"/12.targets.json", "public, max-age=31536000, immutable"},
+		{"/timestamp.json", "no-cache"},
+		{"/root.json", "no-cache"},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))

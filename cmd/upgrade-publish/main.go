@@ -43,7 +43,7 @@ provisions a first root from a repository (image builders).`,
 		Args: clidoc.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return clidoc.Usage("no command given") },
 	}
-	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand(), newExportCommand())
+	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand(), newExportCommand(), newRootCommand())
 	clidoc.Prepare(root, clidoc.Docs{Section: "1"})
 	return root
 }
@@ -51,15 +51,17 @@ provisions a first root from a repository (image builders).`,
 // signing are the flags of the commands that write a signed index.
 type signing struct {
 	repoDir, keyFile, channel string
+	extraKeys                 []string
 	ttl                       time.Duration
 }
 
 func (s *signing) flags(c *cobra.Command) {
 	f := c.Flags()
 	f.StringVar(&s.repoDir, "repo", "", "repository `DIR` (required)")
-	f.StringVar(&s.keyFile, "key", "", "private key `FILE` to sign with (required)")
+	f.StringVar(&s.keyFile, "key", "", "private key `FILE` to sign with (required); a new repository gives it every role")
+	f.StringArrayVar(&s.extraKeys, "extra-key", nil, "further private key `FILE` (repeatable): each signs the roles the root lists it for")
 	f.StringVar(&s.channel, "channel", "stable", "channel")
-	f.DurationVar(&s.ttl, "ttl", 30*24*time.Hour, "index validity; resign before it ends")
+	f.DurationVar(&s.ttl, "ttl", publish.DefaultTimestampTTL, "timestamp validity; resign well before it ends")
 	_ = c.MarkFlagRequired("repo")
 	_ = c.MarkFlagRequired("key")
 }
@@ -69,7 +71,15 @@ func (s *signing) options() (publish.Options, error) {
 	if err != nil {
 		return publish.Options{}, err
 	}
-	return publish.Options{Repo: s.repoDir, Key: k, Channel: s.channel, TTL: s.ttl, Logf: log.Printf}, nil
+	o := publish.Options{Repo: s.repoDir, Key: k, Channel: s.channel, TTL: s.ttl, Logf: log.Printf}
+	for _, f := range s.extraKeys {
+		k, err := repo.LoadPrivate(f)
+		if err != nil {
+			return publish.Options{}, err
+		}
+		o.Keys = append(o.Keys, k)
+	}
+	return o, nil
 }
 
 // maxNotes bounds release notes: they travel in the index, which every
@@ -139,10 +149,11 @@ func newResignCommand() *cobra.Command {
 	var s signing
 	c := &cobra.Command{
 		Use:   "resign",
-		Short: "refresh the serial and expiry of a channel's index",
-		Long: `resign signs the channel's index again with a new serial and expiry (--ttl). Run it
-well before the index expires (every week from a timer, for a 30-day --ttl): clients
-refuse an expired index.`,
+		Short: "refresh the channel's timestamp and snapshot",
+		Long: `resign signs new timestamp and snapshot metadata (TUF's online roles) with a new
+version and expiry (--ttl, a day by default); no version is added or removed. Run it
+well before the timestamp expires (every 4 hours from a timer, for the 1-day default):
+clients refuse an expired timestamp. --key must hold the snapshot and timestamp roles.`,
 		Args: clidoc.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			o, err := s.options()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // serve serves a repository with headers that let any HTTP cache scale
 // distribution: objects and deltas are immutable (named by their digest),
-// the signed index must always be revalidated.
+// the timestamp must always be revalidated.
 func serve(ctx context.Context, dir, addr string) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -68,12 +69,17 @@ func (f filesOnly) Open(name string) (fs.File, error) {
 	return file, nil
 }
 
-// CacheHeaders marks content-addressed files immutable and the index
-// no-cache.
+// versionedMeta matches metadata named by its version (consistent snapshots).
+var versionedMeta = regexp.MustCompile(`^/[1-9][0-9]*\.(root|snapshot|targets)\.json$`)
+
+// CacheHeaders marks content-addressed files and versioned metadata
+// (N.root.json, N.snapshot.json, N.targets.json, target files) immutable,
+// and the rest (timestamp.json, root.json) no-cache.
 func CacheHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case strings.HasPrefix(r.URL.Path, "/objects/"), strings.HasPrefix(r.URL.Path, "/deltas/"), strings.HasPrefix(r.URL.Path, "/packs/"):
+		switch p := r.URL.Path; {
+		case strings.HasPrefix(p, "/objects/"), strings.HasPrefix(p, "/deltas/"), strings.HasPrefix(p, "/packs/"),
+			strings.HasPrefix(p, "/targets/"), versionedMeta.MatchString(p):
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		default:
 			w.Header().Set("Cache-Control", "no-cache")

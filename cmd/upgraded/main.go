@@ -137,12 +137,12 @@ func settings(f flags) (worker.Settings, daemon.FileConfig, error) {
 	if keys == "" {
 		keys = filepath.Join(lr.Dir, fc.Keys)
 	}
-	kr, err := repo.LoadKeyring(keys)
+	trusted, kr, err := repo.LoadTrust(lr.TrustedRootFile(), keys)
 	if err != nil {
 		return worker.Settings{}, fc, err
 	}
 	s := worker.Settings{
-		Root: lr.Dir, Mirrors: fc.Mirrors, Channel: fc.Channel, Hardware: fc.Hardware, Keys: kr,
+		Root: lr.Dir, Mirrors: fc.Mirrors, Channel: fc.Channel, Hardware: fc.Hardware, Keys: kr, TrustedRoot: trusted,
 		Policy: &manifest.Policy{AllowSetuid: true, AllowDevices: fc.AllowDevices},
 		Fetch:  worker.FetchSettings{Parallel: fc.Parallel, StallTimeout: fc.StallTimeout},
 		Proxy:  fc.Proxy,
@@ -231,7 +231,7 @@ func run(ctx context.Context, f flags) error {
 func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags, svc *service) error {
 	var sec *security.Service
 	if f.activate {
-		sec = &security.Service{Root: cfg.Root, Keys: cfg.Keys, Policy: cfg.Policy, Tries: fc.Tries, Logf: log.Printf}
+		sec = &security.Service{Root: cfg.Root, TrustedRoot: cfg.TrustedRoot, Keys: cfg.Keys, Policy: cfg.Policy, Tries: fc.Tries, Logf: log.Printf}
 		cfg.BeforeWrite = sec.Invalidate
 	}
 	var (
@@ -298,7 +298,7 @@ func reloadOnHUP(ctx context.Context, f flags, started worker.Settings, d *daemo
 			log.Printf("reload: %v; keeping the settings in force", err)
 			continue
 		}
-		s.Keys = started.Keys
+		s.Keys, s.TrustedRoot = started.Keys, started.TrustedRoot
 		d.Reload(s, fc.Tries)
 	}
 }

@@ -23,13 +23,15 @@ import (
 // therefore runs with what the daemon holds (its keys read at start, a
 // reload applied or not), never with a config file changed since.
 type Settings struct {
-	Root     string           `json:"root"`
-	Mirrors  []string         `json:"mirrors"` // channel token already expanded
-	Channel  string           `json:"channel"`
-	Hardware string           `json:"hardware,omitempty"`
-	Keys     repo.Keyring     `json:"keys"`
-	Policy   *manifest.Policy `json:"policy,omitempty"` // nil: manifest.DefaultPolicy
-	Fetch    FetchSettings    `json:"fetch"`
+	Root     string       `json:"root"`
+	Mirrors  []string     `json:"mirrors"` // channel token already expanded
+	Channel  string       `json:"channel"`
+	Hardware string       `json:"hardware,omitempty"`
+	Keys     repo.Keyring `json:"keys"`
+	// TrustedRoot is the TUF root shipped with the OS (engine.Config).
+	TrustedRoot []byte           `json:"trusted_root,omitempty"`
+	Policy      *manifest.Policy `json:"policy,omitempty"` // nil: manifest.DefaultPolicy
+	Fetch       FetchSettings    `json:"fetch"`
 	// Proxy is the config's `proxy =` (see ProxyFunc); "" uses the
 	// environment's.
 	Proxy string `json:"proxy,omitempty"`
@@ -58,7 +60,7 @@ func (s Settings) Engine(logf func(string, ...any)) (*engine.Config, error) {
 	}
 	f := s.Fetch
 	cfg := &engine.Config{
-		Root: lr, Mirrors: s.Mirrors, Channel: s.Channel, Hardware: s.Hardware, Keys: s.Keys, Policy: s.Policy,
+		Root: lr, Mirrors: s.Mirrors, Channel: s.Channel, Hardware: s.Hardware, Keys: s.Keys, TrustedRoot: s.TrustedRoot, Policy: s.Policy,
 		Fetch: fetch.Options{Parallel: f.Parallel, StallTimeout: f.StallTimeout, Retries: f.Retries,
 			RetryWaitMin: f.RetryWaitMin, RetryWaitMax: f.RetryWaitMax, MaxRate: f.MaxRate, MinRate: f.MinRate},
 		Logf: logf,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"laptop.org/upgrade/errdefs"
@@ -24,7 +25,7 @@ func Run(ctx context.Context, f Flags, w io.Writer) error {
 	}
 	o := Options{Repo: f.Repo, To: f.To}
 	var err error
-	if o.Keys, err = repo.LoadKeyring(f.Keys); err != nil {
+	if o.Root, o.Keys, err = repo.LoadTrust(filepath.Join(f.Keys, "root.json"), f.Keys); err != nil {
 		return err
 	}
 	if o.Versions, err = ParseVersions(f.Versions); err != nil {

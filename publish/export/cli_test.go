@@ -59,7 +59,7 @@ func TestExportCommand(t *testing.T) {
 	}
 	root := filepath.Join(t.TempDir(), "root")
 	run(t, filepath.Join(bin, "upgrade-publish"), "provision", "--root", root, "--mirror", "file://"+r.Dir, "--keys", keys, "--version", "1")
-	if err := os.Remove(filepath.Join(r.Dir, repo.IndexPath)); err != nil { // the network is gone
+	if err := os.Remove(filepath.Join(r.Dir, repo.TimestampPath)); err != nil { // the network is gone
 		t.Fatal(err)
 	}
 	run(t, filepath.Join(bin, "upgraded"), "--once", "--root", root, "--keys", keys, "--mirror", "file://"+stick)

@@ -17,11 +17,11 @@ import (
 )
 
 // copyAll copies the blobs, then makes them durable with one syncfs, then
-// writes the index: a disk pulled out early holds no index that names
-// missing files. Files already there with the right digest are kept (a
+// writes the metadata, timestamp.json last: a disk pulled out early holds
+// no timestamp that names missing files. Files already there with the right digest are kept (a
 // second export to the same disk adds what is new). No chmod: removable
 // disks are often FAT, which refuses it.
-func copyAll(ctx context.Context, src source, to string, need blobSet, index []byte, res *Result) error {
+func copyAll(ctx context.Context, src source, to string, need blobSet, meta []string, res *Result) error {
 	if err := os.MkdirAll(to, 0755); err != nil {
 		return err
 	}
@@ -46,10 +46,20 @@ func copyAll(ctx context.Context, src source, to string, need blobSet, index []b
 	if err := atomicfile.SyncFS(to); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(to, repo.IndexPath), true, func(w io.Writer) error {
-		_, err := w.Write(index)
-		return err
-	})
+	for _, p := range meta {
+		b, err := os.ReadFile(filepath.Join(src.dir, p))
+		if err != nil {
+			return err
+		}
+		mutable := p == repo.TimestampPath || p == repo.RootPath
+		if err := writeFile(filepath.Join(to, p), mutable, func(w io.Writer) error {
+			_, err := w.Write(b)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // hasBlob reports whether dst already holds exactly b; anything else there

@@ -16,8 +16,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +30,8 @@ import (
 type Options struct {
 	Repo string       // the repository to read
 	To   string       // the directory to fill (created; an earlier export there is kept and added to)
-	Keys repo.Keyring // keys the clients trust: the index must verify with one
+	Keys repo.Keyring // keys of the format before TUF the clients trust (they adopt the first root they signed)
+	Root []byte       // the TUF root the clients trust
 	// Versions are the versions to carry (nil: the newest). Clients pick
 	// the newest version of the index, so leaving it out means they must
 	// name the version they want.
@@ -67,17 +66,13 @@ func Export(ctx context.Context, o Options) (*Result, error) {
 	if o.Repo == "" || o.To == "" {
 		return nil, fmt.Errorf("export: needs a repository and a destination: %w", errdefs.ErrInvalidArgument)
 	}
-	if len(o.Keys) == 0 {
-		return nil, fmt.Errorf("export: no trusted keys to check the index with: %w", errdefs.ErrFailedPrecondition)
+	if len(o.Keys) == 0 && o.Root == nil {
+		return nil, fmt.Errorf("export: no trusted root or keys to check the metadata with: %w", errdefs.ErrFailedPrecondition)
 	}
 	src := source{dir: o.Repo}
-	raw, err := os.ReadFile(filepath.Join(o.Repo, repo.IndexPath))
+	_, idx, meta, err := repo.OpenDir(ctx, o.Repo, o.trust(), repo.Expect{Now: o.Now()})
 	if err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	idx, err := repo.OpenIndex(ctx, raw, o.Keys, repo.Expect{Now: o.Now()})
-	if err != nil {
-		return nil, fmt.Errorf("export: %s: %w (laptops would refuse it too: check --keys, or re-sign it with upgrade-publish resign)", filepath.Join(o.Repo, repo.IndexPath), err)
+		return nil, fmt.Errorf("export: %s: %w (laptops would refuse it too: check --keys, or re-sign it with upgrade-publish resign)", o.Repo, err)
 	}
 	targets, err := pickVersions(idx, o.Versions)
 	if err != nil {
@@ -103,7 +98,7 @@ func Export(ctx context.Context, o Options) (*Result, error) {
 	if err := checkNotOlder(ctx, o, idx); err != nil {
 		return nil, err
 	}
-	if err := copyAll(ctx, src, o.To, need, raw, res); err != nil {
+	if err := copyAll(ctx, src, o.To, need, meta, res); err != nil {
 		return nil, fmt.Errorf("export to %s: %w", o.To, err)
 	}
 	o.Logf("exported versions %v: %d files (%d new), %d bytes; the index (serial %d) expires %s",
@@ -111,15 +106,13 @@ func Export(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
+func (o Options) trust() repo.Trust { return repo.Trust{Root: o.Root, Legacy: o.Keys} }
+
 // checkNotOlder refuses to replace an index already at the destination
 // by an older one of the same channel: laptops that read the newer one
 // would refuse the disk as a rollback.
 func checkNotOlder(ctx context.Context, o Options, idx *repo.Index) error {
-	b, err := os.ReadFile(filepath.Join(o.To, repo.IndexPath))
-	if err != nil {
-		return nil
-	}
-	old, err := repo.OpenIndex(ctx, b, o.Keys, repo.Expect{})
+	_, old, _, err := repo.OpenDir(ctx, o.To, o.trust(), repo.Expect{})
 	if err != nil || old.Channel != idx.Channel || old.Serial <= idx.Serial {
 		return nil
 	}

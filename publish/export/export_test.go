@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 // contents returns the file contents of a version's manifest.
 func contents(t *testing.T, r *testrepo.Repo, v layout.Version) (map[digest.Digest]bool, *repo.VersionRef) {
 	t.Helper()
-	idx, err := repo.OpenIndex(t.Context(), readFile(t, filepath.Join(r.Dir, repo.IndexPath)), r.Keys, repo.Expect{})
+	_, idx, _, err := repo.OpenDir(t.Context(), r.Dir, repo.Trust{Legacy: r.Keys}, repo.Expect{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +112,14 @@ func TestExportUpgradeFromStick(t *testing.T) {
 	if !got[ref2.Manifest.SHA256] || !got[ref2.Delivery.SHA256] {
 		t.Errorf("version 2's manifest or delivery list is missing")
 	}
-	if !bytesEqual(readFile(t, filepath.Join(stick, repo.IndexPath)), readFile(t, filepath.Join(r.Dir, repo.IndexPath))) {
-		t.Errorf("the index must be copied as signed")
+	_, _, files, err := repo.OpenDir(t.Context(), r.Dir, repo.Trust{Legacy: r.Keys}, repo.Expect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !bytesEqual(readFile(t, filepath.Join(stick, f)), readFile(t, filepath.Join(r.Dir, f))) {
+			t.Errorf("metadata %s must be copied as signed", f)
+		}
 	}
 	t.Logf("%d files, %d bytes; %d objects of new contents", res.Files, res.Bytes, newContents)
 
@@ -181,7 +187,7 @@ func TestExportRefuses(t *testing.T) {
 		{"unknown version", export.Options{Versions: []layout.Version{7}}, errdefs.ErrNotFound, "version 7 is not in the index"},
 		{"unknown base", export.Options{Versions: []layout.Version{2}, From: []layout.Version{9}}, errdefs.ErrNotFound, "base version 9: not in the index"},
 		{"expired", export.Options{Now: func() time.Time { return time.Now().Add(400 * 24 * time.Hour) }}, errdefs.ErrBadSignature, "upgrade-publish resign"},
-		{"untrusted key", export.Options{Keys: repo.Keyring{other.ID: other.Public()}}, errdefs.ErrBadSignature, "no valid signature"},
+		{"untrusted key", export.Options{Keys: repo.Keyring{other.ID: other.Public()}}, errdefs.ErrBadSignature, "not signed by a trusted key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -193,8 +199,8 @@ func TestExportRefuses(t *testing.T) {
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.text) {
 				t.Fatalf("got %v, want %v with %q", err, tc.want, tc.text)
 			}
-			if _, err := os.Stat(filepath.Join(o.To, repo.IndexPath)); err == nil {
-				t.Errorf("a refused export wrote an index")
+			if _, err := os.Stat(filepath.Join(o.To, repo.TimestampPath)); err == nil {
+				t.Errorf("a refused export wrote a timestamp")
 			}
 		})
 	}
@@ -236,12 +242,12 @@ func TestExportKeepsNewerIndex(t *testing.T) {
 	if _, err := export.Export(context.Background(), export.Options{Repo: newer.Dir, To: stick, Keys: r.Keys}); err != nil {
 		t.Fatal(err)
 	}
-	want := readFile(t, filepath.Join(stick, repo.IndexPath))
+	want := readFile(t, filepath.Join(stick, repo.TimestampPath))
 	_, err := export.Export(context.Background(), export.Options{Repo: r.Dir, To: stick, Keys: r.Keys})
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "holds a newer index") {
 		t.Fatalf("export of the older repository: got %v", err)
 	}
-	if got := readFile(t, filepath.Join(stick, repo.IndexPath)); !bytesEqual(got, want) {
+	if got := readFile(t, filepath.Join(stick, repo.TimestampPath)); !bytesEqual(got, want) {
 		t.Errorf("the newer index on the disk was replaced")
 	}
 }

@@ -44,7 +44,9 @@ type VersionRef struct {
 	Entries  int            `json:"entries"`  // manifest entries, so a client can refuse before fetching
 }
 
-// Index is the signed, mutable root of a repository channel.
+// Index is a repository channel's versions as a client sees them: made
+// from verified TUF targets (Verifier.Index), or from a signed index of
+// the format before TUF (OpenLegacyIndex).
 type Index struct {
 	Type      string       `json:"type"` // "index"
 	Spec      int          `json:"spec"`
@@ -87,8 +89,9 @@ type Signature struct {
 	Sig   []byte `json:"sig"`
 }
 
-// SignIndex encodes and signs an index with every key given.
-func SignIndex(x *Index, keys ...PrivateKey) ([]byte, error) {
+// SignLegacyIndex encodes and signs an index of the format before TUF
+// with every key given (the last one, at the migration).
+func SignLegacyIndex(x *Index, keys ...PrivateKey) ([]byte, error) {
 	x.Type, x.Spec = "index", IndexSpec
 	body, err := json.Marshal(x)
 	if err != nil {
@@ -107,22 +110,24 @@ type Expect struct {
 	Channel  string    // "" accepts any channel (the security service: the daemon picks channels)
 	Hardware string    // "" accepts an index for any hardware
 	Now      time.Time // expiry reference
-	// Seen is the newest index accepted before (nil on first use): an index
-	// with a lower serial is a rollback or a replay; the same serial with
-	// other bytes is a fork.
-	Seen *SeenIndex
+	// Seen is the trusted timestamp and snapshot of the last update (nil
+	// on first use).
+	Seen *Seen
 }
 
-// SeenIndex remembers the last accepted index.
+// SeenIndex remembers the last accepted index of the format before TUF:
+// an index with a lower serial is a rollback or a replay; the same serial
+// with other bytes is a fork.
 type SeenIndex struct {
 	Serial uint64        `json:"serial"`
 	SHA256 digest.Digest `json:"sha256"`
 }
 
-// OpenIndex verifies and parses a signed index. Order matters: the signature
-// is checked over the raw bytes before any field is trusted. Cancelling ctx
-// stops the signature checks.
-func OpenIndex(ctx context.Context, b []byte, kr Keyring, exp Expect) (*Index, error) {
+// OpenLegacyIndex verifies and parses a signed index of the format before
+// TUF (spec 1), which laptops not yet migrated still read. Order matters:
+// the signature is checked over the raw bytes before any field is trusted.
+// Cancelling ctx stops the signature checks.
+func OpenLegacyIndex(ctx context.Context, b []byte, kr Keyring, exp Expect, seen *SeenIndex) (*Index, error) {
 	if len(b) > MaxIndexSize {
 		return nil, fmt.Errorf("index of %d bytes: %w", len(b), errdefs.ErrTooLarge)
 	}
@@ -156,7 +161,7 @@ func OpenIndex(ctx context.Context, b []byte, kr Keyring, exp Expect) (*Index, e
 	if !exp.Now.IsZero() && !exp.Now.Before(x.Expires) {
 		return nil, fmt.Errorf("index expired at %s (serial %d): %w", x.Expires.UTC().Format(time.RFC3339), x.Serial, errdefs.ErrBadSignature)
 	}
-	if s := exp.Seen; s != nil {
+	if s := seen; s != nil {
 		switch {
 		case x.Serial < s.Serial:
 			return nil, fmt.Errorf("index serial %d is older than serial %d seen before (rollback or replay): %w", x.Serial, s.Serial, errdefs.ErrBadSignature)
