@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Builds the system-test OS (issue 14; docs/state.md): Debian 12 with systemd
-# as PID 1 and the project installed by `make install`, three versions
-# published to a repository on the host, and root disks provisioned from it.
+# as PID 1 and the project installed by `make install`, versions published
+# to repositories on the host, and root disks provisioned from them. Each
+# version carries its kernel, modules and initrd (issue 17; docs/boot.md).
 # Run by `make image` (as root); every input comes from the environment:
 #   OUT       build directory (build/image)         BIN     make build's bin/
-#   KERNEL_DIR the fetched kernel tree (modules)    MIRROR  Debian mirror URL
-#   SECURITY_MIRROR  the debian-security mirror     PORT    repository port in the guest's config
+#   KERNEL_DIR  v1's kernel tree (fetch-kernel.sh)  KERNEL2_DIR  v2's, newer
+#   INIT      the initrd's /init (make initrd)      MODULES the initrd's module list
+#   MIRROR    Debian mirror URL                     SECURITY_MIRROR  the debian-security mirror
+#   PORT      repository port in the guest's config
 # The debootstrap output is cached in $OUT/base (delete it to refetch).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
-: "${OUT:?}" "${BIN:?}" "${KERNEL_DIR:?}" "${MIRROR:?}" "${SECURITY_MIRROR:?}" "${PORT:?}"
+: "${OUT:?}" "${BIN:?}" "${KERNEL_DIR:?}" "${KERNEL2_DIR:?}" "${INIT:?}" "${MODULES:?}" "${MIRROR:?}" "${SECURITY_MIRROR:?}" "${PORT:?}"
 SUITE=bookworm
 USER_NAME=pupil
 PACKAGES=systemd,systemd-sysv,dbus,polkitd,libpam-systemd,iproute2,procps,udev,kmod
@@ -77,18 +80,28 @@ install_project() {
 	systemctl --root="$tree" enable upgrade-check.timer upgrade-boot-complete.service >/dev/null 2>&1
 }
 
-# The kernel's modules the running system loads itself (udev: virtio_net;
-# the /etc overlay: overlay), as a kernel package would install them.
-install_modules() {
-	local tree=$1 ver kd mods
-	ver=$(cat "$KERNEL_DIR/version")
-	kd=$KERNEL_DIR/lib/modules/$ver
-	mods=$(for m in virtio_net overlay; do modprobe -d "$KERNEL_DIR" -S "$ver" --show-depends "$m"; done | awk '/^insmod/{print $2}' | sort -u)
+# install_kernel TREE KDIR: the kernel of KDIR (a fetch-kernel.sh tree) as a
+# slot carries it (docs/boot.md, Kernels): boot/vmlinuz-RELEASE and its
+# link, the modules this OS loads (the initrd's for the root device, udev's
+# virtio_net, the /etc overlay's overlay, with their dependencies) and the
+# slot's own initrd, made by mkinitrd -slot. Any kernel the tree carried
+# before goes, as when a kernel package replaces another.
+install_kernel() {
+	local tree=$1 kdir=$2 ver kd mods m
+	ver=$(cat "$kdir/version")
+	kd=$kdir/lib/modules/$ver
+	rm -rf "$tree"/boot/vmlinuz* "$tree"/boot/initrd.img* "$tree"/usr/lib/modules/*
+	install -D -m 0644 "$kdir/boot/vmlinuz-$ver" "$tree/boot/vmlinuz-$ver"
+	ln -s "vmlinuz-$ver" "$tree/boot/vmlinuz"
+	mods=$(for m in $(sed 's/#.*//' "$MODULES") virtio_net overlay; do
+		modprobe -d "$kdir" -S "$ver" --show-depends "$m"
+	done | awk '/^insmod/{print $2}' | sort -u)
 	for m in $mods; do
 		install -D -m 0644 "$m" "$tree/usr/lib/modules/$ver/${m#"$kd"/}"
 	done
 	cp "$kd"/modules.order "$kd"/modules.builtin* "$tree/usr/lib/modules/$ver/"
 	depmod -b "$tree" "$ver"
+	"$OUT/mkinitrd" -slot "$tree" -init "$INIT" -modules "$MODULES" >/dev/null
 }
 
 tree_v1() {
@@ -104,7 +117,7 @@ tree_v1() {
 	mkdir -p "$t/etc/upgrade/keys"
 	cp "$OUT/keys/osimage.pub" "$t/etc/upgrade/keys/"
 	install_project "$t" 1
-	install_modules "$t"
+	install_kernel "$t" "$KERNEL_DIR"
 	echo osimage >"$t/etc/hostname"
 	chroot_run "$t" useradd --create-home --uid 1000 --shell /bin/bash "$USER_NAME"
 	chroot_run "$t" sh -c "echo '$USER_NAME:$USER_NAME' | chpasswd && echo root:root | chpasswd"
@@ -130,6 +143,7 @@ tree_v2() {
 	echo "osimage v2 \\n \\l" >"$t/etc/issue"
 	echo "vendor motd of v2" >"$t/etc/motd"
 	install_project "$t" 2
+	install_kernel "$t" "$KERNEL2_DIR"
 	end_build_mode "$t"
 }
 
@@ -142,6 +156,27 @@ tree_v3() {
 	mkdir -p "$t/usr/lib/systemd/system/boot-complete.target.requires"
 	ln -s ../systemtest-broken.service "$t/usr/lib/systemd/system/boot-complete.target.requires/"
 	echo "osimage v3 \\n \\l" >"$t/etc/issue"
+}
+
+tree_kpanic() {
+	local t=$OUT/tree/kpanic
+	step "kpanic: v2 whose kernel panics at boot (its initrd's /init cannot run)"
+	rm -rf "$t"
+	cp -a "$OUT/tree/2" "$t"
+	echo "osimage v3 (kpanic) \\n \\l" >"$t/etc/issue"
+	printf 'not an executable\n' >"$OUT/broken-init"
+	"$OUT/mkinitrd" -slot "$t" -init "$OUT/broken-init" -modules "$MODULES" >/dev/null
+}
+
+# boot_files N: what the firmware of a machine provisioned at version N
+# loads, for ever: that version's kernel and initrd (docs/boot.md, Kernels).
+boot_files() {
+	local n=$1 b=$OUT/boot-v$1
+	rm -rf "$b"
+	mkdir -p "$b"
+	cp -L "$OUT/tree/$n/boot/vmlinuz" "$b/vmlinuz"
+	cp -L "$OUT/tree/$n/boot/initrd.img" "$b/initrd.img"
+	basename "$(readlink "$OUT/tree/$n/boot/vmlinuz")" | sed 's/^vmlinuz-//' >"$b/release"
 }
 
 # slot_of TREE DIR: what a slot holds: the tree without the persistent
@@ -160,19 +195,24 @@ slot_of() {
 }
 
 publish() {
-	step "publish v1, v2 (repo-v2: what scenario 1 sees), then v3 (repo)"
+	step "publish v1, v2 (repo-v2: what scenario 1 sees), then v3 (repo), and kpanic as version 3 (repo-kpanic)"
 	local pub="$BIN/upgrade-publish" key="$OUT/keys/osimage.key"
-	rm -rf "$OUT/repo" "$OUT/repo-v2" "$OUT/slot"
+	rm -rf "$OUT/repo" "$OUT/repo-v2" "$OUT/repo-kpanic" "$OUT/slot"
 	mkdir -p "$OUT/slot"
-	for n in 1 2 3; do
+	for n in 1 2 3 kpanic; do
 		slot_of "$OUT/tree/$n" "$OUT/slot/$n"
+		local repo=$OUT/repo version=$n
+		if [ $n = kpanic ]; then
+			cp -a "$OUT/repo-v2" "$OUT/repo-kpanic"
+			repo=$OUT/repo-kpanic version=3
+		fi
 		# Deltas from the previous version only: what the scenarios download.
-		"$pub" add --repo "$OUT/repo" --key "$key" --ttl 720h --version "$n" --depth 1 "$OUT/slot/$n" >"$OUT/publish-v$n.log" 2>&1
+		"$pub" add --repo "$repo" --key "$key" --ttl 720h --version "$version" --depth 1 "$OUT/slot/$n" >"$OUT/publish-v$n.log" 2>&1
 		step "published v$n: $(tail -n 1 "$OUT/publish-v$n.log")"
 		[ $n = 2 ] && cp -a "$OUT/repo" "$OUT/repo-v2"
 	done
 	rm -rf "$OUT/slot"
-	chmod -R a+rX "$OUT/repo" "$OUT/repo-v2"
+	chmod -R a+rX "$OUT/repo" "$OUT/repo-v2" "$OUT/repo-kpanic"
 }
 
 # disk N REPO: a root disk provisioned at version N, with the persistent
@@ -196,9 +236,14 @@ keys() {
 
 base
 keys
+step "mkinitrd, for each version's own initrd"
+(cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$OUT/mkinitrd" ./initrd/cmd/mkinitrd)
 tree_v1
 tree_v2
 tree_v3
+tree_kpanic
+for n in 1 2; do boot_files $n; done
+[ "$(cat "$OUT/boot-v1/release")" != "$(cat "$OUT/boot-v2/release")" ] || { echo "image: v1 and v2 carry the same kernel" >&2; exit 1; }
 publish
 disk 1 "$OUT/repo-v2"
 disk 2 "$OUT/repo"

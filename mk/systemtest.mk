@@ -2,7 +2,7 @@
 # `make image` boots through the project's initrd and upgrades itself.
 # make systemtest runs every scenario; make test runs the timer (1) and the
 # broken release (3) through systemtest-short.
-SYSTEMTEST_ENV = UPGRADE_SYSTEMTEST=1 UPGRADE_BIN=$(BIN) UPGRADE_VM_KERNEL=$(KERNEL_DIR)/vmlinuz UPGRADE_VM_INITRD=$(INITRD) \
+SYSTEMTEST_ENV = UPGRADE_SYSTEMTEST=1 UPGRADE_BIN=$(BIN) \
 	UPGRADE_IMAGE_DIR=$(IMAGE_DIR) UPGRADE_IMAGE_PORT=$(IMAGE_PORT)
 SYSTEMTEST_SHORT ?= ^(TestTimer|TestBrokenRelease)$$
 # $(1): the -run pattern.

@@ -12,8 +12,8 @@ import "testing"
 func TestAdminAndUser(t *testing.T) {
 	e := getEnv(t)
 	e.serve(t, "repo")
-	disk := e.disk(t, 2)
-	e.boot(t, "v2", disk, `
+	m := e.machine(t, 2)
+	e.boot(t, "v2", m, `
 systemctl stop upgrade-check.timer
 # settle DESC: waits until no job runs; a v3 that a job built and made
 # next is withdrawn by root's upgradectl rollback, so slot a boots next.

@@ -19,9 +19,9 @@ const triesConfigured = 2
 func TestBrokenRelease(t *testing.T) {
 	e := getEnv(t)
 	e.serve(t, "repo")
-	disk := e.disk(t, 2)
+	m := e.machine(t, 2)
 
-	e.boot(t, "v2", disk, `
+	e.boot(t, "v2", m, `
 check "running slot" a "$(readlink /current)"
 echo "pupil's work" >/home/pupil/essay.txt && chown pupil: /home/pupil/essay.txt
 echo "log line of v2" >/var/log/systemtest.log
@@ -34,7 +34,7 @@ exit $fails
 `, "reboot")
 
 	for try := 1; try <= triesConfigured; try++ {
-		b := e.boot(t, fmt.Sprintf("v3-try%d", try), disk, `
+		b := e.boot(t, fmt.Sprintf("v3-try%d", try), m, `
 check "running slot" b "$(readlink /current)"
 has "v3 runs" "osimage v3" "$(cat /current/etc/issue)"
 check "the broken health check" failed "$(systemctl is-failed systemtest-broken.service)"
@@ -49,7 +49,7 @@ exit $fails
 		}
 	}
 
-	last := e.boot(t, "fallback", disk, `
+	last := e.boot(t, "fallback", m, `
 check "running slot" a "$(readlink /current)"
 check "pointer next" a "$(ptr next)"
 check "pointer good" a "$(ptr good)"

@@ -42,6 +42,16 @@ wait_ready() {
 # mono UNIT PROPERTY: a unit's monotonic timestamp in seconds since boot.
 mono() { echo "$(systemctl show -p "$2" --value "$1") 1000000" | awk '{printf "%.2f", $1 / $2}'; }
 ptr() { sed -n "s/^$1=//p" /var/lib/securityd/bootptr; }
+# kernel_is RELEASE: the running kernel is RELEASE and modules load from
+# the running slot: overlay (the /etc overlay's, by modprobe) and
+# virtio_net (udev's), each live as a module of this kernel.
+kernel_is() {
+	check "uname -r" "$1" "$(uname -r)"
+	for mod in overlay virtio_net; do
+		check "module $mod" live "$(cat /sys/module/$mod/initstate 2>&1)"
+		has "module $mod's file" "/lib/modules/$1/" "$(modinfo -n $mod 2>&1)"
+	done
+}
 status_of() { upgradectl status 2>&1; }
 # The boot settles first (the agent starts after multi-user.target).
 systemctl is-system-running --wait >/dev/null 2>&1

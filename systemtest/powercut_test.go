@@ -16,11 +16,11 @@ func TestPowerCut(t *testing.T) {
 	e.serve(t, "repo-v2")
 	for _, phase := range []string{"cloning", "downloading", "applying", "verifying", "activating"} {
 		t.Run(phase, func(t *testing.T) {
-			disk := e.disk(t, 1)
+			m := e.machine(t, 1)
 			// The guest polls the daemon's State and reports each phase
 			// reached, earlier ones included: a phase too short to be seen
 			// (a 1.3 MB download) is cut at the first poll after it.
-			e.bootOpts(t, "cut", disk, `
+			e.bootOpts(t, "cut", m, `
 order="checking cloning downloading applying verifying activating ready-to-reboot"
 while :; do
 	st=$(busctl --system get-property org.laptop.Upgrade1 /org/laptop/Upgrade1 org.laptop.Upgrade1 State | cut -d'"' -f2)
@@ -31,8 +31,8 @@ while :; do
 	sleep 0.2
 done
 exit 0
-`, "poweroff", fmt.Sprintf("ST: reached %s", phase))
-			e.boot(t, "after", disk, `
+`, "poweroff", opts{cutOn: fmt.Sprintf("ST: reached %s", phase)})
+			e.boot(t, "after", m, `
 cur=$(readlink /current)
 has "the running slot $cur verifies" "t " "$(busctl --system call org.laptop.Security1 /org/laptop/Security1 org.laptop.Security1 Verify s $cur 2>&1)"
 if [ "$cur" = a ]; then

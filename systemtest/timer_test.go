@@ -18,7 +18,9 @@ import (
 // `upgradectl status`, the boot pointer and History agree, the admin's
 // edits and the machine id survived, a file both sides changed follows
 // docs/state.md (the admin's copy wins), the package database describes
-// the running slot, and the daemon running is v2's build.
+// the running slot, and the daemon running is v2's build. v2 carries a
+// newer kernel than v1 (issue 17): the machine's firmware still loads v1's,
+// the initrd kexecs v2's, and v2 runs on it with its own modules.
 func TestTimer(t *testing.T) {
 	timerScenario(t, getEnv(t))
 }
@@ -28,8 +30,9 @@ func TestTimer(t *testing.T) {
 // else of the host's.
 func timerScenario(t *testing.T, e env) osFigures {
 	e.serve(t, "repo-v2")
-	disk := e.disk(t, 1)
+	m := e.machine(t, 1)
 	pkg, v1, v2 := upgradedPackage(t, e)
+	k1, k2 := e.release(t, 1), e.release(t, 2)
 	// make image builds the project anew for v2 (another -ldflags): the
 	// updater must upgrade itself.
 	upgradedV1, upgradedV2 := sha256File(t, filepath.Join(e.image, "bin-v1/upgraded")), sha256File(t, filepath.Join(e.image, "bin-v2/upgraded"))
@@ -37,7 +40,7 @@ func timerScenario(t *testing.T, e env) osFigures {
 		t.Fatal("v1 and v2 carry the same upgraded binary (make image builds each version's)")
 	}
 
-	first := e.boot(t, "v1", disk, upgradeFromV1(pkg, v1), "reboot")
+	first := e.boot(t, "v1", m, upgradeFromV1(pkg, v1, k1), "reboot")
 	mid := first.value(t, "machine-id")
 	if len(mid) != 32 {
 		t.Fatalf("machine id %q", mid)
@@ -45,9 +48,13 @@ func timerScenario(t *testing.T, e env) osFigures {
 	if !strings.Contains(first.console, "upgrade-init: booting slot a") {
 		t.Errorf("first boot: no initrd line for slot a\n%s", importantLines(first.console))
 	}
+	if strings.Contains(first.console, "switching by kexec") {
+		t.Errorf("first boot: slot a carries the firmware's kernel, yet the initrd kexecd\n%s", importantLines(first.console))
+	}
 
-	second := e.boot(t, "v2", disk, fmt.Sprintf(`
+	second := e.boot(t, "v2", m, fmt.Sprintf(`
 check "running slot" b "$(readlink /current)"
+kernel_is %[5]s
 check "boot-complete.target" active "$(systemctl is-active boot-complete.target)"
 check "upgrade-boot-complete.service" active "$(systemctl is-active upgrade-boot-complete.service)"
 check "pointer next" b "$(ptr next)"
@@ -78,25 +85,34 @@ val good "$(mono upgrade-boot-complete.service ActiveEnterTimestampMonotonic)"
 val daemon-ready "$(mono upgraded.service ActiveEnterTimestampMonotonic)"
 val daemon-rss-kib "$(awk '/^VmRSS:/{print $2}' /proc/$pid/status)"
 exit $fails
-`, mid, pkg, v2, upgradedV2), "poweroff")
+`, mid, pkg, v2, upgradedV2, k2), "poweroff")
 	if !strings.Contains(second.console, "upgrade-init: booting slot b (trial") {
 		t.Errorf("second boot: the initrd did not boot b on trial\n%s", importantLines(second.console))
 	}
+	wantConsole(t, "second boot", second.console,
+		"upgrade-init: slot b carries kernel "+k2+", running "+k1+": switching by kexec",
+		"upgrade-init: running slot b's kernel "+k2)
+	// Both boots start from the same firmware kernel; the second kexecs
+	// v2's, whose clock (the guest's figures) starts later by the switch.
+	kswitch := (second.preClock - first.preClock).Seconds()
 	return osFigures{
 		"upgrade":        num(t, first.value(t, "ready-uptime")) - num(t, first.value(t, "timer-start")),
 		"shutdown":       first.shutdown.Seconds(),
-		"reboot-to-good": first.shutdown.Seconds() + num(t, second.value(t, "good")),
-		"boot-to-ready":  num(t, second.value(t, "daemon-ready")),
+		"reboot-to-good": first.shutdown.Seconds() + kswitch + num(t, second.value(t, "good")),
+		"boot-to-ready":  kswitch + num(t, second.value(t, "daemon-ready")),
 		"rss-mib":        num(t, second.value(t, "daemon-rss-kib")) / 1024,
+		"kernel-switch":  kswitch,
 	}
 }
 
 // upgradeFromV1 is the script of a v1 machine's first boot: it checks the
-// state it starts from, makes an admin's /etc edits, prints the machine id,
-// and waits for the upgrade the timer starts, up to ready-to-reboot.
-func upgradeFromV1(pkg, v1 string) string {
+// state it starts from (v1's kernel k1 and package pkg at v1), makes an
+// admin's /etc edits, prints the machine id, and waits for the upgrade the
+// timer starts, up to ready-to-reboot.
+func upgradeFromV1(pkg, v1, k1 string) string {
 	return fmt.Sprintf(`
 check "running slot" a "$(readlink /current)"
+kernel_is %[3]s
 check "package db" /a/var/lib/dpkg "$(readlink -f /var/lib/dpkg)"
 check "%[1]s in the package db" '%[2]s' "$(dpkg-query -W -f '${Version}' %[1]s)"
 has "/etc is the persistent overlay" "overlay" "$(findmnt -n -o FSTYPE /etc)"
@@ -115,7 +131,7 @@ check "pointer trial" 1 "$(ptr trial)"
 status_of | sed 's/^/ST: status /'
 val timer-start "$(mono upgrade-check.service ExecMainStartTimestampMonotonic)"
 exit $fails
-`, pkg, v1)
+`, pkg, v1, k1)
 }
 
 func sha256File(t *testing.T, path string) string {
@@ -162,4 +178,14 @@ func upgradedPackage(t *testing.T, e env) (pkg, v1, v2 string) {
 	}
 	t.Fatal("v2 upgrades no package of v1 (make image checks this)")
 	return
+}
+
+// wantConsole fails for each line the console lacks.
+func wantConsole(t *testing.T, what, console string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(console, l) {
+			t.Errorf("%s: no %q on the console\n%s", what, l, importantLines(console))
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,10 +22,9 @@ const bootTimeout = 20 * time.Minute
 
 // env is what `make systemtest` hands the tests.
 type env struct {
-	kernel, initrd string
-	image          string // build/image
-	bin            string // make build's bin/
-	port           string // the port the guest's upgraded.conf names
+	image string // build/image
+	bin   string // make build's bin/
+	port  string // the port the guest's upgraded.conf names
 }
 
 // getEnv returns the environment; without UPGRADE_SYSTEMTEST the test skips
@@ -34,12 +34,11 @@ func getEnv(t *testing.T) env {
 	if os.Getenv("UPGRADE_SYSTEMTEST") == "" {
 		t.Skip("system test: run `make systemtest` (needs make image, the kernel, the initrd and qemu)")
 	}
-	e := env{kernel: os.Getenv("UPGRADE_VM_KERNEL"), initrd: os.Getenv("UPGRADE_VM_INITRD"),
-		image: os.Getenv("UPGRADE_IMAGE_DIR"), bin: os.Getenv("UPGRADE_BIN"), port: os.Getenv("UPGRADE_IMAGE_PORT")}
+	e := env{image: os.Getenv("UPGRADE_IMAGE_DIR"), bin: os.Getenv("UPGRADE_BIN"), port: os.Getenv("UPGRADE_IMAGE_PORT")}
 	if e.port == "" {
 		t.Fatal("UPGRADE_SYSTEMTEST set but UPGRADE_IMAGE_PORT is empty")
 	}
-	for _, p := range []string{e.kernel, e.initrd, filepath.Join(e.image, ".done"), filepath.Join(e.bin, "upgrade-publish")} {
+	for _, p := range []string{filepath.Join(e.image, ".done"), filepath.Join(e.bin, "upgrade-publish")} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("UPGRADE_SYSTEMTEST set but %v (make systemtest builds it)", err)
 		}
@@ -52,12 +51,34 @@ func getEnv(t *testing.T) env {
 	return e
 }
 
-// disk returns a private copy of build/image/disk-vN.img for one scenario.
-func (e env) disk(t *testing.T, n int) string {
+// machine is one scenario's computer: a root disk provisioned at a version
+// and what its firmware loads at every power-on, for ever: the kernel and
+// initrd of the version it was provisioned with (build/image/boot-vN). A
+// slot carrying another kernel is reached by the initrd's kexec
+// (docs/boot.md, Kernels).
+type machine struct {
+	disk, kernel, initrd string
+}
+
+// machine returns a machine with a private copy of build/image/disk-vN.img.
+func (e env) machine(t *testing.T, n int) machine {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), fmt.Sprintf("disk-v%d.img", n))
 	run(t, "cp", "--sparse=always", filepath.Join(e.image, fmt.Sprintf("disk-v%d.img", n)), img)
-	return img
+	boot := filepath.Join(e.image, fmt.Sprintf("boot-v%d", n))
+	return machine{disk: img, kernel: filepath.Join(boot, "vmlinuz"), initrd: filepath.Join(boot, "initrd.img")}
+}
+
+// release is the kernel release version n carries (uname -r in its slot).
+func (e env) release(t *testing.T, n int) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.image, fmt.Sprintf("boot-v%d", n), "release"))
+	must(t, err)
+	r := strings.TrimSpace(string(b))
+	if r == "" {
+		t.Fatalf("boot-v%d/release is empty", n)
+	}
+	return r
 }
 
 // boot is the outcome of one qemu run.
@@ -68,6 +89,10 @@ type boot struct {
 	// shutdown is how long qemu ran after the script ended: the guest's
 	// poweroff or reboot until qemu exits.
 	shutdown time.Duration
+	// preClock is how long qemu ran before the running kernel's clock
+	// started: qemu's start to the guest's "system ... at UPTIME s" line,
+	// less UPTIME. A kexec adds the first kernel's whole boot to it.
+	preClock time.Duration
 }
 
 // value returns the last "ST: val KEY=VALUE" the script printed.
@@ -85,22 +110,34 @@ func (b *boot) value(t *testing.T, key string) string {
 	return v
 }
 
-var endRE = regexp.MustCompile(`SYSTEMTEST-END rc=(\d+)`)
+var (
+	endRE    = regexp.MustCompile(`SYSTEMTEST-END rc=(\d+)`)
+	systemRE = regexp.MustCompile(`ST: system \S+ at ([\d.]+) s`)
+)
 
-// run boots disk with script as the agent's run.sh; then is what the agent
+// boot boots m with script as the agent's run.sh; then is what the agent
 // does afterwards (poweroff or reboot; qemu runs with -no-reboot, so both
 // end it). The script's own checks decide: every "ST: FAIL" line and a
 // non-zero exit fail the test.
-func (e env) boot(t *testing.T, name, disk, script, then string) *boot {
+func (e env) boot(t *testing.T, name string, m machine, script, then string) *boot {
 	t.Helper()
-	return e.bootOpts(t, name, disk, script, then, "")
+	return e.bootOpts(t, name, m, script, then, opts{})
 }
 
-// bootOpts is boot; with cutOn set, qemu is killed (SIGKILL: a power cut,
-// the disk opened with cache=none) as soon as the console shows cutOn,
-// and the boot is judged by the test alone.
-func (e env) bootOpts(t *testing.T, name, disk, script, then, cutOn string) *boot {
+// opts are the unusual boots. With cutOn set, qemu is killed (SIGKILL: a
+// power cut, the disk opened with cache=none) as soon as the console shows
+// cutOn, and the boot is judged by the test alone. With reboots, a reset
+// (a panic, a reboot) starts the machine again, the firmware loading the
+// same kernel and initrd, until the agent's poweroff ends qemu: the script
+// runs in the first boot that reaches the agent.
+type opts struct {
+	cutOn   string
+	reboots bool
+}
+
+func (e env) bootOpts(t *testing.T, name string, m machine, script, then string, o opts) *boot {
 	t.Helper()
+	cutOn := o.cutOn
 	dir := t.TempDir()
 	agent := filepath.Join(dir, "agent")
 	must(t, os.MkdirAll(agent, 0o755))
@@ -121,12 +158,16 @@ func (e env) bootOpts(t *testing.T, name, disk, script, then, cutOn string) *boo
 	if cutOn != "" {
 		cache = "none"
 	}
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-nographic", "-no-reboot", "-m", "1024", "-smp", "2",
-		"-kernel", e.kernel, "-initrd", e.initrd,
-		"-drive", "file="+disk+",format=raw,if=virtio,cache="+cache,
-		"-drive", "file="+agentImg+",format=raw,if=virtio,readonly=on",
+	args := []string{"-nographic", "-m", "1024", "-smp", "2",
+		"-kernel", m.kernel, "-initrd", m.initrd,
+		"-drive", "file=" + m.disk + ",format=raw,if=virtio,cache=" + cache,
+		"-drive", "file=" + agentImg + ",format=raw,if=virtio,readonly=on",
 		"-netdev", "user,id=n0,ipv4=off,ipv6=on", "-device", "virtio-net-pci,netdev=n0",
-		"-append", "console=ttyS0 panic=-1 quiet root=LABEL=osimage-root rw init=/usr/lib/osimage/init")
+		"-append", "console=ttyS0 panic=-1 quiet root=LABEL=osimage-root rw init=/usr/lib/osimage/init"}
+	if !o.reboots {
+		args = append(args, "-no-reboot")
+	}
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
@@ -152,6 +193,10 @@ func (e env) bootOpts(t *testing.T, name, disk, script, then, cutOn string) *boo
 	if !out.endAt.IsZero() {
 		b.shutdown = time.Since(out.endAt)
 	}
+	if sys := systemRE.FindStringSubmatch(b.console); sys != nil && !out.systemAt.IsZero() {
+		up, _ := strconv.ParseFloat(sys[1], 64)
+		b.preClock = out.systemAt.Sub(start) - time.Duration(up*float64(time.Second))
+	}
 	b.lines = guestLines(b.console)
 	t.Logf("%s: qemu ran %.0f s", name, b.took.Seconds())
 	if ctx.Err() != nil {
@@ -166,8 +211,8 @@ func (e env) bootOpts(t *testing.T, name, disk, script, then, cutOn string) *boo
 			fails = append(fails, l)
 		}
 	}
-	m := endRE.FindStringSubmatch(b.console)
-	if len(fails) > 0 || m == nil || m[1] != "0" {
+	end := endRE.FindStringSubmatch(b.console)
+	if len(fails) > 0 || end == nil || end[1] != "0" {
 		t.Fatalf("%s: the guest's checks failed (console in %s):\n%s\n--- initrd and guest lines:\n%s",
 			name, log, strings.Join(fails, "\n"), importantLines(b.console))
 	}
@@ -189,7 +234,7 @@ func guestLines(console string) []string {
 func importantLines(console string) string {
 	var keep []string
 	for _, l := range strings.Split(console, "\n") {
-		for _, mark := range []string{"upgrade-init:", "ST: ", "SYSTEMTEST", "osimage-init", "Kernel panic", "EXT4-fs error", "Failed to start"} {
+		for _, mark := range []string{"upgrade-init:", "ST: ", "SYSTEMTEST", "osimage-init", "Kernel panic", "EXT4-fs error", "Failed to start", "Failed to execute"} {
 			if i := strings.Index(l, mark); i >= 0 {
 				keep = append(keep, strings.TrimSpace(l[i:]))
 				break
@@ -211,8 +256,11 @@ type syncBuf struct {
 	b     bytes.Buffer
 	file  *os.File
 	endAt time.Time // when SYSTEMTEST-END arrived: the agent's poweroff or reboot starts
-	cutOn string    // closes cut when this arrives
-	cut   chan struct{}
+	// systemAt is when the script's first line ("ST: system ... at
+	// UPTIME s") arrived.
+	systemAt time.Time
+	cutOn    string // closes cut when this arrives
+	cut      chan struct{}
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
@@ -223,6 +271,9 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 	n, err := s.b.Write(p)
 	if s.endAt.IsZero() && bytes.Contains(s.b.Bytes()[from:], []byte("SYSTEMTEST-END")) {
 		s.endAt = time.Now()
+	}
+	if s.systemAt.IsZero() && bytes.Contains(s.b.Bytes()[from:], []byte("ST: system ")) {
+		s.systemAt = time.Now()
 	}
 	if s.cutOn != "" && bytes.Contains(s.b.Bytes()[max(0, from-len(s.cutOn)):], []byte(s.cutOn)) {
 		s.cutOn = ""
