@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -89,22 +90,81 @@ func DraftRoot(dir, draft string, c RootChange, now time.Time) (*metadata.Metada
 	return r, atomicfile.Write(draft, b, 0644)
 }
 
-// SignDraft adds k's signature to the draft root (on the machine that
-// holds k). Only a key the draft lists for the root role, or one about
-// to be replaced, counts; PublishRoot checks which.
+// SignDraft adds k's signature to a draft, root or targets (on the
+// machine that holds k). Whether k counts is for PublishRoot or
+// PublishTargets to check, as clients will.
 func SignDraft(draft string, k repo.PrivateKey) error {
-	r, err := metadata.Root().FromFile(draft)
+	raw, err := os.ReadFile(draft)
+	if err != nil {
+		return err
+	}
+	var head struct {
+		Signed struct {
+			Type string `json:"_type"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return fmt.Errorf("draft %s: %v: %w", draft, err, errdefs.ErrInvalidArgument)
+	}
+	var b []byte
+	switch head.Signed.Type {
+	case metadata.ROOT:
+		b, err = signBytes(metadata.Root(), raw, k)
+	case metadata.TARGETS:
+		b, err = signBytes(metadata.Targets(), raw, k)
+	default:
+		return fmt.Errorf("draft %s is %q metadata, not root or targets: %w", draft, head.Signed.Type, errdefs.ErrInvalidArgument)
+	}
 	if err != nil {
 		return fmt.Errorf("draft %s: %w", draft, err)
 	}
-	if err := repo.SignMeta(r, k); err != nil {
-		return err
+	return atomicfile.Write(draft, b, 0644)
+}
+
+func signBytes[T repo.Signed](m *metadata.Metadata[T], raw []byte, k repo.PrivateKey) ([]byte, error) {
+	m, err := m.FromBytes(raw)
+	if err != nil {
+		return nil, err
 	}
-	b, err := r.ToBytes(true)
+	if err := repo.SignMeta(m, k); err != nil {
+		return nil, err
+	}
+	return m.ToBytes(true)
+}
+
+// PublishTargets releases targets drafted by Add (Options.TargetsDraft)
+// and signed offline: they must follow the repository's current targets
+// and meet the targets role's threshold. o's keys sign the snapshot and
+// timestamp.
+func PublishTargets(o Options, draft string) error {
+	o.defaults()
+	meta, err := LoadMeta(o.Repo)
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(draft, b, 0644)
+	t, err := metadata.Targets().FromFile(draft)
+	if err != nil {
+		return fmt.Errorf("draft %s: %w", draft, err)
+	}
+	if t.Signed.Version != meta.Targets.Signed.Version+1 {
+		return fmt.Errorf("draft is targets %d, the repository's are %d: %w", t.Signed.Version, meta.Targets.Signed.Version, errdefs.ErrFailedPrecondition)
+	}
+	if err := meta.Root.VerifyDelegate(metadata.TARGETS, t); err != nil {
+		return fmt.Errorf("targets %d: %v: %w", t.Signed.Version, err, errdefs.ErrFailedPrecondition)
+	}
+	b, err := t.ToBytes(false)
+	if err != nil {
+		return err
+	}
+	if _, err := repo.IndexOfTargets(b); err != nil {
+		return err
+	}
+	meta.Targets = t
+	now := o.Now().UTC().Truncate(time.Second)
+	if err := meta.Release(o.signers(), true, now, o.TTL); err != nil {
+		return err
+	}
+	return writeLegacy(meta, o, now)
 }
 
 // PublishRoot writes the signed draft into the repository at dir as its

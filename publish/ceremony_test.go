@@ -162,3 +162,66 @@ func TestDraftRootRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestOfflineTargets: a release whose targets key never touches the build
+// server: add leaves the targets unsigned in a draft, the key signs it
+// elsewhere, and PublishTargets releases it only once the targets role's
+// threshold is met.
+func TestOfflineTargets(t *testing.T) {
+	rk, tk, online := keys(t, 1)[0], keys(t, 1)[0], keys(t, 1)[0]
+	dir := filepath.Join(t.TempDir(), "repo")
+	rootDraft := filepath.Join(t.TempDir(), "root.draft.json")
+	if _, err := publish.DraftRoot(dir, rootDraft, publish.RootChange{Add: map[string][]repo.PublicKey{
+		"root": pubs(rk), "targets": pubs(tk), "snapshot": pubs(online), "timestamp": pubs(online),
+	}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish.SignDraft(rootDraft, rk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publish.PublishRoot(dir, rootDraft); err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(t.TempDir(), "tree")
+	if err := testtree.Build(tree, 1); err != nil {
+		t.Fatal(err)
+	}
+	draft := filepath.Join(t.TempDir(), "targets.draft.json")
+	o := publish.Options{Repo: dir, Key: online, Channel: "stable", TargetsDraft: draft}
+	if _, err := publish.Add(context.Background(), tree, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, repo.TimestampPath)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("released before the targets were signed: %v", err)
+	}
+	o.TargetsDraft = ""
+	if err := publish.PublishTargets(o, draft); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("unsigned targets: got %v", err)
+	}
+	if err := publish.SignDraft(draft, online); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish.PublishTargets(o, draft); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("targets signed by the online key: got %v", err)
+	}
+	if err := publish.SignDraft(draft, tk); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish.PublishTargets(o, draft); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish.PublishTargets(o, draft); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("the same targets twice: got %v", err)
+	}
+	root1, err := os.ReadFile(filepath.Join(dir, repo.RootPathOf(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, x, _, err := repo.OpenDir(context.Background(), dir, repo.Trust{Root: root1}, repo.Expect{Channel: "stable", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]uint64{1}, versions(x)); d != "" {
+		t.Fatalf("versions (-want +got):\n%s", d)
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"laptop.org/upgrade/atomicfile"
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
@@ -47,7 +48,11 @@ type Options struct {
 	// delta, are also offered as xz when the xz command is installed and
 	// that saves 5 % (xz.go). For releases; tests and drafts leave it off.
 	Best bool
-	TTL  time.Duration // timestamp validity (default DefaultTimestampTTL, a day)
+	// TargetsDraft, when set, leaves the new version's targets unsigned in
+	// this file instead of releasing them: the targets key signs them
+	// offline (SignDraft) and PublishTargets releases them.
+	TargetsDraft string
+	TTL          time.Duration // timestamp validity (default DefaultTimestampTTL, a day)
 	// DeliverySpec is the delivery list format: repo.DeliverySpecLean (the
 	// default, 0) or repo.DeliverySpec for clients older than it, which
 	// refuse a lean list.
@@ -214,6 +219,14 @@ func addTargets(meta *Meta, o Options, v *repo.VersionRef, now time.Time) error 
 	}
 	meta.Targets.Signed.Version++
 	meta.Targets.Signed.Expires = now.Add(DefaultTargetsTTL)
+	if o.TargetsDraft != "" {
+		meta.Targets.ClearSignatures()
+		b, err := meta.Targets.ToBytes(true)
+		if err != nil {
+			return err
+		}
+		return atomicfile.Write(o.TargetsDraft, b, 0644)
+	}
 	if err := signRole(meta.Root, "targets", meta.Targets, o.signers()); err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ provisions a first root from a repository (image builders).`,
 		Args: clidoc.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return clidoc.Usage("no command given") },
 	}
-	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand(), newExportCommand(), newRootCommand())
+	root.AddCommand(newKeygenCommand(), newAddCommand(), newResignCommand(), newProvisionCommand(), newServeCommand(), newExportCommand(), newRootCommand(), newTargetsCommand())
 	clidoc.Prepare(root, clidoc.Docs{Section: "1"})
 	return root
 }
@@ -93,6 +93,7 @@ func newAddCommand() *cobra.Command {
 		version               uint64
 		depth, spec           int
 		best, strip, devices  bool
+		targetsDraft          string
 	)
 	c := &cobra.Command{
 		Use:   "add TREE",
@@ -107,7 +108,7 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 				return err
 			}
 			o.Hardware, o.Name, o.Version, o.DeltaDepth, o.Best = hardware, name, layout.Version(version), depth, best
-			o.StripForbidden, o.AllowDevices, o.DeliverySpec = strip, devices, spec
+			o.StripForbidden, o.AllowDevices, o.DeliverySpec, o.TargetsDraft = strip, devices, spec, targetsDraft
 			if notes != "" {
 				b, err := os.ReadFile(notes)
 				if err != nil {
@@ -122,9 +123,12 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 			if err != nil {
 				return err
 			}
-			if res.Unchanged {
+			switch {
+			case res.Unchanged:
 				fmt.Printf("version %d unchanged (the tree equals it)\n", res.Version)
-			} else {
+			case targetsDraft != "":
+				fmt.Printf("version %d stored, its targets unsigned in %s: sign them with the targets key (targets sign), then targets publish\n", res.Version, targetsDraft)
+			default:
 				fmt.Printf("published version %d: %d entries, %d new objects, %d new deltas, %d bytes added\n", res.Version, res.Entries, res.NewObjects, res.NewDeltas, res.StoredBytes)
 			}
 			return nil
@@ -141,6 +145,7 @@ channel's signed index. A tree equal to the newest version publishes nothing.`,
 	f.BoolVar(&best, "best", false, "smallest downloads: deltas and packs by the zstd and xz commands (slower; for releases)")
 	f.BoolVar(&strip, "strip-forbidden", false, "leave out entries the clients' default policy refuses (device nodes) instead of refusing the tree")
 	f.BoolVar(&devices, "allow-devices", false, "publish device nodes, for clients set to allow_devices = true")
+	f.StringVar(&targetsDraft, "targets-draft", "", "leave the new targets unsigned in `FILE` for an offline targets key (then: targets sign, targets publish)")
 	c.MarkFlagsMutuallyExclusive("strip-forbidden", "allow-devices")
 	return c
 }

@@ -166,3 +166,50 @@ func validRole(r string) bool {
 	}
 	return false
 }
+
+// newTargetsCommand releases a version whose targets key is offline:
+// `add --targets-draft` leaves the targets unsigned, "targets sign" signs
+// them where the key is, "targets publish" releases them.
+func newTargetsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "targets",
+		Short: "sign a release's targets offline and publish them",
+		Long: `targets completes a release made with "add --targets-draft FILE": "targets sign" adds the
+offline targets key's signature to FILE on the machine that holds the key, and "targets
+publish" checks the targets role's threshold and releases the version with the online
+snapshot and timestamp keys (--key, --extra-key).`,
+		Args: clidoc.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return clidoc.Usage("no targets command given") },
+	}
+	sign := newRootSignCommand()
+	sign.Short = "add one key's signature to a targets draft (on the machine that holds the key)"
+	c.AddCommand(sign, newTargetsPublishCommand())
+	return c
+}
+
+func newTargetsPublishCommand() *cobra.Command {
+	var (
+		s     signing
+		draft string
+	)
+	c := &cobra.Command{
+		Use:   "publish",
+		Short: "release signed targets drafted by add --targets-draft",
+		Args:  clidoc.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			o, err := s.options()
+			if err != nil {
+				return err
+			}
+			if err := publish.PublishTargets(o, draft); err != nil {
+				return err
+			}
+			fmt.Printf("targets of %s published in %s\n", draft, s.repoDir)
+			return nil
+		},
+	}
+	s.flags(c)
+	c.Flags().StringVar(&draft, "draft", "", "signed targets draft `FILE` (required)")
+	_ = c.MarkFlagRequired("draft")
+	return c
+}
