@@ -82,6 +82,28 @@ type Verifier struct {
 	target []byte
 }
 
+// MaxMetaSignatures caps the signatures one metadata file may carry, as
+// MaxSignatures does for the index of the format before TUF: key ids are
+// public, so a mirror could pad a file with signatures that each cost a
+// search and a decode. A root signed by the keys of two roots during a
+// rotation needs the most; 64 leaves room for 32 root keys.
+const MaxMetaSignatures = 64
+
+// checkSignatures refuses role's metadata b when it carries more than
+// MaxMetaSignatures signatures, before go-tuf parses or checks any.
+func checkSignatures(role string, b []byte) error {
+	var env struct {
+		Signatures []json.RawMessage `json:"signatures"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return fmt.Errorf("%s: %v: %w", role, err, errdefs.ErrBadSignature)
+	}
+	if n := len(env.Signatures); n > MaxMetaSignatures {
+		return fmt.Errorf("%s carries %d signatures, more than %d: %w", role, n, MaxMetaSignatures, errdefs.ErrBadSignature)
+	}
+	return nil
+}
+
 // NewVerifier starts from tr. first is the chain's first root when the
 // client has none of its own (nil otherwise).
 func NewVerifier(ctx context.Context, tr Trust, exp Expect, first []byte) (*Verifier, error) {
@@ -113,6 +135,9 @@ func NewVerifier(ctx context.Context, tr Trust, exp Expect, first []byte) (*Veri
 func adoptable(b []byte, legacy Keyring) error {
 	if len(legacy) == 0 {
 		return fmt.Errorf("no trusted root and no keys to adopt one: %w", errdefs.ErrFailedPrecondition)
+	}
+	if err := checkSignatures("root", b); err != nil {
+		return err
 	}
 	r, err := metadata.Root().FromBytes(b)
 	if err != nil {
@@ -151,6 +176,9 @@ func (v *Verifier) UpdateRoot(b []byte) error {
 	if err := v.ctx.Err(); err != nil {
 		return err
 	}
+	if err := checkSignatures(fmt.Sprintf("root %d", v.RootVersion()+1), b); err != nil {
+		return err
+	}
 	if _, err := v.tm.UpdateRoot(b); err != nil {
 		return tufErr(fmt.Sprintf("root %d", v.RootVersion()+1), err)
 	}
@@ -162,6 +190,9 @@ func (v *Verifier) UpdateRoot(b []byte) error {
 // rollback; the same version keeps the seen one (TUF 5.4.3).
 func (v *Verifier) UpdateTimestamp(b []byte) error {
 	if err := v.ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkSignatures("timestamp", b); err != nil {
 		return err
 	}
 	if v.seen.Timestamp != nil {
@@ -221,6 +252,9 @@ func (v *Verifier) UpdateSnapshot(b []byte) error {
 	if err := v.ctx.Err(); err != nil {
 		return err
 	}
+	if err := checkSignatures("snapshot", b); err != nil {
+		return err
+	}
 	if v.seen.Snapshot != nil {
 		_, _ = v.tm.UpdateSnapshot(v.seen.Snapshot, true) // an intermediate: only its versions count
 	}
@@ -234,6 +268,9 @@ func (v *Verifier) UpdateSnapshot(b []byte) error {
 // UpdateTargets checks b against the snapshot and the targets role.
 func (v *Verifier) UpdateTargets(b []byte) error {
 	if err := v.ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkSignatures("targets", b); err != nil {
 		return err
 	}
 	if _, err := v.tm.UpdateTargets(b); err != nil {

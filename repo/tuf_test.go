@@ -2,7 +2,9 @@ package repo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -292,4 +294,56 @@ func retarget(t *testing.T, r release, sign func(*metadata.Metadata[metadata.Tar
 	tsm.Signed.Version = r.ts
 	tsm.Signed.Meta[metadata.SNAPSHOT+".json"] = metaPin(r.snap, snap)
 	return signedBytes(t, tsm, r.tsKeys...), snap, tgt
+}
+
+// TestTUFSignatureFlood: a mirror pads the timestamp (the one file nothing
+// pins) with signatures under made-up key ids. Up to MaxMetaSignatures it
+// changes nothing; past it the file is refused before go-tuf reads it.
+func TestTUFSignatureFlood(t *testing.T) {
+	k := genKeys(t, 3)
+	root := signedBytes(t, roles{version: 1, root: k[:1], targets: k[:1], snap: k[1:2], tstamp: k[2:3]}.meta(t), k[0])
+	r := release{ts: 1, snap: 1, tgt: 1, versions: []uint64{1}, tsKeys: k[2:3], snapKeys: k[1:2], targetKeys: k[:1]}
+	ts, snap, tgt := r.files(t)
+	for _, tc := range []struct {
+		name string
+		n    int // signatures in all, the good one first
+		want error
+	}{
+		{"the good signature alone", 1, nil},
+		{"padded to the cap", MaxMetaSignatures, nil},
+		{"one over the cap", MaxMetaSignatures + 1, errdefs.ErrBadSignature},
+		{"a flood", 20000, errdefs.ErrBadSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := MarshalBundle(Bundle{Timestamp: padSignatures(t, ts, tc.n-1), Snapshot: snap, Targets: tgt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = OpenBundle(context.Background(), raw, Trust{Root: root}, Expect{Channel: "stable", Now: now})
+			msg := ""
+			if tc.want != nil {
+				msg = "more than 64"
+			}
+			checkErr(t, err, tc.want, msg)
+		})
+	}
+}
+
+// padSignatures appends n signatures under key ids no root lists.
+func padSignatures(t *testing.T, b []byte, n int) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	sigs := m["signatures"].([]any)
+	for i := range n {
+		sigs = append(sigs, map[string]any{"keyid": fmt.Sprintf("%064x", i+1), "sig": strings.Repeat("ab", 64)})
+	}
+	m["signatures"] = sigs
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
