@@ -10,54 +10,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/theupdateframework/go-tuf/v2/metadata"
-
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
 )
-
-// rotateAll makes root 2 of the repository at dir: every role moves from
-// old to nu, signed by both (the old root's threshold and the new one's).
-func rotateAll(t *testing.T, dir string, old, nu repo.PrivateKey) {
-	t.Helper()
-	m, err := publish.LoadMeta(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prev, err := metadata.Root().FromFile(filepath.Join(dir, repo.RootPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, oldID, err := repo.TUFKey(old.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mk, _, err := repo.TUFKey(nu.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Root.Signed.Version++
-	for _, role := range []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
-		if err := m.Root.Signed.AddKey(mk, role); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Root.Signed.RevokeKey(oldID, role); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m.Root.ClearSignatures()
-	for _, k := range []repo.PrivateKey{old, nu} {
-		if err := repo.SignMeta(m.Root, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := m.WriteRoot(prev); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestRootRotation: a laptop walks the repository's root chain over HTTP
 // and keeps each root in its persistent state; from then on the revoked
@@ -91,7 +49,7 @@ func TestRootRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rotateAll(t, rp.Dir, rp.Key, k2)
+	testrepo.RotateAll(t, rp.Dir, rp.Key, k2)
 	if _, err := publish.Add(context.Background(), tree2, publish.Options{Repo: rp.Dir, Key: k2, Channel: testrepo.Channel}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/theupdateframework/go-tuf/v2/metadata"
-
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/internal/testtree"
@@ -45,7 +43,7 @@ func peer(t *testing.T, dir, url, target string) (uint64, []byte, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Version, b, nil
+	return uint64(c.Version), b, nil
 }
 
 type peerError struct {
@@ -62,46 +60,6 @@ func buildTree(t *testing.T, v int) string {
 		t.Fatal(err)
 	}
 	return tree
-}
-
-// rotateAll makes the next root of the repository at dir: every role
-// moves from old to nu, signed by both.
-func rotateAll(t *testing.T, dir string, old, nu repo.PrivateKey) {
-	t.Helper()
-	m, err := publish.LoadMeta(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prev, err := metadata.Root().FromFile(filepath.Join(dir, repo.RootPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, oldID, err := repo.TUFKey(old.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mk, _, err := repo.TUFKey(nu.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Root.Signed.Version++
-	for _, role := range []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
-		if err := m.Root.Signed.AddKey(mk, role); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Root.Signed.RevokeKey(oldID, role); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m.Root.ClearSignatures()
-	for _, k := range []repo.PrivateKey{old, nu} {
-		if err := repo.SignMeta(m.Root, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := m.WriteRoot(prev); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func copyDir(t *testing.T, src string) string {
@@ -176,7 +134,7 @@ func TestTufJS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rotateAll(t, dir, k1, k2)
+	testrepo.RotateAll(t, dir, k1, k2)
 	if _, err := publish.Add(context.Background(), buildTree(t, 2), publish.Options{Repo: dir, Key: k2, Channel: "stable"}); err != nil {
 		t.Fatal(err)
 	}
