@@ -64,29 +64,18 @@ func headerLen(b []byte) uint64 {
 // start of b. Code inside the headers is left alone, so that a decoder
 // reads the headers unchanged.
 func spans(b []byte, size uint64) ([]span, error) {
-	if !Is(b) {
-		return nil, ErrNotELF
+	ls, err := loads(b, size)
+	if err != nil {
+		return nil, err
 	}
-	phoff := binary.LittleEndian.Uint64(b[32:])
-	phentsize := uint64(binary.LittleEndian.Uint16(b[54:]))
-	phnum := uint64(binary.LittleEndian.Uint16(b[56:]))
 	hend := headerLen(b)
-	if phentsize < 56 || phnum == 0 || hend > maxHeader || hend > uint64(len(b)) {
-		return nil, fmt.Errorf("program headers: %w", ErrNotELF)
-	}
 	var out []span
-	for i := uint64(0); i < phnum; i++ {
-		ph := b[phoff+i*phentsize:]
-		if binary.LittleEndian.Uint32(ph) != 1 || binary.LittleEndian.Uint32(ph[4:])&1 == 0 { // PT_LOAD, PF_X
+	for _, l := range ls {
+		if !l.exec {
 			continue
 		}
-		off, vaddr := binary.LittleEndian.Uint64(ph[8:]), binary.LittleEndian.Uint64(ph[16:])
-		filesz, memsz := binary.LittleEndian.Uint64(ph[32:]), binary.LittleEndian.Uint64(ph[40:])
-		end := off + filesz
-		if end < off || end > size || vaddr+memsz < vaddr {
-			return nil, fmt.Errorf("segment past the end: %w", ErrNotELF)
-		}
-		s := span{off: off, end: end, vaddr: vaddr, lo: uint32(vaddr), hi: uint32(vaddr + memsz)}
+		end := l.off + l.filesz
+		s := span{off: l.off, end: end, vaddr: l.vaddr, lo: uint32(l.vaddr), hi: uint32(l.vaddr + l.memsz)}
 		if s.off < hend {
 			s.vaddr += min(hend, end) - s.off
 			s.off = min(hend, end)

@@ -33,8 +33,9 @@ type load struct {
 	exec                      bool
 }
 
-// loads reads every PT_LOAD segment from b's program headers.
-func loads(b []byte) ([]load, error) {
+// loads reads every PT_LOAD segment from the program headers at the start
+// of b, a file of size bytes (b may hold only its start).
+func loads(b []byte, size uint64) ([]load, error) {
 	if !Is(b) {
 		return nil, ErrNotELF
 	}
@@ -54,7 +55,7 @@ func loads(b []byte) ([]load, error) {
 		l := load{off: binary.LittleEndian.Uint64(ph[8:]), vaddr: binary.LittleEndian.Uint64(ph[16:]),
 			filesz: binary.LittleEndian.Uint64(ph[32:]), memsz: binary.LittleEndian.Uint64(ph[40:]),
 			exec: binary.LittleEndian.Uint32(ph[4:])&1 != 0}
-		if l.off+l.filesz < l.off || l.off+l.filesz > uint64(len(b)) || l.vaddr+l.memsz < l.vaddr {
+		if l.off+l.filesz < l.off || l.off+l.filesz > size || l.vaddr+l.memsz < l.vaddr {
 			return nil, fmt.Errorf("segment past the end: %w", ErrNotELF)
 		}
 		out = append(out, l)
@@ -140,7 +141,7 @@ func visitRefs(b []byte, ls []load, code func(off int, next uint64), data func(o
 // Project returns old with its references rewritten as new is predicted
 // to hold them, given where old's addresses moved (sh, sorted by Addr).
 func Project(old []byte, sh []Shift) ([]byte, error) {
-	ls, err := loads(old)
+	ls, err := loads(old, uint64(len(old)))
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +161,7 @@ func Project(old []byte, sh []Shift) ([]byte, error) {
 // masked returns b with every reference visitRefs finds zeroed, so that
 // code and data that moved compare equal (align.go).
 func masked(b []byte) ([]byte, []load, error) {
-	ls, err := loads(b)
+	ls, err := loads(b, uint64(len(b)))
 	if err != nil {
 		return nil, nil, err
 	}
