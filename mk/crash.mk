@@ -7,10 +7,11 @@
 
 # package:target for every decoder of outside data.
 FUZZ_TARGETS := manifest:FuzzDecode manifest:FuzzDecodePolicies \
-	repo:FuzzOpenIndex repo:FuzzOpenIndexSigned repo:FuzzParseDelivery \
+	repo:FuzzOpenIndex repo:FuzzOpenIndexSigned repo:FuzzParseDelivery repo:FuzzLeanDelivery repo:FuzzOpenBundle \
 	delta:FuzzApply delta:FuzzXZReader delta/deflate:FuzzPuff delta/deflate:FuzzHuff delta/elf:FuzzDecoder \
-	bootptr:FuzzDecode initrd:FuzzParseCmdline \
-	dbusapi:FuzzParseVersion dbusapi:FuzzParseOptions daemon:FuzzParseFileConfig
+	delta/elf:FuzzApplyMapDelta delta/elf:FuzzProject \
+	bootptr:FuzzDecode initrd:FuzzParseCmdline initrd:FuzzWithMark \
+	layout:FuzzParseVersion dbusapi:FuzzParseOptions daemon:FuzzParseFileConfig
 FUZZTIME_SHORT ?= 10s
 FUZZTIME ?= 3m
 # Minimising a new input may take a minute by default and stalls a short run.
@@ -28,6 +29,7 @@ define run-fuzz
 		for try in 1 2; do \
 			before=$$(ls $$p/testdata/fuzz/$$f 2>/dev/null | wc -l); \
 			if $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(1) -fuzzminimizetime $(FUZZ_MINIMIZE) ./$$p/ > $(BUILD)/fuzz.log 2>&1; then \
+				if grep -q 'no fuzz tests to fuzz' $(BUILD)/fuzz.log; then echo "fuzz $$p $$f: no such target"; exit 1; fi; \
 				tail -n 3 $(BUILD)/fuzz.log; break; fi; \
 			cat $(BUILD)/fuzz.log; \
 			after=$$(ls $$p/testdata/fuzz/$$f 2>/dev/null | wc -l); \

@@ -21,7 +21,7 @@ import (
 // go-tuf: thresholds, keys counted once, the root chain, and what a
 // thief of the online timestamp key can do.
 
-func genKeys(t *testing.T, n int) []PrivateKey {
+func genKeys(t testing.TB, n int) []PrivateKey {
 	t.Helper()
 	out := make([]PrivateKey, n)
 	for i := range out {
@@ -41,7 +41,7 @@ type roles struct {
 	rootT, targetsT, snapT, tstT int // thresholds; 0 is 1
 }
 
-func (r roles) meta(t *testing.T) *metadata.Metadata[metadata.RootType] {
+func (r roles) meta(t testing.TB) *metadata.Metadata[metadata.RootType] {
 	t.Helper()
 	m := metadata.Root(now.Add(365 * 24 * time.Hour))
 	m.Signed.Version = r.version
@@ -70,7 +70,7 @@ func (r roles) meta(t *testing.T) *metadata.Metadata[metadata.RootType] {
 }
 
 // signedBytes signs m with keys (nothing else) and encodes it.
-func signedBytes[T Signed](t *testing.T, m *metadata.Metadata[T], keys ...PrivateKey) []byte {
+func signedBytes[T Signed](t testing.TB, m *metadata.Metadata[T], keys ...PrivateKey) []byte {
 	t.Helper()
 	m.ClearSignatures()
 	for _, k := range keys {
@@ -98,7 +98,7 @@ type release struct {
 	tsKeys, snapKeys, targetKeys []PrivateKey
 }
 
-func (r release) files(t *testing.T) (ts, snap, tgt []byte) {
+func (r release) files(t testing.TB) (ts, snap, tgt []byte) {
 	t.Helper()
 	tm := metadata.Targets(now.Add(365 * 24 * time.Hour))
 	tm.Signed.Version = r.tgt
@@ -330,7 +330,7 @@ func TestTUFSignatureFlood(t *testing.T) {
 }
 
 // padSignatures appends n signatures under key ids no root lists.
-func padSignatures(t *testing.T, b []byte, n int) []byte {
+func padSignatures(t testing.TB, b []byte, n int) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -346,4 +346,26 @@ func padSignatures(t *testing.T, b []byte, n int) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// FuzzOpenBundle: whatever a mirror serves as metadata, checking it
+// returns an error or a verified index, and never panics.
+func FuzzOpenBundle(f *testing.F) {
+	k := genKeys(f, 3)
+	root := signedBytes(f, roles{version: 1, root: k[:1], targets: k[:1], snap: k[1:2], tstamp: k[2:3]}.meta(f), k[0])
+	r := release{ts: 1, snap: 1, tgt: 1, versions: []uint64{1, 2}, tsKeys: k[2:3], snapKeys: k[1:2], targetKeys: k[:1]}
+	ts, snap, tgt := r.files(f)
+	f.Add(ts, snap, tgt)
+	f.Add(padSignatures(f, ts, 3), snap, tgt)
+	f.Add([]byte(`{"signed":{},"signatures":[]}`), snap, tgt)
+	f.Fuzz(func(t *testing.T, ts, snap, tgt []byte) {
+		raw, err := MarshalBundle(Bundle{Timestamp: ts, Snapshot: snap, Targets: tgt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, x, err := OpenBundle(context.Background(), raw, Trust{Root: root}, Expect{Channel: "stable", Now: now})
+		if err == nil && x == nil {
+			t.Fatal("no error and no index")
+		}
+	})
 }
