@@ -106,6 +106,7 @@ func main() {
 	pairs := flag.String("pairs", "build/bench/pairs", "directory of pairbench JSON reports")
 	md := flag.String("md", "bench/results.md", "markdown output")
 	png := flag.String("png", "bench/bytes.png", "plot output")
+	manual := flag.String("manual", "bench/manual.md", "figures measured by hand, copied in after the tables")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("report: ")
@@ -144,6 +145,11 @@ func main() {
 	}
 	if len(reps) > 0 {
 		b.WriteString("\n![bytes on the wire per system and pair](bytes.png)\n")
+	}
+	if m, err := os.ReadFile(*manual); err == nil {
+		// Its leading comment says what it is; the sections follow it.
+		_, body, _ := strings.Cut(string(m), "-->\n\n")
+		b.WriteString("\n" + body)
 	}
 	b.WriteString(notes)
 	check(os.WriteFile(*md, []byte(b.String()), 0644))
