@@ -196,7 +196,9 @@ func (s *sess) measure() result {
 	res.seconds = time.Since(t0).Seconds()
 	res.p50, res.p99 = pct(rtt, 50), pct(rtt, 99)
 	res.peak = statusKiB(s.pid, "VmHWM") / 1024
-	res.after, _, _ = idleRSS(s.pid, 3)
+	var anon, file float64
+	res.after, anon, file = idleRSS(s.pid, 3)
+	log.Printf("after the job: RSS %.2f MiB (anon %.2f, file %.2f)", res.after, anon, file)
 	res.worker = workerPeak(readFile(filepath.Join(s.w, "upgraded.log")))
 	// The job's worker process is niced, never the daemon that answers
 	// D-Bus: none of its threads may be.
