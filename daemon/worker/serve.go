@@ -112,6 +112,8 @@ type writer struct {
 	last    time.Time
 	phase   engine.Phase
 	pending *engine.Progress // the newest progress not yet written
+	timer   *time.Timer      // writes pending when its turn comes
+	done    bool             // flushed: nothing more is written
 	answers chan answer
 }
 
@@ -129,26 +131,52 @@ func (w *writer) sendLocked(e event) error {
 }
 
 // progress writes p at once when the phase changes and otherwise at most
-// every progressEvery.
+// every progressEvery. What the throttle holds back is written when its
+// turn comes even if no later progress follows: a download that stalls
+// must show the bytes it had reached, not those of 50 ms before.
 func (w *writer) progress(p engine.Progress) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if p.Phase == w.phase && time.Since(w.last) < progressEvery {
+	if w.done {
+		return
+	}
+	if since := time.Since(w.last); p.Phase == w.phase && since < progressEvery {
 		w.pending = &p
+		if w.timer == nil {
+			w.timer = time.AfterFunc(progressEvery-since, w.writePending)
+		}
 		return
 	}
 	w.phase, w.last, w.pending = p.Phase, time.Now(), nil
 	_ = w.sendLocked(event{Progress: &p})
 }
 
-// flush writes the progress held back by the throttle.
-func (w *writer) flush() {
+// writePending writes the progress held back by the throttle.
+func (w *writer) writePending() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.pending != nil {
+	w.timer = nil
+	if w.pending != nil && !w.done {
+		w.last = time.Now()
 		_ = w.sendLocked(event{Progress: w.pending})
 		w.pending = nil
 	}
+}
+
+// flush writes the progress held back by the throttle; nothing is written
+// after it.
+func (w *writer) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	if w.pending != nil && !w.done {
+		_ = w.sendLocked(event{Progress: w.pending})
+		w.pending = nil
+	}
+	w.done = true
 }
 
 // ask has the daemon decide whether slot may be written now.
