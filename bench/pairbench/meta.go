@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,11 +8,12 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
 )
 
 // metaBytes is what one upgrade of ours downloaded besides content: the
-// signed index (and whatever else is not a blob), the manifest (whole or
+// TUF metadata (and whatever else is not a blob), the manifest (whole or
 // as a delta from the running version's) and the delivery list (with the
 // full object list, when the client needed it).
 type metaBytes struct {
@@ -22,14 +22,12 @@ type metaBytes struct {
 
 // classifyMeta sorts the paths the client fetched (counter.Paths, relative
 // to the server's root) using the newest version's references in the
-// repository's index; blobs that are neither are content.
+// repository's targets; blobs that are neither are content.
 func (o *ours) classifyMeta(paths map[string]int64) metaBytes {
-	var env repo.Envelope
-	b, err := os.ReadFile(filepath.Join(o.repo, repo.IndexPath))
+	m0, err := publish.LoadMeta(o.repo)
 	check(err)
-	check(json.Unmarshal(b, &env))
-	var x repo.Index
-	check(json.Unmarshal(env.Signed, &x))
+	x, err := m0.Index()
+	check(err)
 	v := x.Latest()
 	kind := map[string]*int64{}
 	var m metaBytes
