@@ -244,7 +244,9 @@ func writeNew(dir, name string, b []byte) error {
 }
 
 // linkTarget makes the consistent-snapshot target file of name: the stored
-// object itself, hard-linked (copied across filesystems).
+// object itself, hard-linked (copied across filesystems). The link is made
+// durable (its directory synced) before the caller signs metadata naming
+// it, so a crash never leaves a timestamp that points at a lost file.
 func linkTarget(dir, name string, ref repo.BlobRef) error {
 	dst := filepath.Join(dir, filepath.FromSlash(repo.TargetFilePath(name, ref.Stored)))
 	if _, err := os.Lstat(dst); err == nil {
@@ -255,7 +257,7 @@ func linkTarget(dir, name string, ref repo.BlobRef) error {
 		return err
 	}
 	if err := os.Link(src, dst); err == nil {
-		return nil
+		return atomicfile.SyncDir(filepath.Dir(dst))
 	}
 	b, err := os.ReadFile(src)
 	if err != nil {
