@@ -158,7 +158,14 @@ func (e env) bootOpts(t *testing.T, name string, m machine, script, then string,
 	if cutOn != "" {
 		cache = "none"
 	}
-	args := []string{"-nographic", "-m", "1024", "-smp", "2",
+	// Two vCPUs on one TCG thread: with a thread per vCPU (qemu's default
+	// for x86 on x86), a guest kernel that patches its own code (static
+	// keys: int3, then the new bytes) on one vCPU was seen, once in CI,
+	// to have the other execute the stale int3 after the patch had ended:
+	// "Oops: int3" in sched_clock_cpu right after the kexec into v2's
+	// kernel, and a panic. The guest keeps its two CPUs, which qemu now
+	// runs in turn on one host thread (the other VM tests boot one CPU).
+	args := []string{"-nographic", "-m", "1024", "-smp", "2", "-accel", "tcg,thread=single",
 		"-kernel", m.kernel, "-initrd", m.initrd,
 		"-drive", "file=" + m.disk + ",format=raw,if=virtio,cache=" + cache,
 		"-drive", "file=" + agentImg + ",format=raw,if=virtio,readonly=on",
