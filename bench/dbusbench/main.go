@@ -5,7 +5,8 @@
 //
 // DIR is a pair's work directory left by pairbench (repository, trusted
 // keys, provisioned root). A copy of the root is upgraded by the real
-// securityd and upgraded. It prints the idle RSS (median of samples a
+// securityd and upgraded, from the repository served by a process of its
+// own (the bench again, with -serve) under SCHED_IDLE. It prints the idle RSS (median of samples a
 // second apart, after startup settled) of a bare godbus service
 // (idlebase: the floor any Go D-Bus service pays) and of the daemon, then
 // times 300 GetAll round trips to the idle daemon (the control: what the
@@ -46,7 +47,17 @@ func main() {
 	floor := flag.Bool("floor", true, "also measure the idle RSS of bench/dbusbench/idlebase (a bare godbus service) as the floor")
 	logs := flag.String("logs", "", "copy the servers' logs into this directory at the end")
 	runs := flag.Int("runs", 5, "upgrade jobs, each on a fresh root and fresh servers")
+	policy := flag.String("server-policy", "idle", "CPU policy of the repository's server process: idle (SCHED_IDLE, standing for another machine) or normal")
+	serveDir := flag.String("serve", "", "internal: be the repository server for this directory")
+	listen := flag.String("listen", "", "internal: the server's address (with -serve)")
 	flag.Parse()
+	if *serveDir != "" {
+		serve(*serveDir, *listen)
+		return
+	}
+	if *policy != "idle" && *policy != "normal" {
+		log.Fatalf("-server-policy %q: want idle or normal", *policy)
+	}
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("dbusbench: ")
 	if *work == "" {
@@ -55,7 +66,7 @@ func main() {
 	}
 	abs := func(p string) string { a, err := filepath.Abs(p); check(err); return a }
 	*work, *bin = abs(*work), abs(*bin)
-	o := opts{work: *work, bin: *bin, samples: *samples, denv: *denv, floor: *floor, logs: *logs}
+	o := opts{work: *work, bin: *bin, samples: *samples, denv: *denv, floor: *floor, logs: *logs, serverPolicy: *policy}
 	// The job's figures vary from run to run far more than the idle ones
 	// (what else the two cores run, where the kernel's writeback falls):
 	// like every figure of make bench, they are medians of -runs jobs,
@@ -92,6 +103,7 @@ func main() {
 
 type opts struct {
 	work, bin, denv, logs string
+	serverPolicy          string
 	samples               int
 	floor                 bool
 }
