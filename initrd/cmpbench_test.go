@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,9 +62,10 @@ func TestMarkerTimes(t *testing.T) {
 	}
 }
 
-// TestVMCompareBench boots our image and Debian's (UPGRADE_VM_DEBIAN_INITRD,
-// built by make bench-initrd) benchBoots() times each, alternating, each on
-// a fresh disk, and prints the medians and their ratios.
+// TestVMCompareBench boots our image, Debian's (UPGRADE_VM_DEBIAN_INITRD,
+// built by make bench-initrd) and the floor image (floorImage)
+// benchBoots() times each, alternating, each on a fresh disk, and prints
+// the medians and their ratios.
 func TestVMCompareBench(t *testing.T) {
 	if os.Getenv("UPGRADE_VM_BENCH") == "" {
 		t.Skip("run by make bench-initrd")
@@ -74,14 +76,11 @@ func TestVMCompareBench(t *testing.T) {
 		t.Fatalf("UPGRADE_VM_DEBIAN_INITRD: %v (make bench-initrd builds it)", err)
 	}
 	marker := filepath.Join(t.TempDir(), "markerinit")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", marker, "./internal/markerinit")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build markerinit: %v\n%s", err, out)
-	}
+	goBuild(t, marker, "./internal/markerinit")
 	images := []struct{ name, initrd, root string }{
 		{"ours", v.initrd, rootArg},
 		{"initramfs_tools", debian, "root=/dev/vda"},
+		{"floor", floorImage(t), "root=/dev/vda"},
 	}
 	boots := make([][]bootTimes, len(images))
 	for range benchBoots() {
@@ -99,7 +98,7 @@ func TestVMCompareBench(t *testing.T) {
 			boots[i] = append(boots[i], bt)
 		}
 	}
-	ours, deb := medians(boots[0]), medians(boots[1])
+	ours, deb, floor := medians(boots[0]), medians(boots[1]), medians(boots[2])
 	for i, im := range images {
 		med := medians(boots[i])
 		fmt.Printf("BENCH initrd_cmp_%s_initrd_s %.3f s\n", im.name, med["initrd"])
@@ -107,5 +106,44 @@ func TestVMCompareBench(t *testing.T) {
 	}
 	fmt.Printf("BENCH initrd_vs_initramfs_tools %.3f x\n", ours["initrd"]/deb["initrd"])
 	fmt.Printf("BENCH boot_to_init_vs_initramfs_tools %.3f x\n", ours["boot"]/deb["boot"])
+	fmt.Printf("BENCH initrd_floor_vs_initramfs_tools %.3f x\n", floor["initrd"]/deb["initrd"])
+	fmt.Printf("BENCH initrd_vs_floor %.3f x\n", ours["initrd"]/floor["initrd"])
 	fmt.Printf("BENCH initrd_cmp_boots %d boots each (figures are medians; host load %s)\n", len(boots[0]), loadavg())
+}
+
+// floorImage packs initrd/internal/floorinit as /init with the modules of
+// our image (the kernel tree of UPGRADE_VM_KERNEL_DIR, the list of
+// UPGRADE_VM_INITRD_MODULES or make initrd's default), built as make initrd
+// builds ours: the floor of what any Go initramfs costs on this VM.
+func floorImage(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("UPGRADE_VM_KERNEL_DIR")
+	ver, err := os.ReadFile(filepath.Join(dir, "version"))
+	if err != nil {
+		t.Fatalf("UPGRADE_VM_KERNEL_DIR: %v (make bench-initrd sets it)", err)
+	}
+	list := os.Getenv("UPGRADE_VM_INITRD_MODULES")
+	if list == "" {
+		list = "../scripts/initrd/modules.txt"
+	}
+	tmp := t.TempDir()
+	bin, img := filepath.Join(tmp, "floorinit"), filepath.Join(tmp, "floor.cpio.gz")
+	goBuild(t, bin, "./internal/floorinit", "-ldflags=-s -w")
+	kmod := filepath.Join(dir, "lib", "modules", strings.TrimSpace(string(ver)))
+	cmd := exec.Command("go", "run", "./cmd/mkinitrd", "-init", bin, "-kmod", kmod, "-modules", list, "-o", img)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkinitrd for the floor image: %v\n%s", err, out)
+	}
+	return img
+}
+
+// goBuild builds a static binary of pkg (relative to this package).
+func goBuild(t *testing.T, out, pkg string, flags ...string) {
+	t.Helper()
+	args := append(append([]string{"build", "-trimpath"}, flags...), "-o", out, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
 }

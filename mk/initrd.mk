@@ -56,9 +56,11 @@ vmtest: deps initrd initrd2
 
 # Boot cost (docs/boot.md): median of 5 qemu boots (TCG) and of 5 native
 # runs of the host-safe steps in a private mount+PID namespace; and against
-# Debian's initramfs-tools on the same kernel and disk, 5 boots each.
+# Debian's initramfs-tools and a floor image (the least a Go /init can do)
+# on the same kernel and disk, 5 boots each.
 bench-initrd: initrd initrd2 $(DEBIAN_INITRD)
 	@$(BENCH_TEE) { $(VM_ENV) UPGRADE_VM_BENCH=1 UPGRADE_INIT_BIN=$(BUILD)/initrd/init UPGRADE_VM_DEBIAN_INITRD=$(DEBIAN_INITRD) \
+		UPGRADE_VM_INITRD_MODULES=$(abspath $(INITRD_MODULES)) \
 		$(GO) test -count=1 -timeout 40m -run '^(TestVMBench|TestVMKernelBench|TestNativeBench|TestVMCompareBench)$$' -v ./initrd/ | grep '^BENCH' && \
 	echo "BENCH initrd_kib $$(( ($$(stat -c %s $(INITRD)) + 1023) / 1024 )) KiB"; } | tee $(BENCH_LOG)/initrd.txt
 
