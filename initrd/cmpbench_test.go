@@ -79,7 +79,7 @@ func TestVMCompareBench(t *testing.T) {
 	goBuild(t, marker, "./internal/markerinit")
 	images := []struct{ name, initrd, root string }{
 		{"ours", v.initrd, rootArg},
-		{"initramfs_tools", debian, "root=/dev/vda"},
+		{"initramfs_tools", debian, rootArg}, // the same command line as ours
 		{"floor", floorImage(t), "root=/dev/vda"},
 	}
 	boots := make([][]bootTimes, len(images))
