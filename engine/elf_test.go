@@ -118,27 +118,36 @@ func goProgram(t *testing.T, version int) []byte {
 // map delta for the Go one) and as an object to one without the kept codec, such as
 // a client from before the map codec (the publisher stores one delta per
 // pair, the smallest); all end with exactly version 2.
+//
+// With --best the publisher makes the plain delta and the most promising
+// codec's with the zstd command (when installed): the codec's delta made
+// so must apply as the Go encoder's does.
 func TestELFDeltas(t *testing.T) {
 	noMap := []string{"", repo.CodecDeflate, repo.CodecELF}
+	goV1, goV2 := goProgram(t, 0), goProgram(t, 1)
 	for _, pair := range []struct {
 		name   string
+		best   bool
 		v1, v2 []byte
 		cases  []elfCase
 	}{
-		{"C", cProgram(t, 0), cProgram(t, 3), []elfCase{
+		{"C", false, cProgram(t, 0), cProgram(t, 3), []elfCase{
 			{"client with the ELF codecs", nil, repo.CodecELF},
 			{"client without the map codec", noMap, repo.CodecELF},
 			{"client without ELF codecs", []string{"", repo.CodecDeflate}, "object"},
 		}},
-		{"Go", goProgram(t, 0), goProgram(t, 1), []elfCase{
+		{"Go", false, goV1, goV2, []elfCase{
 			{"client with the ELF codecs", nil, repo.CodecELFMap},
 			{"client without the map codec", noMap, "object"},
+		}},
+		{"Go, --best", true, goV1, goV2, []elfCase{
+			{"client with the ELF codecs", nil, repo.CodecELFMap},
 		}},
 	} {
 		t.Run(pair.name, func(t *testing.T) {
 			v1 := map[string][]byte{"usr/bin/prog": pair.v1}
 			v2 := map[string][]byte{"usr/bin/prog": pair.v2}
-			rp := publishVersions(t, false, v1, v2)
+			rp := publishVersions(t, pair.best, v1, v2)
 			url := testrepo.Serve(t, http.FileServer(http.Dir(rp.Dir)))
 			for _, tc := range pair.cases {
 				t.Run(tc.name, func(t *testing.T) { tc.run(t, rp, url) })

@@ -93,21 +93,14 @@ func makeDeltas(ctx context.Context, st store, tree string, m *manifest.Manifest
 		if err != nil {
 			return err
 		}
-		out, err := createDelta(zstd, bases, nb)
+		var out []byte
+		if p.with == nil {
+			out, ref.Codec, err = DeltaOf(zstd, old, nb)
+		} else {
+			out, err = createDelta(zstd, bases, nb)
+		}
 		if err != nil {
 			return err
-		}
-		if p.with == nil {
-			if b, ok := deflateDelta(old, nb, len(out)); ok {
-				out, ref.Codec = b, repo.CodecDeflate
-			}
-			plain := len(out)
-			if b, ok := elfDelta(old, nb, plain); ok {
-				out, ref.Codec = b, repo.CodecELF
-			}
-			if b, ok := elfMapDelta(old, nb, plain); ok && len(b) < len(out) {
-				out, ref.Codec = b, repo.CodecELFMap
-			}
 		}
 		if float64(len(out)) > keepRatio*float64(stored[p.to]) {
 			return nil
@@ -167,47 +160,93 @@ func createDelta(zstd string, bases [][]byte, nb []byte) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// elfGain: a delta of encoded ELF files is kept only when it is at least
-// this much smaller than the best other one, since a client pays two
-// instruction sweeps to apply it.
-const elfGain = 0.95
-
-// elfDelta makes a delta of encoded x86-64 ELF files (repo.CodecELF) when
-// both files are such and the new one decodes back exactly, and returns
-// it when it is clearly smaller than best. It always uses the Go encoder:
-// with --best, making every executable's delta twice with the zstd
-// command would double the publish time.
-func elfDelta(old, nb []byte, best int) ([]byte, bool) {
-	if !elf.Is(old) || !elf.Is(nb) {
-		return nil, false
-	}
-	eo, en, err := elf.Prepare(old, nb)
+// DeltaOf is the delta the publisher stores from old to nb (one base) and
+// its codec ("" for a plain delta): the plain delta, made by the zstd
+// command for large contents when zstd names it (Options.Best), unless a
+// codec's is smaller (deflate), or clearly smaller (the ELF codecs:
+// elfGain). bench/codecbench measures what it returns.
+func DeltaOf(zstd string, old, nb []byte) ([]byte, string, error) {
+	out, err := createDelta(zstd, [][]byte{old}, nb)
 	if err != nil {
-		return nil, false
+		return nil, "", err
 	}
-	d, err := createDelta("", [][]byte{eo}, en)
-	if err != nil || float64(len(d)) > elfGain*float64(best) {
-		return nil, false
+	if b, ok := deflateDelta(old, nb, len(out)); ok {
+		return b, repo.CodecDeflate, nil
 	}
-	return d, true
+	if b, codec, ok := elfCodecDelta(zstd, old, nb, len(out)); ok {
+		return b, codec, nil
+	}
+	return out, "", nil
 }
 
-// elfMapDelta makes a map delta of x86-64 ELF files (repo.CodecELFMap)
-// and returns it when it is clearly smaller than best (elfGain: the
-// client pays an instruction sweep to project its base).
-func elfMapDelta(old, nb []byte, best int) ([]byte, bool) {
+// elfGain: a delta of ELF files through a codec is kept only when it is at
+// least this much smaller than the plain one, since a client pays one or
+// two instruction sweeps to apply it.
+const elfGain = 0.95
+
+// cliReach: the zstd command's deltas of executables are 10-16 % smaller
+// than the Go encoder's (delta.CLI), so a codec's delta that the Go
+// encoder makes up to this much larger than the plain one (the command's,
+// with --best) may still win once the command makes it.
+const cliReach = 1.2
+
+// elfCodec is one ELF codec's delta before its encoding: the header to
+// prepend, the base and the content the delta goes between.
+type elfCodec struct {
+	name         string
+	head         []byte
+	base, target []byte
+	size         int // of head and the Go encoder's delta
+	delta        []byte
+}
+
+// elfCodecDelta makes the x86-64 ELF codecs' deltas (repo.CodecELF: of the
+// encoded files; repo.CodecELFMap: the new file against the old one
+// projected through an address map) with the Go encoder, and, with zstd
+// set, the smaller one again with the command when it is within reach of
+// plain. It returns the smallest when it is clearly smaller than plain.
+// Only the most promising is made twice: making every executable's delta
+// with the command for both codecs would triple the publish time.
+func elfCodecDelta(zstd string, old, nb []byte, plain int) ([]byte, string, bool) {
 	if !elf.Is(old) || !elf.Is(nb) {
-		return nil, false
+		return nil, "", false
 	}
-	h, base, err := elf.PrepareMap(old, nb)
-	if err != nil {
-		return nil, false
+	var best *elfCodec
+	for _, c := range elfCodecs(old, nb) {
+		d, err := createDelta("", [][]byte{c.base}, c.target)
+		if err != nil {
+			continue
+		}
+		c.delta, c.size = d, len(c.head)+len(d)
+		if best == nil || c.size < best.size {
+			best = c
+		}
 	}
-	d, err := createDelta("", [][]byte{base}, nb)
-	if err != nil || float64(len(h)+len(d)) > elfGain*float64(best) {
-		return nil, false
+	if best == nil {
+		return nil, "", false
 	}
-	return append(h, d...), true
+	if zstd != "" && len(best.target) >= cliMinSize && float64(best.size) <= cliReach*float64(plain) {
+		if d, err := createDelta(zstd, [][]byte{best.base}, best.target); err == nil && len(d) < len(best.delta) {
+			best.delta, best.size = d, len(best.head)+len(d)
+		}
+	}
+	if float64(best.size) > elfGain*float64(plain) {
+		return nil, "", false
+	}
+	return append(append([]byte{}, best.head...), best.delta...), best.name, true
+}
+
+// elfCodecs prepares the ELF codecs that apply to old and nb (those whose
+// transform fails are left out).
+func elfCodecs(old, nb []byte) []*elfCodec {
+	var cs []*elfCodec
+	if eo, en, err := elf.Prepare(old, nb); err == nil {
+		cs = append(cs, &elfCodec{name: repo.CodecELF, base: eo, target: en})
+	}
+	if h, base, err := elf.PrepareMap(old, nb); err == nil {
+		cs = append(cs, &elfCodec{name: repo.CodecELFMap, head: h, base: base, target: nb})
+	}
+	return cs
 }
 
 // deflateDelta makes a deflate-aware delta (repo.CodecDeflate) when both

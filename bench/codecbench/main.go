@@ -2,9 +2,9 @@
 // trees: for every file that both trees hold at one path with different
 // bytes and that a codec applies to (gzip/zlib files, x86-64 ELF files),
 // the size of `zstd -19 --patch-from` of the files (what byte-level delta
-// tools, ours before, pay) against what the publisher now stores: the
-// smallest of a plain delta and the codecs' deltas (for ELF files, the
-// encoded-file and the address-map delta). It prints BENCH lines;
+// tools, ours before, pay) against what the publisher stores
+// (publish.DeltaOf: a plain delta unless a codec's is smaller; for ELF
+// files, the encoded-file and the address-map delta). It prints BENCH lines;
 // bench/data/codec-pair.sh builds the pair.
 package main
 
@@ -24,6 +24,8 @@ import (
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/delta/deflate"
 	"laptop.org/upgrade/delta/elf"
+	"laptop.org/upgrade/publish"
+	"laptop.org/upgrade/repo"
 )
 
 // kind is one codec's tally.
@@ -41,6 +43,7 @@ func main() {
 	newDir := flag.String("new", "", "new tree")
 	verbose := flag.Bool("v", false, "print every file")
 	suffix := flag.String("suffix", "", "appended to every BENCH name (a second pair's figures)")
+	best := flag.Bool("best", true, "our deltas as `upgrade-publish add --best` makes them (the zstd command for large contents), as make bench publishes")
 	flag.Parse()
 	if *oldDir == "" || *newDir == "" {
 		log.Fatal("usage: codecbench -old DIR -new DIR")
@@ -48,6 +51,10 @@ func main() {
 	zstd, err := exec.LookPath("zstd")
 	if err != nil {
 		log.Fatal("the zstd command is needed for the --patch-from figure")
+	}
+	cli := ""
+	if *best {
+		cli = zstd
 	}
 	gz, ex := &kind{name: "gz", by: map[string]int{}}, &kind{name: "elf", by: map[string]int{}}
 	err = filepath.WalkDir(*newDir, func(p string, d fs.DirEntry, err error) error {
@@ -66,9 +73,9 @@ func main() {
 		}
 		switch {
 		case deflate.Is(nb) && deflate.Is(ob):
-			return gz.add(zstd, rel, oldPath, p, ob, nb, []codec{deflateDelta}, *verbose)
+			return gz.add(zstd, cli, rel, oldPath, p, ob, nb, *verbose)
 		case elf.Is(nb) && elf.Is(ob):
-			return ex.add(zstd, rel, oldPath, p, ob, nb, []codec{elfDelta, elfMapDelta}, *verbose)
+			return ex.add(zstd, cli, rel, oldPath, p, ob, nb, *verbose)
 		}
 		return nil
 	})
@@ -89,40 +96,17 @@ func main() {
 	}
 }
 
-// A codec makes its delta and applies it (the apply is timed and checked).
-type codec struct {
-	name   string
-	create func(old, nb []byte) ([]byte, error)
-	apply  func(old []byte, d io.Reader, w io.Writer, maxOut int64) error
+// applyFor is each codec's apply (timed and checked on every kept delta).
+var applyFor = map[string]func(old []byte, d io.Reader, w io.Writer, maxOut int64) error{
+	repo.CodecDeflate: deflate.ApplyDelta,
+	repo.CodecELF:     elf.ApplyDelta,
+	repo.CodecELFMap:  elf.ApplyMapDelta,
 }
 
-var (
-	deflateDelta = codec{"deflate", func(old, nb []byte) ([]byte, error) {
-		var b bytes.Buffer
-		err := deflate.CreateDelta(old, nb, &b)
-		return b.Bytes(), err
-	}, deflate.ApplyDelta}
-	elfDelta = codec{"elfx86", func(old, nb []byte) ([]byte, error) {
-		eo, en, err := elf.Prepare(old, nb)
-		if err != nil {
-			return nil, err
-		}
-		var b bytes.Buffer
-		err = delta.Create(eo, bytes.NewReader(en), &b)
-		return b.Bytes(), err
-	}, elf.ApplyDelta}
-	elfMapDelta = codec{"elfmap", func(old, nb []byte) ([]byte, error) {
-		h, base, err := elf.PrepareMap(old, nb)
-		if err != nil {
-			return nil, err
-		}
-		b := bytes.NewBuffer(h)
-		err = delta.Create(base, bytes.NewReader(nb), b)
-		return b.Bytes(), err
-	}, elf.ApplyMapDelta}
-)
-
-func (k *kind) add(zstd, rel, oldPath, newPath string, ob, nb []byte, codecs []codec, verbose bool) error {
+// add tallies one changed file: zstd -19 --patch-from, the Go encoder's
+// plain delta, and what the publisher stores (publish.DeltaOf; with
+// -best, as `upgrade-publish add --best` makes it).
+func (k *kind) add(zstd, cli, rel, oldPath, newPath string, ob, nb []byte, verbose bool) error {
 	pf, err := exec.Command(zstd, "-q", "-19", "--patch-from="+oldPath, "-c", newPath).Output()
 	if err != nil {
 		return fmt.Errorf("zstd --patch-from %s: %v", rel, err)
@@ -131,32 +115,25 @@ func (k *kind) add(zstd, rel, oldPath, newPath string, ob, nb []byte, codecs []c
 	if err := delta.Create(ob, bytes.NewReader(nb), &plain); err != nil {
 		return err
 	}
+	d, codec, err := publish.DeltaOf(cli, ob, nb)
+	if err != nil {
+		return fmt.Errorf("%s: %v", rel, err)
+	}
 	k.files++
 	k.size += int64(len(nb))
 	k.patchFrom += int64(len(pf))
 	k.plain += int64(plain.Len())
-	ours := plain.Len()
-	var sizes []string
-	var best *codec
-	var bestD []byte
-	for i, c := range codecs {
-		d, err := c.create(ob, nb)
-		sizes = append(sizes, fmt.Sprintf("%s %d (%v)", c.name, len(d), err))
-		if err == nil && len(d) < ours {
-			ours, best, bestD = len(d), &codecs[i], d
-		}
-	}
-	if best != nil {
+	k.ours += int64(len(d))
+	if apply := applyFor[codec]; apply != nil {
 		k.kept++
-		k.by[best.name]++
+		k.by[codec]++
 		start := time.Now()
 		var out bytes.Buffer
-		if err := best.apply(ob, bytes.NewReader(bestD), &out, int64(len(nb))); err != nil || !bytes.Equal(out.Bytes(), nb) {
-			return fmt.Errorf("%s: the %s delta does not give the new file (%v)", rel, best.name, err)
+		if err := apply(ob, bytes.NewReader(d), &out, int64(len(nb))); err != nil || !bytes.Equal(out.Bytes(), nb) {
+			return fmt.Errorf("%s: the %s delta does not give the new file (%v)", rel, codec, err)
 		}
 		k.apply += time.Since(start)
 	}
-	k.ours += int64(ours)
 	if k.name == "gz" {
 		if oc, nc := gunzip(ob), gunzip(nb); len(oc) > 0 && nc != nil {
 			var cd bytes.Buffer
@@ -166,7 +143,7 @@ func (k *kind) add(zstd, rel, oldPath, newPath string, ob, nb []byte, codecs []c
 		}
 	}
 	if verbose {
-		fmt.Printf("%-60s %8d patch-from %8d plain %8d %v\n", rel, len(nb), len(pf), plain.Len(), sizes)
+		fmt.Printf("%-60s %8d patch-from %8d plain %8d ours %8d %s\n", rel, len(nb), len(pf), plain.Len(), len(d), codec)
 	}
 	return nil
 }
