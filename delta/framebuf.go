@@ -12,10 +12,10 @@ import (
 //
 // They live outside the Go heap, in anonymous mappings of a fixed size per
 // class. An upgrade runs under a tight soft memory limit (engine/memory.go),
-// so every byte of garbage brings the next collection closer: grown and
-// dropped frame buffers were a third of the Go pair's garbage (37 of 120
-// MB), and the collector ran ~60 times in a 2 s upgrade. A mapping costs
-// the collector nothing, and only the pages a frame touches are resident.
+// so every byte of garbage brings the next collection closer, and grown and
+// dropped frame buffers were a third of an upgrade's garbage. A mapping
+// costs the collector nothing, and only the pages a frame touches are
+// resident.
 // Kept sets are unmapped by Release.
 type frameBuf struct {
 	in, out []byte

@@ -17,9 +17,9 @@ import (
 // from the top); nothing partial is returned.
 //
 // The entry lines are independent, so they are decoded in parallel, in
-// chunks of whole lines: encoding/json reads ~25 MB/s on one core here, and
-// a 16k-entry manifest (2.4 MB) cost an upgrade 115 ms twice (the running
-// version's and the target's) before anything else could start.
+// chunks of whole lines: an upgrade decodes two manifests (the running
+// version's and the target's) before anything else can start
+// (bench/manual.md, "Figures behind design choices").
 func Decode(b []byte, pol Policy) (*Manifest, error) {
 	limit := pol.MaxEntries
 	if limit <= 0 {
@@ -123,8 +123,8 @@ func splitLines(body []byte, n, parts int) []lineChunk {
 
 // decodeLines decodes the lines of b into es; first is the index of es[0]
 // among all entries (the manifest's line first+2). One decoder reads the
-// whole chunk (a decoder per line made 30 MB of garbage for a 16k-entry
-// manifest, and a job's collector runs against a tight memory limit); each
+// whole chunk, since a decoder per line is mostly garbage and a job's
+// collector runs against a tight memory limit; each
 // value must end where its line does, so that a line holds exactly one
 // object, as the encoder writes it.
 func decodeLines(b []byte, es []Entry, first int) error {

@@ -19,8 +19,8 @@ import (
 // new runtime, the analysis framework and more. A delta of the new vet
 // against the old vet must spell out all of that new code again; against
 // the old vet *and the new fix* (which the client places first) it mostly
-// refers to fix. Measured on Go 1.26.8 -> 1.27.3: vet 2.22 MB -> 1.02 MB,
-// cover 1.43 -> 0.88, link 1.85 -> 1.37.
+// refers to fix, which often halves it (bench/manual.md, "Figures behind
+// design choices").
 const (
 	companionMin   = 1 << 20 // only files this large are worth the search
 	companionMax   = 64      // files considered (the search is quadratic)

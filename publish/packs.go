@@ -20,8 +20,8 @@ import (
 // Packs. A typical update is mostly many small things: hundreds of tiny
 // deltas of source files, a thousand new small files of a few packages.
 // One by one, each costs a request, a staging file and a commit, and each
-// small file compresses alone (a Debian update's new files: 9.8 MB as
-// separate zstd -19 objects, 8.4 MB as one stream). A pack is one solid
+// small file compresses alone, without its neighbours' context (figures in
+// bench/manual.md, "Figures behind design choices"). A pack is one solid
 // zstd stream of such items for clients upgrading from the newest previous
 // version: the smallest delta from that version for each changed content,
 // and the raw content of each new content that has no delta.

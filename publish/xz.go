@@ -13,13 +13,11 @@ import (
 )
 
 // xz packs (Options.Best, when the xz command is installed). LZMA2 after
-// the x86 branch filter beats zstd -19 by 10-15 % on executables and
-// libraries: measured on the Debian pair, packs of new libraries 1.43 MB
-// zstd -> 1.29 MB, libcrypto.so.3 (4.7 MB) 1.64 -> 1.41 MB; on text and
-// on packs of deltas (already zstd inside) it saves 1-3 %. Clients decode
-// xz at ~30 MB/s a core against zstd's ~250, so a pack is stored as xz
-// only where it saves at least xzMinSaving: bytes on a school link cost
-// more than a core's time, but not for a percent.
+// the x86 branch filter beats zstd -19 on executables and libraries, but
+// barely on text and deltas, and clients decode it several times slower
+// (bench/manual.md, "Figures behind design choices"), so a pack is stored
+// as xz only where it saves at least xzMinSaving: bytes on a school link
+// cost more than a core's time, but not for a percent.
 const (
 	xzMinSaving = 0.05
 	// xzLoneMax: a new content of at least packItemMax bytes with no
