@@ -14,7 +14,6 @@ import (
 
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/delta/deflate"
-	"laptop.org/upgrade/delta/elf"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
@@ -319,10 +318,8 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	switch a.Delta.Codec {
 	case repo.CodecDeflate:
 		return ap.applyCodec(deflate.ApplyDelta, base, d, w, a.Entry.Size)
-	case repo.CodecELF:
-		return ap.applyCodec(elf.ApplyDelta, base, d, w, a.Entry.Size)
-	case repo.CodecELFMap:
-		return ap.applyCodec(elf.ApplyMapDelta, base, d, w, a.Entry.Size)
+	case repo.CodecELF, repo.CodecELFMap:
+		return ap.applyELF(a.Delta.Codec, base, d, w, a.Entry.Size)
 	}
 	files := []*os.File{base}
 	if a.With != "" {
@@ -341,16 +338,16 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	if len(dict.b) >= bigDict {
 		ap.big <- struct{}{}
 		defer func() { <-ap.big }()
+		defer dropWhile(dict.drop)()
 	}
-	_, err = delta.Apply(dict.b, d, &dropper{w: w, d: dict, left: dropEvery}, a.Entry.Size)
+	_, err = delta.Apply(dict.b, d, &dropper{w: w, drop: dict.drop, left: dropEvery}, a.Entry.Size)
 	return err
 }
 
-// applyCodec applies a delta of a codec (repo.CodecDeflate, CodecELF,
-// CodecELFMap) to
-// the mapped base: the codec transforms the base in memory (bounded by
-// deflate.MaxPuff, elf.MaxSize) and streams its inverse transform of the
-// patched output; the caller checks the result's digest.
+// applyCodec applies a delta of repo.CodecDeflate to the mapped base: the
+// codec transforms the base in memory (bounded by deflate.MaxPuff) and
+// streams its inverse transform of the patched output; the caller checks
+// the result's digest. (The ELF codecs transform in place: applyELF.)
 // A large base takes the big slot: its transformed copy is on the heap.
 func (ap *applier) applyCodec(apply func([]byte, io.Reader, io.Writer, int64) error, base *os.File, d io.Reader, w io.Writer, size int64) error {
 	dict, err := mapDict(base)

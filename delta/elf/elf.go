@@ -93,12 +93,14 @@ func spans(b []byte, size uint64) ([]span, error) {
 
 // step handles the instruction at win[0], at address addr, rewriting its
 // operand in place, and returns its length (1 for bytes that do not
-// decode). win holds maxInst bytes, or the rest of the span if shorter.
-func (s *span) step(win []byte, addr uint64, encode bool) int {
+// decode) and where in win it wrote 4 bytes (-1: nowhere). win holds
+// maxInst bytes, or the rest of the span if shorter.
+func (s *span) step(win []byte, addr uint64, encode bool) (n, wrote int) {
 	inst, err := x86asm.Decode(win, 64)
 	if err != nil || inst.Len == 0 {
-		return 1
+		return 1, -1
 	}
+	wrote = -1
 	if inst.PCRel == 4 {
 		o := inst.PCRelOff
 		code := win
@@ -107,31 +109,26 @@ func (s *span) step(win []byte, addr uint64, encode bool) int {
 		switch {
 		case encode && !s.inside(v+next):
 			binary.LittleEndian.PutUint32(code[o:], v+next)
+			wrote = o
 		case !encode && !s.inside(v):
 			// An absolute target outside the segment (encoded), unless
 			// v+next is inside: then it was kept relative.
 			if !s.inside(v + next) {
 				binary.LittleEndian.PutUint32(code[o:], v-next)
+				wrote = o
 			}
 		}
 	}
-	return inst.Len
+	return inst.Len, wrote
 }
 
 func (s *span) inside(a uint32) bool { return a-s.lo < s.hi-s.lo }
 
 // Encode returns the transformed copy of an x86-64 ELF file.
 func Encode(b []byte) ([]byte, error) {
-	sp, err := spans(b, uint64(len(b)))
-	if err != nil {
-		return nil, err
-	}
 	out := append([]byte(nil), b...)
-	for _, s := range sp {
-		code := out[s.off:s.end]
-		for i := 0; i < len(code); {
-			i += s.step(code[i:min(i+maxInst, len(code))], s.vaddr+uint64(i), true)
-		}
+	if err := EncodeInPlace(out, nil); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
