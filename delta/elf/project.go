@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
-
-	"golang.org/x/arch/x86/x86asm"
 )
 
 // Zucchini-style reference matching, reduced to what a client can redo
@@ -126,15 +124,11 @@ func visitRefs(b []byte, ls []load, t Tracker, code func(off int, next uint64), 
 	for _, s := range sp {
 		c := b[s.off:s.end]
 		for i, mark := 0, passEvery; i < len(c); {
-			inst, err := x86asm.Decode(c[i:min(i+maxInst, len(c))], 64)
-			if err != nil || inst.Len == 0 {
-				i++
-				continue
+			n, o := decodeLen(c[i:min(i+maxInst, len(c))])
+			if o >= 0 {
+				code(int(s.off)+i+o, s.vaddr+uint64(i+n))
 			}
-			if inst.PCRel == 4 {
-				code(int(s.off)+i+inst.PCRelOff, s.vaddr+uint64(i+inst.Len))
-			}
-			if i += inst.Len; i >= mark && t != nil {
+			if i += n; i >= mark && t != nil {
 				t.Passed(int(s.off) + i)
 				mark += passEvery
 			}
