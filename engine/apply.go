@@ -60,6 +60,21 @@ func (ap *applier) Written(i verify.Inode) (digest.Digest, bool) {
 	return d, ok
 }
 
+// takeBig waits for the big slot and returns its release. While it holds
+// a base of at least bigDict bytes, the collector keeps the heap tighter
+// (tighten): the base's resident pages come on top of the heap.
+func (ap *applier) takeBig(size int) func() {
+	ap.big <- struct{}{}
+	undo := func() {}
+	if size >= bigDict {
+		undo = tighten()
+	}
+	return func() {
+		undo()
+		<-ap.big
+	}
+}
+
 // bigDict is the dictionary size from which a delta takes the big slot.
 const bigDict = 8 << 20
 
@@ -336,8 +351,7 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	}
 	defer dict.close()
 	if len(dict.b) >= bigDict {
-		ap.big <- struct{}{}
-		defer func() { <-ap.big }()
+		defer ap.takeBig(len(dict.b))()
 		defer dropWhile(dict.drop)()
 	}
 	_, err = delta.Apply(dict.b, d, &dropper{w: w, drop: dict.drop, left: dropEvery}, a.Entry.Size)
@@ -356,8 +370,7 @@ func (ap *applier) applyCodec(apply func([]byte, io.Reader, io.Writer, int64) er
 	}
 	defer dict.close()
 	if len(dict.b) >= bigDict/4 {
-		ap.big <- struct{}{}
-		defer func() { <-ap.big }()
+		defer ap.takeBig(len(dict.b))()
 	}
 	return apply(dict.b, d, w, size)
 }

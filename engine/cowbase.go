@@ -99,8 +99,7 @@ func (ap *applier) applyELF(codec string, base *os.File, d io.Reader, w io.Write
 	}
 	defer cb.close()
 	if len(cb.b) >= bigDict/4 {
-		ap.big <- struct{}{}
-		defer func() { <-ap.big }()
+		defer ap.takeBig(len(cb.b))()
 	}
 	out := w
 	var dec *elf.Decoder
