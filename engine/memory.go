@@ -22,6 +22,8 @@ const jobBytesPerEntry = 500
 var memMu sync.Mutex
 var memJobs int
 var memPrev int64
+var tightened int // tighten calls not undone yet
+var tightPrev int // GOGC before the first of them
 
 // limitMemory applies the job memory limit for a job holding manifests of
 // entries entries in all, for the duration of the job; the returned
@@ -59,17 +61,25 @@ const bigGCPercent = 50
 // whole job bought the same peak with four times the collections.
 func tighten() func() {
 	memMu.Lock()
-	defer memMu.Unlock()
 	if memJobs == 0 {
+		memMu.Unlock()
 		return func() {}
 	}
-	prev := debug.SetGCPercent(bigGCPercent)
-	if prev < bigGCPercent {
-		debug.SetGCPercent(prev) // the process asked for tighter itself
-		return func() {}
+	if tightened++; tightened == 1 {
+		tightPrev = debug.SetGCPercent(bigGCPercent)
+		if tightPrev < bigGCPercent {
+			debug.SetGCPercent(tightPrev) // the process asked for tighter itself
+		}
 	}
+	memMu.Unlock()
 	// The pages a collection frees stay resident until the scavenger
 	// returns them, slowly: return them now.
 	debug.FreeOSMemory()
-	return func() { debug.SetGCPercent(prev) }
+	return func() {
+		memMu.Lock()
+		defer memMu.Unlock()
+		if tightened--; tightened == 0 {
+			debug.SetGCPercent(tightPrev)
+		}
+	}
 }
