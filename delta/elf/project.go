@@ -90,6 +90,25 @@ func shiftAt(sh []Shift, a uint64) int64 {
 	return sh[i-1].By
 }
 
+// shiftCursor looks up shifts like shiftAt, starting from the range of its last
+// answer: addresses come mostly in order (the sweep's) or near each other.
+type shiftCursor struct {
+	sh []Shift
+	i  int // sh[i-1] held the last address looked up (0: before sh[0])
+}
+
+func (s *shiftCursor) at(a uint64) int64 {
+	sh, i := s.sh, s.i
+	if !(i == 0 || sh[i-1].Addr <= a) || !(i == len(sh) || a < sh[i].Addr) {
+		i = sort.Search(len(sh), func(i int) bool { return sh[i].Addr > a })
+		s.i = i
+	}
+	if i == 0 {
+		return 0
+	}
+	return sh[i-1].By
+}
+
 // minPointer: smaller values in data are taken for numbers, not addresses
 // (a PIE image starts at 0).
 const minPointer = 4096
@@ -140,9 +159,11 @@ func visitRefs(b []byte, ls []load, t Tracker, code func(off int, next uint64), 
 		if off%passEvery == 0 && t != nil {
 			t.Passed(off)
 		}
-		v, ok := straddle[off]
-		if !ok {
-			v = binary.LittleEndian.Uint64(b[off:])
+		v := binary.LittleEndian.Uint64(b[off:])
+		if len(straddle) > 0 {
+			if sv, ok := straddle[off]; ok {
+				v = sv
+			}
 		}
 		if v >= lo && v < hi && !inCode(off) {
 			data(off, v)
@@ -169,14 +190,15 @@ func ProjectInPlace(b []byte, sh []Shift, t Tracker) error {
 	if err != nil {
 		return err
 	}
+	from, to := &shiftCursor{sh: sh}, &shiftCursor{sh: sh}
 	return visitRefs(b, ls, t, func(off int, next uint64) {
 		disp := int64(int32(binary.LittleEndian.Uint32(b[off:])))
 		target := uint64(int64(next) + disp)
-		nn := int64(next) + shiftAt(sh, next-1)
-		nt := int64(target) + shiftAt(sh, target)
+		nn := int64(next) + from.at(next-1)
+		nt := int64(target) + to.at(target)
 		put(b, off, 4, uint64(nt-nn), t)
 	}, func(off int, v uint64) {
-		put(b, off, 8, uint64(int64(v)+shiftAt(sh, v)), t)
+		put(b, off, 8, uint64(int64(v)+to.at(v)), t)
 	})
 }
 
