@@ -14,7 +14,6 @@ import (
 
 	"laptop.org/upgrade/delta"
 	"laptop.org/upgrade/delta/deflate"
-	"laptop.org/upgrade/delta/elf"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/manifest"
@@ -59,6 +58,21 @@ type applier struct {
 func (ap *applier) Written(i verify.Inode) (digest.Digest, bool) {
 	d, ok := ap.written[i]
 	return d, ok
+}
+
+// takeBig waits for the big slot and returns its release. While it holds
+// a base of at least bigDict bytes, the collector keeps the heap tighter
+// (tighten): the base's resident pages come on top of the heap.
+func (ap *applier) takeBig(size int) func() {
+	ap.big <- struct{}{}
+	undo := func() {}
+	if size >= bigDict {
+		undo = tighten()
+	}
+	return func() {
+		undo()
+		<-ap.big
+	}
 }
 
 // bigDict is the dictionary size from which a delta takes the big slot.
@@ -319,10 +333,8 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	switch a.Delta.Codec {
 	case repo.CodecDeflate:
 		return ap.applyCodec(deflate.ApplyDelta, base, d, w, a.Entry.Size)
-	case repo.CodecELF:
-		return ap.applyCodec(elf.ApplyDelta, base, d, w, a.Entry.Size)
-	case repo.CodecELFMap:
-		return ap.applyCodec(elf.ApplyMapDelta, base, d, w, a.Entry.Size)
+	case repo.CodecELF, repo.CodecELFMap:
+		return ap.applyELF(a.Delta.Codec, base, d, w, a.Entry.Size)
 	}
 	files := []*os.File{base}
 	if a.With != "" {
@@ -339,18 +351,17 @@ func (ap *applier) applyDeltaFrom(a *Action, d io.Reader, w io.Writer) error {
 	}
 	defer dict.close()
 	if len(dict.b) >= bigDict {
-		ap.big <- struct{}{}
-		defer func() { <-ap.big }()
+		defer ap.takeBig(len(dict.b))()
+		defer dropWhile(dict.drop)()
 	}
-	_, err = delta.Apply(dict.b, d, &dropper{w: w, d: dict, left: dropEvery}, a.Entry.Size)
+	_, err = delta.Apply(dict.b, d, &dropper{w: w, drop: dict.drop, left: dropEvery}, a.Entry.Size)
 	return err
 }
 
-// applyCodec applies a delta of a codec (repo.CodecDeflate, CodecELF,
-// CodecELFMap) to
-// the mapped base: the codec transforms the base in memory (bounded by
-// deflate.MaxPuff, elf.MaxSize) and streams its inverse transform of the
-// patched output; the caller checks the result's digest.
+// applyCodec applies a delta of repo.CodecDeflate to the mapped base: the
+// codec transforms the base in memory (bounded by deflate.MaxPuff) and
+// streams its inverse transform of the patched output; the caller checks
+// the result's digest. (The ELF codecs transform in place: applyELF.)
 // A large base takes the big slot: its transformed copy is on the heap.
 func (ap *applier) applyCodec(apply func([]byte, io.Reader, io.Writer, int64) error, base *os.File, d io.Reader, w io.Writer, size int64) error {
 	dict, err := mapDict(base)
@@ -359,8 +370,7 @@ func (ap *applier) applyCodec(apply func([]byte, io.Reader, io.Writer, int64) er
 	}
 	defer dict.close()
 	if len(dict.b) >= bigDict/4 {
-		ap.big <- struct{}{}
-		defer func() { <-ap.big }()
+		defer ap.takeBig(len(dict.b))()
 	}
 	return apply(dict.b, d, w, size)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -74,15 +75,46 @@ const dropEvery = delta.PieceSize
 // every dropEvery bytes written.
 type dropper struct {
 	w    io.Writer
-	d    *dict
+	drop func()
 	left int
 }
 
 func (w *dropper) Write(p []byte) (int, error) {
 	n, err := w.w.Write(p)
 	if w.left -= n; w.left <= 0 {
-		w.d.drop()
+		w.drop()
 		w.left = dropEvery
 	}
 	return n, err
+}
+
+// dropTick is how often dropWhile drops a large dictionary's pages.
+const dropTick = 3 * time.Millisecond
+
+// dropWhile calls drop every dropTick until the returned function is
+// called. Decoding one frame of a delta against a large dictionary
+// touches pages all over it, and each fault maps its neighbours too (the
+// kernel's fault-around): a frame against a 26 MB executable and a 14 MB
+// second base mapped 25 MB of them before the frame's output came back to
+// the dropper. The pages stay in the page cache; a dropped page that is
+// read again costs a minor fault.
+func dropWhile(drop func()) (stop func()) {
+	t := time.NewTicker(dropTick)
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-t.C:
+				drop()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		t.Stop()
+		close(done)
+		<-finished
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -61,6 +62,7 @@ func main() {
 			last = p.Phase
 			phase.Store(p.Phase)
 			if *heapAt == string(p.Phase) && *mem != "" {
+				runtime.GC() // the profile is as of the last collection: make it now
 				f, err := os.Create(*mem + "." + *heapAt)
 				check(err)
 				check(pprof.Lookup("heap").WriteTo(f, 0))

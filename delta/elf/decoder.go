@@ -75,7 +75,8 @@ func (d *Decoder) flush(final bool) error {
 			}
 			n = len(b) - i // the file is short: the digest check fails
 		}
-		i += sp.step(b[i:i+n], sp.vaddr+(off-sp.off), false)
+		k, _ := sp.step(b[i:i+n], sp.vaddr+(off-sp.off), false)
+		i += k
 	}
 	if _, err := d.w.Write(b[:i]); err != nil {
 		return err

@@ -8,8 +8,9 @@ import (
 	"laptop.org/upgrade/errdefs"
 )
 
-// MaxSize bounds the files this codec takes: a client holds the encoded
-// copy of the old file in memory (the new one streams through).
+// MaxSize bounds the files this codec takes: a client transforms its old
+// file in memory (in place, in a copy-on-write mapping: EncodeInPlace,
+// ProjectInPlace; the new one streams through).
 const MaxSize = 32 << 20
 
 // ErrUnsupported: an ELF file whose encoding this package cannot undo

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
-
-	"golang.org/x/arch/x86/x86asm"
 )
 
 // Zucchini-style reference matching, reduced to what a client can redo
@@ -92,6 +90,25 @@ func shiftAt(sh []Shift, a uint64) int64 {
 	return sh[i-1].By
 }
 
+// shiftCursor looks up shifts like shiftAt, starting from the range of its last
+// answer: addresses come mostly in order (the sweep's) or near each other.
+type shiftCursor struct {
+	sh []Shift
+	i  int // sh[i-1] held the last address looked up (0: before sh[0])
+}
+
+func (s *shiftCursor) at(a uint64) int64 {
+	sh, i := s.sh, s.i
+	if !(i == 0 || sh[i-1].Addr <= a) || !(i == len(sh) || a < sh[i].Addr) {
+		i = sort.Search(len(sh), func(i int) bool { return sh[i].Addr > a })
+		s.i = i
+	}
+	if i == 0 {
+		return 0
+	}
+	return sh[i-1].By
+}
+
 // minPointer: smaller values in data are taken for numbers, not addresses
 // (a PIE image starts at 0).
 const minPointer = 4096
@@ -99,28 +116,14 @@ const minPointer = 4096
 // visitRefs calls code for every 4-byte PC-relative operand in b's
 // executable segments (at file offset off, the instruction ending at
 // address next) and data for every 8-aligned word elsewhere in the file
-// whose value lies in the image.
-func visitRefs(b []byte, ls []load, code func(off int, next uint64), data func(off int, v uint64)) error {
+// whose value lies in the image, telling t (if not nil) how far each pass
+// got. The callbacks may rewrite b where they are called: every value
+// visitRefs reads is the one b held before the calls.
+func visitRefs(b []byte, ls []load, t Tracker, code func(off int, next uint64), data func(off int, v uint64)) error {
 	sp, err := spans(b, uint64(len(b)))
 	if err != nil {
 		return err
 	}
-	for _, s := range sp {
-		c := b[s.off:s.end]
-		for i := 0; i < len(c); {
-			inst, err := x86asm.Decode(c[i:min(i+maxInst, len(c))], 64)
-			if err != nil || inst.Len == 0 {
-				i++
-				continue
-			}
-			if inst.PCRel == 4 {
-				code(int(s.off)+i+inst.PCRelOff, s.vaddr+uint64(i+inst.Len))
-			}
-			i += inst.Len
-		}
-	}
-	lo, hi := image(ls)
-	lo = max(lo, minPointer)
 	inCode := func(off int) bool {
 		for _, s := range sp {
 			if uint64(off) >= s.off && uint64(off) < s.end {
@@ -129,8 +132,39 @@ func visitRefs(b []byte, ls []load, code func(off int, next uint64), data func(o
 		}
 		return false
 	}
+	// A data word that starts before a segment and ends in it would be
+	// read after code rewrote its tail: read it now.
+	straddle := map[int]uint64{}
+	for _, s := range sp {
+		if off := int(s.off) &^ 7; off < int(s.off) && off+8 <= len(b) && !inCode(off) {
+			straddle[off] = binary.LittleEndian.Uint64(b[off:])
+		}
+	}
+	for _, s := range sp {
+		c := b[s.off:s.end]
+		for i, mark := 0, passEvery; i < len(c); {
+			n, o := decodeLen(c[i:min(i+maxInst, len(c))])
+			if o >= 0 {
+				code(int(s.off)+i+o, s.vaddr+uint64(i+n))
+			}
+			if i += n; i >= mark && t != nil {
+				t.Passed(int(s.off) + i)
+				mark += passEvery
+			}
+		}
+	}
+	lo, hi := image(ls)
+	lo = max(lo, minPointer)
 	for off := 0; off+8 <= len(b); off += 8 {
+		if off%passEvery == 0 && t != nil {
+			t.Passed(off)
+		}
 		v := binary.LittleEndian.Uint64(b[off:])
+		if len(straddle) > 0 {
+			if sv, ok := straddle[off]; ok {
+				v = sv
+			}
+		}
 		if v >= lo && v < hi && !inCode(off) {
 			data(off, v)
 		}
@@ -141,21 +175,31 @@ func visitRefs(b []byte, ls []load, code func(off int, next uint64), data func(o
 // Project returns old with its references rewritten as new is predicted
 // to hold them, given where old's addresses moved (sh, sorted by Addr).
 func Project(old []byte, sh []Shift) ([]byte, error) {
-	ls, err := loads(old, uint64(len(old)))
-	if err != nil {
+	out := append([]byte(nil), old...)
+	if err := ProjectInPlace(out, sh, nil); err != nil {
 		return nil, err
 	}
-	out := append([]byte(nil), old...)
-	err = visitRefs(old, ls, func(off int, next uint64) {
-		disp := int64(int32(binary.LittleEndian.Uint32(old[off:])))
+	return out, nil
+}
+
+// ProjectInPlace is Project rewriting b itself (a private copy of the old
+// file the caller owns), telling t (if not nil) where it wrote and how far
+// it got.
+func ProjectInPlace(b []byte, sh []Shift, t Tracker) error {
+	ls, err := loads(b, uint64(len(b)))
+	if err != nil {
+		return err
+	}
+	from, to := &shiftCursor{sh: sh}, &shiftCursor{sh: sh}
+	return visitRefs(b, ls, t, func(off int, next uint64) {
+		disp := int64(int32(binary.LittleEndian.Uint32(b[off:])))
 		target := uint64(int64(next) + disp)
-		nn := int64(next) + shiftAt(sh, next-1)
-		nt := int64(target) + shiftAt(sh, target)
-		binary.LittleEndian.PutUint32(out[off:], uint32(nt-nn))
+		nn := int64(next) + from.at(next-1)
+		nt := int64(target) + to.at(target)
+		put(b, off, 4, uint64(nt-nn), t)
 	}, func(off int, v uint64) {
-		binary.LittleEndian.PutUint64(out[off:], uint64(int64(v)+shiftAt(sh, v)))
+		put(b, off, 8, uint64(int64(v)+to.at(v)), t)
 	})
-	return out, err
 }
 
 // masked returns b with every reference visitRefs finds zeroed, so that
@@ -166,7 +210,7 @@ func masked(b []byte) ([]byte, []load, error) {
 		return nil, nil, err
 	}
 	out := append([]byte(nil), b...)
-	err = visitRefs(b, ls, func(off int, _ uint64) {
+	err = visitRefs(b, ls, nil, func(off int, _ uint64) {
 		binary.LittleEndian.PutUint32(out[off:], 0)
 	}, func(off int, _ uint64) {
 		binary.LittleEndian.PutUint64(out[off:], 0)
