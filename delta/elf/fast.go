@@ -78,6 +78,12 @@ func decodeLen(win []byte) (n, pcrel int) {
 	if n, pcrel, ok := fastLen(win); ok {
 		return n, pcrel
 	}
+	return asmLen(win)
+}
+
+// asmLen is decodeLen by x86asm alone: the reference fastLen must agree
+// with, since deltas already published were made with it.
+func asmLen(win []byte) (n, pcrel int) {
 	inst, err := x86asm.Decode(win, 64)
 	if err != nil || inst.Len == 0 {
 		return 1, -1

@@ -4,21 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
-
-	"golang.org/x/arch/x86/x86asm"
 )
-
-// slowLen is decodeLen by x86asm alone.
-func slowLen(win []byte) (n, pcrel int) {
-	inst, err := x86asm.Decode(win, 64)
-	if err != nil || inst.Len == 0 {
-		return 1, -1
-	}
-	if inst.PCRel != 4 {
-		return inst.Len, -1
-	}
-	return inst.Len, inst.PCRelOff
-}
 
 // checkFast fails if fastLen takes win and disagrees with x86asm; it
 // returns whether fastLen took it.
@@ -27,7 +13,7 @@ func checkFast(t *testing.T, win []byte) bool {
 	if !ok {
 		return false
 	}
-	if sn, sp := slowLen(win); n != sn || pcrel != sp {
+	if sn, sp := asmLen(win); n != sn || pcrel != sp {
 		t.Fatalf("% x: fastLen says length %d, PC-relative operand at %d; x86asm says %d, %d", win, n, pcrel, sn, sp)
 	}
 	return true
