@@ -143,13 +143,28 @@ func TestBusyAndManyClients(t *testing.T) {
 // The pace the API promises (docs/dbus-api.md): at most about 10
 // PropertiesChanged per second, and never a second without one while bytes
 // move. The daemon ticks every 100 ms; the limits below leave room for a
-// loaded machine delaying the receiving test (a late reader sees a burst
-// and then a gap that the daemon never sent).
+// loaded machine delaying the receiving test: a late reader sees a gap
+// that the daemon never made, then the notifications held up in it
+// arriving at once, so a window right after a gap may hold one more per
+// paceTick of that gap (seen in a loaded run: a 916 ms gap, then 19 in a
+// second).
 const (
-	paceMaxRate  = 11.0            // average per second over the download
-	paceMaxBurst = 15              // in any one-second window as received
-	paceMaxGap   = 2 * time.Second // between notifications while BytesDone moves
+	paceMaxRate  = 11.0                   // average per second over the download
+	paceMaxBurst = 15                     // in any one-second window as received, plus the backlog of a gap
+	paceMaxGap   = 2 * time.Second        // between notifications while BytesDone moves
+	paceTick     = 100 * time.Millisecond // the daemon's throttle
 )
+
+// gapBefore is the longest gap between notifications received in the
+// second before cs[i]: the time in which a delayed reader let a backlog
+// build up.
+func gapBefore(cs []change, i int) time.Duration {
+	var g time.Duration
+	for k := i; k > 0 && cs[i].at.Sub(cs[k].at) < time.Second; k-- {
+		g = max(g, cs[k].at.Sub(cs[k-1].at))
+	}
+	return g
+}
 
 // checkPace judges the notifications received during the download: from
 // the first to the last PropertiesChanged that carries BytesDone.
@@ -167,10 +182,19 @@ func checkPace(t *testing.T, cs []change) {
 	if first < 0 || last-first < 5 {
 		t.Fatalf("only %d notifications carried BytesDone: too few to judge the pace", last-first+1)
 	}
-	dl := cs[first : last+1]
+	summary, errs := judgePace(cs[first : last+1])
+	t.Log(summary)
+	for _, e := range errs {
+		t.Error(e)
+	}
+}
+
+// judgePace judges the pace of the notifications dl (two or more): a
+// summary, and what breaks the limits above.
+func judgePace(dl []change) (summary string, errs []string) {
 	span := dl[len(dl)-1].at.Sub(dl[0].at)
 	var maxGap time.Duration
-	burst := 0
+	burst, allowed := 0, paceMaxBurst
 	for i := range dl {
 		if i > 0 {
 			maxGap = max(maxGap, dl[i].at.Sub(dl[i-1].at))
@@ -179,15 +203,19 @@ func checkPace(t *testing.T, cs []change) {
 		for j := i; j < len(dl) && dl[j].at.Sub(dl[i].at) < time.Second; j++ {
 			n++
 		}
-		burst = max(burst, n)
+		limit := paceMaxBurst + int(gapBefore(dl, i)/paceTick)
+		if n-limit > burst-allowed {
+			burst, allowed = n, limit
+		}
 	}
 	rate := float64(len(dl)-1) / span.Seconds()
-	t.Logf("download: %d PropertiesChanged over %v: %.1f/s on average, at most %d in a second, longest gap %v",
+	summary = fmt.Sprintf("download: %d PropertiesChanged over %v: %.1f/s on average, at most %d in a second, longest gap %v",
 		len(dl), span.Round(time.Millisecond), rate, burst, maxGap.Round(time.Millisecond))
-	if rate > paceMaxRate || burst > paceMaxBurst {
-		t.Errorf("PropertiesChanged floods: %.1f/s on average (max %.0f), %d in one second (max %d)", rate, paceMaxRate, burst, paceMaxBurst)
+	if rate > paceMaxRate || burst > allowed {
+		errs = append(errs, fmt.Sprintf("PropertiesChanged floods: %.1f/s on average (max %.0f), %d in one second (max %d after the gap before it)", rate, paceMaxRate, burst, allowed))
 	}
 	if maxGap > paceMaxGap {
-		t.Errorf("PropertiesChanged stalled for %v while bytes moved (max %v)", maxGap, paceMaxGap)
+		errs = append(errs, fmt.Sprintf("PropertiesChanged stalled for %v while bytes moved (max %v)", maxGap, paceMaxGap))
 	}
+	return summary, errs
 }
