@@ -40,6 +40,8 @@ func mapCOW(f *os.File) (*cowBase, error) {
 	case size > elf.MaxSize:
 		return nil, fmt.Errorf("delta base over %d bytes: %w", elf.MaxSize, errdefs.ErrTooLarge)
 	}
+	// MAP_PRIVATE: the transform's writes never reach the file, which is
+	// the running slot's (and shares its inode with the clone's links).
 	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %s: %w", f.Name(), err)

@@ -12,6 +12,7 @@ import (
 
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/internal/testrepo"
+	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
 )
 
@@ -186,4 +187,7 @@ func (tc elfCase) run(t *testing.T, rp *testrepo.Repo, url string) {
 		t.Fatal(err)
 	}
 	checkSlotB(t, ctx, cfg, rp.Trees[1])
+	// The ELF codecs transform their base, slot a's file (whose inode slot
+	// b's clone shared), in a private mapping: slot a is still version 1.
+	checkSlot(t, ctx, cfg, layout.SlotA, rp.Trees[0])
 }

@@ -170,16 +170,22 @@ func openNewest(t *testing.T, ctx context.Context, cfg *engine.Config) (*engine.
 // checkSlotB fails the test unless slot b holds exactly tree.
 func checkSlotB(t *testing.T, ctx context.Context, cfg *engine.Config, tree string) {
 	t.Helper()
+	checkSlot(t, ctx, cfg, layout.SlotB, tree)
+}
+
+// checkSlot fails unless slot holds exactly tree (paths, modes, contents).
+func checkSlot(t *testing.T, ctx context.Context, cfg *engine.Config, slot layout.Slot, tree string) {
+	t.Helper()
 	wantM, err := manifest.Scan(ctx, tree)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gotM, err := manifest.Scan(ctx, cfg.Root.Slot(layout.SlotB))
+	gotM, err := manifest.Scan(ctx, cfg.Root.Slot(slot))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(wantM.Entries, gotM.Entries); diff != "" {
-		t.Fatalf("slot b differs from %s (-want +got):\n%s", tree, diff)
+		t.Fatalf("slot %s differs from %s (-want +got):\n%s", slot, tree, diff)
 	}
 }
 
