@@ -9,7 +9,7 @@
 FUZZ_TARGETS := manifest:FuzzDecode manifest:FuzzDecodePolicies \
 	repo:FuzzOpenIndex repo:FuzzOpenIndexSigned repo:FuzzParseDelivery repo:FuzzLeanDelivery repo:FuzzOpenBundle \
 	delta:FuzzApply delta:FuzzXZReader delta/deflate:FuzzPuff delta/deflate:FuzzHuff delta/elf:FuzzDecoder \
-	delta/elf:FuzzApplyMapDelta delta/elf:FuzzProject \
+	delta/elf:FuzzApplyMapDelta delta/elf:FuzzProject delta/elf:FuzzFastLen \
 	bootptr:FuzzDecode initrd:FuzzParseCmdline initrd:FuzzWithMark \
 	layout:FuzzParseVersion dbusapi:FuzzParseOptions daemon:FuzzParseFileConfig
 FUZZTIME_SHORT ?= 10s
