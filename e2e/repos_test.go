@@ -97,6 +97,11 @@ func publishRepo(t *testing.T, name string, extra func(tree string, v int)) *pub
 func publishRepoWith(t *testing.T, name string, extra func(tree string, v int), addFlags func(v int) []string) *pubRepo {
 	t.Helper()
 	base := filepath.Join(sharedDir, name)
+	// Each call publishes anew: a run of -count=N or a second test with the
+	// same name would otherwise find the first one's key and repository.
+	if err := os.RemoveAll(base); err != nil {
+		t.Fatal(err)
+	}
 	rp := &pubRepo{Dir: filepath.Join(base, "repo"), KeysDir: filepath.Join(base, "trusted"), template: filepath.Join(base, "template", "root")}
 	for _, d := range []string{rp.KeysDir, filepath.Join(base, "secret"), filepath.Dir(rp.template)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
