@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
@@ -109,12 +111,7 @@ func TestDirectorySwappedForSymlink(t *testing.T) {
 				if p.Phase != engine.PhaseApplying || p.ItemsDone < 1 {
 					return
 				}
-				once.Do(func() {
-					p := filepath.Join(slot, dir)
-					if swapErr = os.Rename(p, p+".swapped"); swapErr == nil {
-						swapErr = os.Symlink(canary, p)
-					}
-				})
+				once.Do(func() { swapErr = swapForSymlink(filepath.Join(slot, dir), canary) })
 			}})
 			if swapErr != nil {
 				t.Fatalf("swap: %v", swapErr)
@@ -130,4 +127,17 @@ func TestDirectorySwappedForSymlink(t *testing.T) {
 			w.goodAttempt()
 		})
 	}
+}
+
+// swapForSymlink replaces directory p by a symlink to target in one atomic
+// step (RENAME_EXCHANGE), as an attacker racing the apply would: a rename
+// followed by a symlink leaves a moment in which p does not exist, and an
+// apply that meets that moment fails with ENOENT, which says nothing about
+// whether it would have followed the symlink.
+func swapForSymlink(p, target string) error {
+	tmp := p + ".swapped"
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	return unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p, unix.RENAME_EXCHANGE)
 }
