@@ -51,9 +51,23 @@ func TestBinaryDeps(t *testing.T) {
 			need: []string{"laptop.org/upgrade/dbusapi", "github.com/godbus/dbus/v5"},
 		},
 		{
-			// The daemon downloads: the check below must see what it links.
-			cmd:  "upgraded",
-			need: []string{"net/http", "laptop.org/upgrade/fetch", "laptop.org/upgrade/engine", "laptop.org/upgrade/daemon/bus"},
+			// The daemon stays resident and only answers D-Bus: the engine
+			// and the downloader run in upgrade-worker (docs/architecture.md).
+			// It keeps netlink (netmon) to wait for a route to a mirror.
+			cmd: "upgraded",
+			forbid: []string{"net/http", "vendor/golang.org/x/net/http", "github.com/hashicorp/go-retryablehttp",
+				"laptop.org/upgrade/fetch", "laptop.org/upgrade/engine", "laptop.org/upgrade/delta",
+				"laptop.org/upgrade/publish", "laptop.org/upgrade/daemon/worker/serve"},
+			need: []string{"laptop.org/upgrade/daemon", "laptop.org/upgrade/daemon/bus", "laptop.org/upgrade/daemon/worker",
+				"laptop.org/upgrade/netmon", "github.com/vishvananda/netlink"},
+		},
+		{
+			// The worker downloads and builds a slot, and speaks to no
+			// one but its daemon (it links godbus only through the
+			// journal's log handler, package systemd).
+			cmd:    "upgrade-worker",
+			forbid: []string{"laptop.org/upgrade/daemon/bus", "laptop.org/upgrade/dbusapi", "laptop.org/upgrade/bgpolicy"},
+			need:   []string{"net/http", "laptop.org/upgrade/fetch", "laptop.org/upgrade/engine", "laptop.org/upgrade/daemon/worker/serve"},
 		},
 	} {
 		t.Run(tc.cmd, func(t *testing.T) {

@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"laptop.org/upgrade/daemon/worker"
-	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
 )
 
 // Check queries the repository, in a worker: what is available and what it
 // would cost.
-func (d *Daemon) Check(ctx context.Context, version layout.Version) (*engine.Result, bool, error) {
+func (d *Daemon) Check(ctx context.Context, version layout.Version) (*report.Result, bool, error) {
 	d.mu.Lock()
 	if err := d.busyLocked(); err != nil {
 		d.mu.Unlock()

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"laptop.org/upgrade/daemon/worker"
-	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
 )
 
 // JobOpts are the options of Upgrade(s version, a{sv} options).
@@ -139,18 +139,18 @@ const (
 
 // progress shows the engine's progress; PhaseDone ends the engine's part,
 // not the job, so the state stays that of the last phase.
-func (d *Daemon) progress(p engine.Progress) {
+func (d *Daemon) progress(p report.Progress) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.cancel == nil {
 		return
 	}
 	state := p.Phase
-	if state == engine.PhaseDone {
+	if state == report.PhaseDone {
 		state = d.st.State
 	}
 	d.setProgressLocked(state, uint32(p.Percent()*engineShare/100))
-	if p.Phase == engine.PhaseDownloading {
+	if p.Phase == report.PhaseDownloading {
 		d.st.BytesDone, d.st.BytesTotal = uint64(max(p.BytesDone, 0)), uint64(max(p.BytesTotal, 0))
 	}
 }
@@ -172,7 +172,7 @@ func (d *Daemon) run(ctx context.Context, s worker.Settings, tries int, run Runn
 	if res != nil && err == nil {
 		c := res.Counts
 		d.cfg.Logf("job %d: version %d into slot %s: keep %d, link %d, copy %d, delta %d, object %d; fetched %d bytes (resumed %v, drift %d)",
-			run.Job, res.Version, res.Slot, c[engine.Keep], c[engine.Link], c[engine.Copy], c[engine.Delta], c[engine.Object], res.Fetched, res.Resumed, len(res.Drift))
+			run.Job, res.Version, res.Slot, c[report.Keep], c[report.Link], c[report.Copy], c[report.Delta], c[report.Object], res.Fetched, res.Resumed, len(res.Drift))
 	}
 	if res != nil {
 		d.record(res, err == nil && run.Opts.DownloadOnly)
@@ -190,7 +190,7 @@ func (d *Daemon) run(ctx context.Context, s worker.Settings, tries int, run Runn
 }
 
 // record shows what the engine built; staged: it waits for Apply.
-func (d *Daemon) record(res *engine.Result, staged bool) {
+func (d *Daemon) record(res *report.Result, staged bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.st.TargetVersion = res.Version.String()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"laptop.org/upgrade/daemon/worker"
+	"laptop.org/upgrade/daemon/worker/serve"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/internal/testrepo"
 )
@@ -16,7 +17,7 @@ const workerEnv = "DAEMON_TEST_WORKER"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
-		os.Exit(worker.Main(context.Background()))
+		os.Exit(serve.Main(context.Background()))
 	}
 	code := m.Run()
 	testrepo.Cleanup()

@@ -3,7 +3,7 @@ package daemon
 import (
 	"testing"
 
-	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/report"
 )
 
 // TestProgressNeverGoesBack: a job's Progress only grows, through every
@@ -13,15 +13,15 @@ import (
 // the job's end.
 func TestProgressNeverGoesBack(t *testing.T) {
 	d := &Daemon{cancel: func() {}}
-	events := []engine.Progress{
-		{Phase: engine.PhaseChecking},
-		{Phase: engine.PhaseCloning, ItemsDone: 5, ItemsTotal: 10},
-		{Phase: engine.PhaseDownloading, BytesDone: 50, BytesTotal: 100},
-		{Phase: engine.PhaseDownloading, BytesDone: 10, BytesTotal: 100}, // a retry after a lost link
-		{Phase: engine.PhaseDownloading, BytesDone: 100, BytesTotal: 100},
-		{Phase: engine.PhaseApplying, ItemsDone: 10, ItemsTotal: 10},
-		{Phase: engine.PhaseVerifying, ItemsDone: 10, ItemsTotal: 10},
-		{Phase: engine.PhaseDone, BytesDone: 100, BytesTotal: 100},
+	events := []report.Progress{
+		{Phase: report.PhaseChecking},
+		{Phase: report.PhaseCloning, ItemsDone: 5, ItemsTotal: 10},
+		{Phase: report.PhaseDownloading, BytesDone: 50, BytesTotal: 100},
+		{Phase: report.PhaseDownloading, BytesDone: 10, BytesTotal: 100}, // a retry after a lost link
+		{Phase: report.PhaseDownloading, BytesDone: 100, BytesTotal: 100},
+		{Phase: report.PhaseApplying, ItemsDone: 10, ItemsTotal: 10},
+		{Phase: report.PhaseVerifying, ItemsDone: 10, ItemsTotal: 10},
+		{Phase: report.PhaseDone, BytesDone: 100, BytesTotal: 100},
 	}
 	var seen []uint32
 	for _, p := range events {

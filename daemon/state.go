@@ -6,22 +6,22 @@ import (
 	"os"
 	"time"
 
-	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
 )
 
 // State is the daemon's phase as clients see it (property State): one
 // type with the engine's phases, which a running job reports as they are,
 // and the daemon's own around them.
-type State = engine.Phase
+type State = report.Phase
 
 const (
 	StateIdle          State = "idle"
-	StateChecking            = engine.PhaseChecking
-	StateCloning             = engine.PhaseCloning
-	StateDownloading         = engine.PhaseDownloading
-	StateApplying            = engine.PhaseApplying
-	StateVerifying           = engine.PhaseVerifying
+	StateChecking            = report.PhaseChecking
+	StateCloning             = report.PhaseCloning
+	StateDownloading         = report.PhaseDownloading
+	StateApplying            = report.PhaseApplying
+	StateVerifying           = report.PhaseVerifying
 	StateActivating    State = "activating"
 	StateReadyToReboot State = "ready-to-reboot"
 	StateRollingBack   State = "rolling-back"
@@ -33,7 +33,7 @@ func busy(st State) bool { return st != StateIdle && st != StateReadyToReboot }
 
 // installedVersion is the version slot holds, "" when it holds none.
 func installedVersion(r layout.Root, slot layout.Slot) string {
-	v, err := engine.InstalledVersion(r, slot)
+	v, err := r.InstalledVersion(slot)
 	if err != nil {
 		return ""
 	}

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"laptop.org/upgrade/daemon/worker"
-	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
 )
 
 // System is the daemon's integration with the machine it runs on (packages
@@ -109,11 +109,11 @@ func (d *Daemon) uninhibit() {
 // phaseLock follows the engine's phases: the lock is held while the engine
 // writes the inactive slot (clone, apply) and dropped while it downloads or
 // only reads (verify), so a long download never blocks a shutdown.
-func (d *Daemon) phaseLock(ctx context.Context, p engine.Phase) {
+func (d *Daemon) phaseLock(ctx context.Context, p report.Phase) {
 	switch p {
-	case engine.PhaseCloning, engine.PhaseApplying:
+	case report.PhaseCloning, report.PhaseApplying:
 		d.inhibit(ctx)
-	case engine.PhaseDownloading, engine.PhaseVerifying, engine.PhaseDone:
+	case report.PhaseDownloading, report.PhaseVerifying, report.PhaseDone:
 		d.uninhibit()
 	}
 }
@@ -123,15 +123,15 @@ func (d *Daemon) phaseLock(ctx context.Context, p engine.Phase) {
 // progress, and the network wait and link-loss resume (each attempt is a
 // worker of its own, which resumes from the journal). Every path releases
 // the inhibitor.
-func (d *Daemon) runJob(ctx context.Context, run Running, req *worker.Request) (*engine.Result, error) {
+func (d *Daemon) runJob(ctx context.Context, run Running, req *worker.Request) (*report.Result, error) {
 	if err := d.background(ctx, run, req); err != nil {
 		return nil, err
 	}
 	defer d.uninhibit()
 	req.AskBeforeWrite = d.cfg.Security != nil || d.cfg.System.Inhibitor != nil
-	var last engine.Phase // Handler calls come from Run's goroutine alone
+	var last report.Phase // Handler calls come from Run's goroutine alone
 	h := worker.Handler{
-		Progress: func(p engine.Progress) {
+		Progress: func(p report.Progress) {
 			if p.Phase != last {
 				last = p.Phase
 				d.phaseLock(ctx, p.Phase)
@@ -149,7 +149,7 @@ func (d *Daemon) runJob(ctx context.Context, run Running, req *worker.Request) (
 			return d.cfg.Security.Invalidate(ctx, s)
 		},
 	}
-	var res *engine.Result
+	var res *report.Result
 	attempt := func(actx context.Context) error {
 		out, err := d.cfg.Worker.Run(actx, *req, h)
 		if out.Pid != 0 {

@@ -109,7 +109,7 @@ func buildBinaries(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/upgraded", "./cmd/securityd", "./cmd/upgradectl", "./cmd/upgrade-publish", "./cmd/init")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/upgraded", "./cmd/upgrade-worker", "./cmd/securityd", "./cmd/upgradectl", "./cmd/upgrade-publish", "./cmd/init")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // pubRepo is a repository published by the real upgrade-publish, with the
@@ -122,7 +123,7 @@ func publishRepoWith(t *testing.T, name string, extra func(tree string, v int), 
 	if err := os.WriteFile(filepath.Join(rp.KeysDir, "test.pub"), pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if rp.Keys, err = repo.LoadKeyring(rp.KeysDir); err != nil {
+	if rp.Keys, err = sigkey.LoadKeyring(rp.KeysDir); err != nil {
 		t.Fatal(err)
 	}
 	for v := 1; v <= 2; v++ {

@@ -17,6 +17,7 @@ import (
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/report"
 )
 
 // Config is everything an upgrade needs to know about this machine.
@@ -77,43 +78,21 @@ func (c *Config) check() error {
 	return nil
 }
 
-// Phase is where a job is.
-type Phase string
-
-const (
-	PhaseChecking    Phase = "checking"
-	PhaseCloning     Phase = "cloning"
-	PhaseDownloading Phase = "downloading"
-	PhaseApplying    Phase = "applying"
-	PhaseVerifying   Phase = "verifying"
-	PhaseDone        Phase = "done"
+// The job's report types live in package report, which the daemon links
+// without the engine.
+type (
+	Phase    = report.Phase
+	Progress = report.Progress
 )
 
-// Progress is reported as a job moves; callers throttle it.
-type Progress struct {
-	Phase      Phase
-	BytesDone  int64
-	BytesTotal int64
-	ItemsDone  int
-	ItemsTotal int
-}
-
-// Percent of the whole job, weighting download by bytes.
-func (p Progress) Percent() float64 {
-	base := map[Phase]float64{PhaseChecking: 0, PhaseCloning: 2, PhaseDownloading: 10, PhaseApplying: 80, PhaseVerifying: 90, PhaseDone: 100}[p.Phase]
-	span := map[Phase]float64{PhaseCloning: 8, PhaseDownloading: 70, PhaseApplying: 10, PhaseVerifying: 10}[p.Phase]
-	frac := 0.0
-	switch {
-	case p.BytesTotal > 0:
-		frac = float64(p.BytesDone) / float64(p.BytesTotal)
-	case p.ItemsTotal > 0:
-		frac = float64(p.ItemsDone) / float64(p.ItemsTotal)
-	}
-	if frac > 1 {
-		frac = 1
-	}
-	return base + span*frac
-}
+const (
+	PhaseChecking    = report.PhaseChecking
+	PhaseCloning     = report.PhaseCloning
+	PhaseDownloading = report.PhaseDownloading
+	PhaseApplying    = report.PhaseApplying
+	PhaseVerifying   = report.PhaseVerifying
+	PhaseDone        = report.PhaseDone
+)
 
 var errCorruptRepo = errdefs.ErrCorrupt
 

@@ -9,11 +9,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"laptop.org/upgrade/clone"
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
+	"laptop.org/upgrade/report"
 	"laptop.org/upgrade/slotfs"
 	"laptop.org/upgrade/verify"
 )
@@ -29,24 +29,7 @@ type Options struct {
 }
 
 // Result describes a finished (or planned) upgrade.
-type Result struct {
-	Slot          layout.Slot
-	From, Version layout.Version
-	Name, Notes   string // of Version, from the signed index
-	Resumed       bool
-	AlreadyReady  bool // the inactive slot already held and verified this version
-	Counts        [Object + 1]int
-	DownloadBytes int64 // planned (remaining) download
-	Fetched       int64 // bytes received in this run
-	NeedBytes     int64
-	FreeBytes     int64
-	NeedInodes    int64
-	FreeInodes    int64
-	Drift         []clone.Drift
-	// Clone is what the clone did in this run (zero when a resumed job
-	// found it done): it links only the files the target keeps.
-	Clone clone.Result
-}
+type Result = report.Result
 
 // Slots returns (active, inactive) after sanity checks that give a clear
 // error for a broken root: current pointing nowhere, a slot that is a file.

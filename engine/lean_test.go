@@ -12,6 +12,7 @@ import (
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // Both delivery list formats bring a machine to exactly the new version,
@@ -24,7 +25,7 @@ func TestDeliverySpecs(t *testing.T) {
 	for _, spec := range []int{repo.DeliverySpec, repo.DeliverySpecLean} {
 		base := t.TempDir()
 		os.Chmod(base, 0o755)
-		k, err := repo.GenerateKey()
+		k, err := sigkey.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // writeTree writes files (path -> content) under dir.
@@ -135,7 +136,7 @@ func publishVersions(t *testing.T, best bool, versions ...map[string][]byte) *te
 	t.Helper()
 	base := t.TempDir()
 	os.Chmod(base, 0o755)
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,29 +10,19 @@ import (
 	"laptop.org/upgrade/fetch"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/report"
 )
 
 // Source says where a file's content comes from.
-type Source int
+type Source = report.Source
 
 const (
-	// Keep: the clone already holds the right inode (shared with the active slot).
-	Keep Source = iota
-	// Link: the content and metadata exist at another path of the active slot
-	// (a moved or renamed file): hard-link it, no download.
-	Link
-	// Copy: the content exists locally but the metadata differs (mode, owner,
-	// xattr): copy into a new inode, never chmod a shared one.
-	Copy
-	// Delta: patch a local base with a downloaded delta.
-	Delta
-	// Object: download the whole compressed object.
-	Object
+	Keep   = report.Keep
+	Link   = report.Link
+	Copy   = report.Copy
+	Delta  = report.Delta
+	Object = report.Object
 )
-
-func (s Source) String() string {
-	return [...]string{"keep", "link", "copy", "delta", "object"}[s]
-}
 
 // Action places one file (the first member of its hard-link group).
 type Action struct {

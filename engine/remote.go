@@ -76,7 +76,7 @@ func OpenRemote(ctx context.Context, cfg *Config, progress func(done, total int6
 }
 
 func loadSeen(r layout.Root, channel string) (*repo.Seen, error) {
-	if err := MigrateSeen(r, channel); err != nil {
+	if err := r.MigrateSeen(channel); err != nil {
 		return nil, err
 	}
 	path := r.SeenIndexFor(channel)
@@ -106,31 +106,6 @@ func saveSeen(r layout.Root, channel string, s repo.Seen) error {
 		return err
 	}
 	return atomicfile.Write(path, b, 0644)
-}
-
-// MigrateSeen moves the seen index kept before serials were per channel
-// (one file for the only channel a machine could follow) to channel's
-// place. The daemon calls it at start with the configured channel, before
-// any switch; a channel that already has its own file keeps it.
-func MigrateSeen(r layout.Root, channel string) error {
-	old := r.SeenIndex()
-	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if !layout.ValidChannel(channel) {
-		return fmt.Errorf("channel %s: %w", errdefs.Quote(channel, 64), errdefs.ErrInvalidArgument)
-	}
-	path := r.SeenIndexFor(channel)
-	if _, err := os.Stat(path); err == nil {
-		return os.Remove(old)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0755); err != nil {
-		return err
-	}
-	if err := os.Rename(old, path); err != nil {
-		return fmt.Errorf("migrate %s: %w", old, err)
-	}
-	return atomicfile.SyncDir(filepath.Dir(old))
 }
 
 // Target is one version, with its manifest and delivery list fetched and

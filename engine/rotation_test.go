@@ -15,6 +15,7 @@ import (
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // TestRootRotation: a laptop walks the repository's root chain over HTTP
@@ -45,7 +46,7 @@ func TestRootRotation(t *testing.T) {
 
 	// The real repository rotates every role to a new key and publishes
 	// version 2 with it.
-	k2, err := repo.GenerateKey()
+	k2, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func TestSeenPerChannel(t *testing.T) {
 	if err := os.WriteFile(r.SeenIndex(), []byte(`{"serial":7,"sha256":"`+strings.Repeat("a", 64)+`"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := MigrateSeen(r, "stable"); err != nil {
+	if err := r.MigrateSeen("stable"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(r.SeenIndex()); !os.IsNotExist(err) {

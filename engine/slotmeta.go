@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"laptop.org/upgrade/atomicfile"
-	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 )
@@ -44,7 +42,7 @@ func LoadInstalled(r layout.Root, s layout.Slot) (*Installed, error) {
 // the manifest delta) while it asks the mirror for the target, and decodes
 // them meanwhile.
 func readInstalled(r layout.Root, s layout.Slot) (*Installed, error) {
-	v, err := InstalledVersion(r, s)
+	v, err := r.InstalledVersion(s)
 	if err != nil {
 		return nil, err
 	}
@@ -67,27 +65,6 @@ func (inst *Installed) decode() error {
 	}
 	inst.Manifest = m
 	return nil
-}
-
-// InstalledVersion is the version recorded for slot, without reading its
-// manifest (a status display needs only this; decoding a 16k-entry
-// manifest costs a daemon ~10 MiB of heap it then keeps).
-func InstalledVersion(r layout.Root, s layout.Slot) (layout.Version, error) {
-	vb, err := os.ReadFile(r.SlotVersionFile(s))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("slot %s has no installed version: %w", s, errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return 0, err
-	}
-	v, err := layout.ParseVersion(strings.TrimSuffix(string(vb), "\n"))
-	if err == nil && v == 0 {
-		err = errors.New("empty")
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%s: %v: %w", r.SlotVersionFile(s), err, errdefs.ErrCorrupt)
-	}
-	return v, nil
 }
 
 // SaveInstalled records what slot now holds. The version file is written

@@ -112,7 +112,7 @@ func (u *run) target(ctx context.Context) error {
 // verified against the target manifest, so a stale record only costs the
 // verification, and the job then builds the slot again.
 func (u *run) ready(ctx context.Context) error {
-	if v, err := InstalledVersion(u.r, u.inactive); err != nil || v != u.ref.Version {
+	if v, err := u.r.InstalledVersion(u.inactive); err != nil || v != u.ref.Version {
 		return nil
 	}
 	if err := verifySlot(ctx, u.r, u.inactive, u.t.Manifest, u.cfg, nil, u.report); err != nil {
@@ -128,7 +128,7 @@ func (u *run) ready(ctx context.Context) error {
 // security service verifies the whole slot before the next boot may use
 // it, and an Upgrade verifies it too.
 func (u *run) recorded(context.Context) error {
-	if v, err := InstalledVersion(u.r, u.inactive); err != nil || v != u.ref.Version {
+	if v, err := u.r.InstalledVersion(u.inactive); err != nil || v != u.ref.Version {
 		return nil
 	}
 	raw, err := os.ReadFile(u.r.SlotManifest(u.inactive))

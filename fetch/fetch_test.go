@@ -192,62 +192,6 @@ func TestFetchInvalid(t *testing.T) {
 	}
 }
 
-// TestParseMirror is the table of mirror URLs New accepts and rejects.
-func TestParseMirror(t *testing.T) {
-	tests := []struct {
-		in       string
-		want     string // "" = rejected
-		wantHost string // what the dialer gets
-	}{
-		{"http://[::1]:8080/repo", "http://[::1]:8080/repo/", "[::1]:8080"},
-		{"http://[fe80::1%25eth0]:8080/", "http://[fe80::1%25eth0]:8080/", "[fe80::1%eth0]:8080"},
-		{"https://[2001:db8::1]/", "https://[2001:db8::1]/", "[2001:db8::1]"},
-		{"http://host/", "http://host/", "host"},
-		{"http://host.example:80/a/b/", "http://host.example:80/a/b/", "host.example:80"},
-		{"file:///media/usb/repo", "file:///media/usb/repo/", ""},
-		{"file://localhost/media/usb", "file:///media/usb/", ""},
-		{"http://[fe80::1]:8080/", "", ""},          // link-local needs a zone
-		{"http://[2001:db8::1%25eth0]/", "", ""},    // zone on a global address
-		{"http://[::1/", "", ""},                    // unbalanced bracket
-		{"http://[1.2.3.4]/", "", ""},               // not IPv6
-		{"ftp://host/", "", ""},                     // scheme
-		{"host/repo", "", ""},                       // no scheme
-		{"http:///repo", "", ""},                    // no host
-		{"http://host:0/", "", ""},                  // port
-		{"http://host:99999/", "", ""},              // port
-		{"http://host/?x=1", "", ""},                // query
-		{"http://host/#frag", "", ""},               // fragment
-		{"http://user:pw@host/", "", ""},            // user info
-		{"file://server/share", "", ""},             // file with a host
-		{"file:relative/path", "", ""},              // opaque
-		{"http://host/a/../b/", "", ""},             // dot segment
-		{"http://[fe80::1%25eth0%25x]:80/", "", ""}, // garbage zone
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			u, err := ParseMirror(tc.in)
-			if tc.want == "" {
-				if !errors.Is(err, errdefs.ErrInvalidArgument) {
-					t.Errorf("got %v, %v; want ErrInvalidArgument", u, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff([2]string{tc.want, tc.wantHost}, [2]string{u.String(), u.Host}); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
-	}
-	if _, err := New(Options{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
-		t.Errorf("New without mirrors: %v", err)
-	}
-	if _, err := New(Options{Mirrors: []string{"http://[::1]/", "gopher://x/"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
-		t.Errorf("New with a bad mirror: %v", err)
-	}
-}
-
 // TestZoneReachesDialer shows that a link-local mirror's zone survives URL
 // parsing and arrives at the dialer unescaped: the dial error names the
 // address as the kernel was asked for it. (Dialing a real fe80:: address needs a network
@@ -301,5 +245,16 @@ func TestFileMirrorFifo(t *testing.T) {
 	f2 := newFetcher(t, Options{Mirrors: []string{"file://" + bad}})
 	if _, _, err := f2.Get(testCtx(t), "index.json", 100, nil); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("fifo only: got %v, want an error saying it is not a regular file", err)
+	}
+}
+
+// TestNewRejectsBadMirrors: New refuses no mirrors and a bad one (the
+// table of mirror URLs is mirror.TestParse).
+func TestNewRejectsBadMirrors(t *testing.T) {
+	if _, err := New(Options{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("New without mirrors: %v", err)
+	}
+	if _, err := New(Options{Mirrors: []string{"http://[::1]/", "gopher://x/"}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("New with a bad mirror: %v", err)
 	}
 }

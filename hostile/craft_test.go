@@ -19,6 +19,7 @@ import (
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // doc reads the content of a pinned document from the shared repository.
@@ -154,7 +155,7 @@ func tamper(t testing.TB, edit func(m map[string]any)) []byte {
 
 func otherKey(t testing.TB) repo.PrivateKey {
 	t.Helper()
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // fixture is one repository shared by every test of the package (publishing
@@ -70,7 +71,7 @@ func buildFixture() (*fixture, error) {
 	}
 	fixTmp = tmp
 	os.Chmod(tmp, 0755)
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		return nil, err
 	}

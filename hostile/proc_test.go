@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"laptop.org/upgrade/bootptr"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 	"laptop.org/upgrade/security"
 )
 
@@ -35,7 +35,7 @@ func binary(t testing.TB, name string) string {
 		if builtBin.err != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", builtBin.dir+"/", "../cmd/upgraded")
+		cmd := exec.Command("go", "build", "-o", builtBin.dir+"/", "../cmd/upgraded", "../cmd/upgrade-worker")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			builtBin.err = err
@@ -52,7 +52,7 @@ func binary(t testing.TB, name string) string {
 func (w *world) writeKeys() string {
 	w.t.Helper()
 	dir := w.t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "test.pub"), repo.MarshalPublic(w.fix.key.Public()), 0644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "test.pub"), sigkey.MarshalPublic(w.fix.key.Public()), 0644); err != nil {
 		w.t.Fatal(err)
 	}
 	return dir

@@ -9,6 +9,9 @@
 PREFIX ?= /usr
 DESTDIR ?=
 BINDIR := $(PREFIX)/bin
+# upgraded finds its job worker at ../libexec/upgrade/upgrade-worker from
+# its own binary (cmd/upgraded: runner).
+LIBEXECDIR := $(PREFIX)/libexec/upgrade
 UNITDIR := $(PREFIX)/lib/systemd/system
 DBUSDIR ?= /usr/share/dbus-1
 POLKITDIR ?= /usr/share/polkit-1/actions
@@ -18,10 +21,11 @@ INSTALL_BINS := upgraded securityd upgradectl upgrade-publish
 
 .PHONY: install installtest-local
 install: build
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DBUSDIR)/system.d \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DBUSDIR)/system.d \
 		$(DESTDIR)$(DBUSDIR)/system-services $(DESTDIR)$(DBUSDIR)/interfaces $(DESTDIR)$(POLKITDIR) \
 		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)/img $(DESTDIR)$(DOCDIR)/examples
 	for b in $(INSTALL_BINS); do install -m 0755 $(BIN)/$$b $(DESTDIR)$(BINDIR)/$$b; done
+	install -m 0755 $(BIN)/upgrade-worker $(DESTDIR)$(LIBEXECDIR)/upgrade-worker
 	for f in systemd/units/* systemd/publisher/*@.*; do \
 		sed 's|@BINDIR@|$(BINDIR)|g' $$f > $(DESTDIR)$(UNITDIR)/$$(basename $$f); \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$f); done
@@ -45,7 +49,7 @@ install: build
 installtest-local: build
 	@d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
 	$(MAKE) --no-print-directory install DESTDIR=$$d PREFIX=/usr/local >/dev/null && \
-	for f in usr/local/bin/upgraded usr/local/lib/systemd/system/upgraded.service \
+	for f in usr/local/bin/upgraded usr/local/libexec/upgrade/upgrade-worker usr/local/lib/systemd/system/upgraded.service \
 		usr/local/lib/systemd/system/upgrade-publish-resign@.timer \
 		usr/share/dbus-1/system.d/org.laptop.Upgrade1.conf usr/share/dbus-1/system.d/org.laptop.Security1.conf \
 		usr/share/dbus-1/system-services/org.laptop.Upgrade1.service \

@@ -7,7 +7,7 @@
 installtest: build
 	@d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
 	$(MAKE) --no-print-directory install DESTDIR=$$d PREFIX=/usr >/dev/null && \
-	for f in usr/bin/upgraded usr/bin/securityd usr/bin/upgradectl \
+	for f in usr/bin/upgraded usr/libexec/upgrade/upgrade-worker usr/bin/securityd usr/bin/upgradectl \
 		usr/lib/systemd/system/upgraded.service usr/lib/systemd/system/upgrade-check.timer \
 		usr/lib/systemd/system/dbus-org.laptop.Upgrade1.service \
 		usr/share/dbus-1/system-services/org.laptop.Upgrade1.service \

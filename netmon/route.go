@@ -12,7 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/fetch"
+	mirrorurl "laptop.org/upgrade/mirror"
 )
 
 // Reachable returns the first mirror (in the configured order, which is the
@@ -33,7 +33,7 @@ func (m *Monitor) Reachable(ctx context.Context, mirrors []string) string {
 
 // reachable decides for one mirror, with the reason when it is not.
 func reachable(ctx context.Context, st *State, mirror string) (bool, string) {
-	u, err := fetch.ParseMirror(mirror)
+	u, err := mirrorurl.Parse(mirror)
 	if err != nil {
 		return false, err.Error()
 	}

@@ -25,7 +25,7 @@ import (
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/layout"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // bigSize is an incompressible file added in version 2, so that a download
@@ -64,7 +64,7 @@ func newFixture(t *testing.T) fixture {
 	keys := filepath.Join(t.TempDir(), "keys")
 	os.Mkdir(keys, 0o755)
 	for id, k := range rp.Keys {
-		if err := os.WriteFile(filepath.Join(keys, id+".pub"), repo.MarshalPublic(k), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(keys, id+".pub"), sigkey.MarshalPublic(k), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

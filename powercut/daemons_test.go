@@ -22,7 +22,7 @@ import (
 	"laptop.org/upgrade/internal/testbus"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/layout"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 	"laptop.org/upgrade/security"
 )
 
@@ -50,7 +50,7 @@ func TestKill9DaemonPair(t *testing.T) {
 	rnd := rand.New(rand.NewSource(seed))
 	rp := testrepo.New(t, 2)
 	keys := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(keys, "test.pub"), repo.MarshalPublic(rp.Key.Public()), 0o644))
+	must(t, os.WriteFile(filepath.Join(keys, "test.pub"), sigkey.MarshalPublic(rp.Key.Public()), 0o644))
 	// About 32 KiB/s: the download takes most of a second, so kills land in
 	// every phase, downloads included.
 	url := testrepo.Serve(t, paced{http.FileServer(http.Dir(rp.Dir)), 32 << 10})

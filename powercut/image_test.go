@@ -23,7 +23,8 @@ const (
 
 // world is what every boot of the test shares: a pristine root disk image
 // (slot a at version 1, provisioned by the real publisher) and a read-only
-// "USB stick" with the repository (versions 1 and 2) and bin/upgraded.
+// "USB stick" with the repository (versions 1 and 2), bin/upgraded and
+// bin/upgrade-worker.
 type world struct {
 	kernel, initrd string
 	rootImg        string // pristine; each cut boots a copy
@@ -100,6 +101,7 @@ func newWorld(t *testing.T, kernel, initrd string) *world {
 	dir := t.TempDir()
 	publisher := binary(t, "upgrade-publish")
 	upgraded := binary(t, "upgraded")
+	worker := binary(t, "upgrade-worker")
 	guest := goBuild(t, "./internal/guest", "-ldflags=-s -w")
 
 	keys := filepath.Join(dir, "keys")
@@ -111,6 +113,7 @@ func newWorld(t *testing.T, kernel, initrd string) *world {
 	media := filepath.Join(dir, "media")
 	repoDir := filepath.Join(media, "repo")
 	copyFile(t, upgraded, filepath.Join(media, "bin/upgraded"), 0o755)
+	copyFile(t, worker, filepath.Join(media, "bin/upgrade-worker"), 0o755)
 	for v := 1; v <= target; v++ {
 		tree := filepath.Join(dir, "tree", fmt.Sprint(v))
 		must(t, testtree.Build(tree, v))

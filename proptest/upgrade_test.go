@@ -17,6 +17,7 @@ import (
 	"laptop.org/upgrade/manifest"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 	"laptop.org/upgrade/security"
 )
 
@@ -82,7 +83,7 @@ func upgradeChain(t *testing.T, seed uint64) {
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
 	os.Chmod(base, 0o755)
-	key, err := repo.GenerateKey()
+	key, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

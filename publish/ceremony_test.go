@@ -14,13 +14,14 @@ import (
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 func keys(t *testing.T, n int) []repo.PrivateKey {
 	t.Helper()
 	out := make([]repo.PrivateKey, n)
 	for i := range out {
-		k, err := repo.GenerateKey()
+		k, err := sigkey.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // legacyRepo publishes version 1 and turns the repository into one of the
@@ -60,7 +61,7 @@ func legacyRepo(t *testing.T, k, signer repo.PrivateKey) string {
 // a first root that laptops knowing only the old key adopt, and keeps
 // index.json current for laptops whose software predates TUF.
 func TestMigrateLegacy(t *testing.T) {
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +121,11 @@ func TestMigrateLegacy(t *testing.T) {
 // TestMigrateLegacyOtherKey: an index.json the key given did not sign is
 // refused before anything is written: no half-made TUF repository.
 func TestMigrateLegacyOtherKey(t *testing.T) {
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := repo.GenerateKey()
+	other, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

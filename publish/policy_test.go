@@ -16,6 +16,7 @@ import (
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // debootstrapTree is the sample tree with what a debootstrap'd root holds
@@ -68,7 +69,7 @@ func provision(t *testing.T, dir string, k repo.PrivateKey) (string, error) {
 // policy refuses it at provision time, which is what add now prevents.
 func TestAddClientPolicy(t *testing.T) {
 	tree := debootstrapTree(t)
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestResignKeepsHardware(t *testing.T) {
 	if err := testtree.Build(tree, 1); err != nil {
 		t.Fatal(err)
 	}
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // countVerify counts signature checks for the duration of a test.
@@ -43,8 +44,8 @@ func flood(t *testing.T, good []byte, key string, sigs int) []byte {
 }
 
 func TestSignatureFlood(t *testing.T) {
-	k, _ := GenerateKey()
-	k2, _ := GenerateKey()
+	k, _ := sigkey.GenerateKey()
+	k2, _ := sigkey.GenerateKey()
 	kr := Keyring{k.ID: k.Public(), k2.ID: k2.Public()}
 	good := mustSign(t, index(5, now.Add(time.Hour), 1), k)
 	exp := Expect{Channel: "stable", Now: now}
@@ -75,7 +76,7 @@ func TestSignatureFlood(t *testing.T) {
 }
 
 func TestOpenIndexCancel(t *testing.T) {
-	k, _ := GenerateKey()
+	k, _ := sigkey.GenerateKey()
 	kr := Keyring{k.ID: k.Public()}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

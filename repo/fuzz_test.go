@@ -9,12 +9,13 @@ import (
 
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // fuzzKey is a fixed key, so that seeds signed with it stay valid.
 var fuzzKey = func() PrivateKey {
 	priv := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
-	return PrivateKey{ID: KeyID(priv.Public().(ed25519.PublicKey)), Key: priv}
+	return PrivateKey{ID: sigkey.KeyID(priv.Public().(ed25519.PublicKey)), Key: priv}
 }()
 
 // FuzzOpenIndexSigned feeds arbitrary envelopes to the index verifier. It must

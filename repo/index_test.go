@@ -11,6 +11,7 @@ import (
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -34,8 +35,8 @@ func mustSign(t *testing.T, x *Index, keys ...PrivateKey) []byte {
 }
 
 func TestOpenIndex(t *testing.T) {
-	k, _ := GenerateKey()
-	other, _ := GenerateKey()
+	k, _ := sigkey.GenerateKey()
+	other, _ := sigkey.GenerateKey()
 	kr := Keyring{k.ID: k.Public()}
 	good := mustSign(t, index(5, now.Add(time.Hour), 1, 2), k)
 	seen5, _ := SeenOf(good, index(5, now, 1, 2))
@@ -82,19 +83,19 @@ func TestOpenIndex(t *testing.T) {
 }
 
 func TestKeysRoundTrip(t *testing.T) {
-	k, _ := GenerateKey()
-	p, err := ParsePrivate(MarshalPrivate(k))
+	k, _ := sigkey.GenerateKey()
+	p, err := sigkey.ParsePrivate(sigkey.MarshalPrivate(k))
 	if err != nil || p.ID != k.ID {
 		t.Fatal(err)
 	}
-	pub, err := ParsePublic(MarshalPublic(k.Public()))
+	pub, err := sigkey.ParsePublic(sigkey.MarshalPublic(k.Public()))
 	if err != nil || pub.ID != k.ID {
 		t.Fatal(err)
 	}
-	if _, err := ParsePublic([]byte("ed25519-public AAAA")); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := sigkey.ParsePublic([]byte("ed25519-public AAAA")); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("short key: %v", err)
 	}
-	if _, err := LoadKeyring(t.TempDir()); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+	if _, err := sigkey.LoadKeyring(t.TempDir()); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("empty keyring must be an error: %v", err)
 	}
 }
@@ -132,7 +133,7 @@ func TestParseDelivery(t *testing.T) {
 }
 
 func FuzzOpenIndex(f *testing.F) {
-	k, _ := GenerateKey()
+	k, _ := sigkey.GenerateKey()
 	kr := Keyring{k.ID: k.Public()}
 	b, _ := SignLegacyIndex(index(1, now.Add(time.Hour), 1, 2), k)
 	f.Add(b)

@@ -15,6 +15,7 @@ import (
 	"laptop.org/upgrade/digest"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // The tests of issue 16's trust model, against the real Verifier and
@@ -25,7 +26,7 @@ func genKeys(t testing.TB, n int) []PrivateKey {
 	t.Helper()
 	out := make([]PrivateKey, n)
 	for i := range out {
-		k, err := GenerateKey()
+		k, err := sigkey.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/publish"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // TestPublisherUnitsVerify checks the build server's resign timer and
@@ -43,7 +43,7 @@ func TestResignServiceRuns(t *testing.T) {
 	bin := binDir(t)
 	dir := t.TempDir()
 	render(t, "publisher", dir, bin)
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestResignServiceRuns(t *testing.T) {
 	if err := testtree.Build(tree, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, repo.MarshalPrivate(k), 0600); err != nil {
+	if err := os.WriteFile(keyFile, sigkey.MarshalPrivate(k), 0600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := publish.Add(context.Background(), tree, publish.Options{Repo: repoDir, Key: k, Channel: "stable", Hardware: "xo-4"}); err != nil {

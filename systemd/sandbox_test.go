@@ -14,7 +14,7 @@ import (
 
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/layout"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // mountMode is what systemd makes of a path, in its order of priority
@@ -170,7 +170,7 @@ func TestUnitSandboxUpgrade(t *testing.T) {
 	url := testrepo.Serve(t, http.FileServer(http.Dir(r.Dir)))
 	keys := t.TempDir()
 	for id, k := range r.Keys {
-		if err := os.WriteFile(filepath.Join(keys, id+".pub"), repo.MarshalPublic(k), 0644); err != nil {
+		if err := os.WriteFile(filepath.Join(keys, id+".pub"), sigkey.MarshalPublic(k), 0644); err != nil {
 			t.Fatal(err)
 		}
 	}

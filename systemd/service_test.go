@@ -20,7 +20,7 @@ import (
 	"laptop.org/upgrade/internal/testbus"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/internal/testtree"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 	"laptop.org/upgrade/systemd"
 )
 
@@ -104,7 +104,7 @@ func TestService(t *testing.T) {
 	keys := filepath.Join(t.TempDir(), "keys")
 	os.Mkdir(keys, 0o755)
 	for id, k := range rp.Keys {
-		os.WriteFile(filepath.Join(keys, id+".pub"), repo.MarshalPublic(k), 0o644)
+		os.WriteFile(filepath.Join(keys, id+".pub"), sigkey.MarshalPublic(k), 0o644)
 	}
 	// The config lives outside the root: R/etc is the running slot's, and
 	// securityd verifies that slot whole before its first activation.

@@ -228,6 +228,13 @@ func (s *sess) measure() result {
 	var anon, file float64
 	res.after, anon, file = idleRSS(s.pid, 3)
 	log.Printf("after the job: RSS %.2f MiB (anon %.2f, file %.2f)", res.after, anon, file)
+	if s.o.logs != "" {
+		// Where the daemon's memory is, mapping by mapping.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", s.pid)); err == nil {
+			_ = os.MkdirAll(s.o.logs, 0o755)
+			_ = os.WriteFile(filepath.Join(s.o.logs, "upgraded-after-job.smaps"), b, 0o644)
+		}
+	}
 	res.worker = workerPeak(readFile(filepath.Join(s.w, "upgraded.log")))
 	// The job's worker process is niced, never the daemon that answers
 	// D-Bus: none of its threads may be.

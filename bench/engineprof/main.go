@@ -22,7 +22,7 @@ import (
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 func main() {
@@ -41,7 +41,7 @@ func main() {
 	}
 	lr, err := layout.New(*root)
 	check(err)
-	kr, err := repo.LoadKeyring(*keys)
+	kr, err := sigkey.LoadKeyring(*keys)
 	check(err)
 	cfg := &engine.Config{Root: lr, Mirrors: []string{*mirror}, Channel: *channel, Keys: kr,
 		Policy: &manifest.Policy{AllowSetuid: true, AllowDevices: true}, Logf: log.Printf, Workers: *workers}

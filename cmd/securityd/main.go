@@ -20,7 +20,7 @@ import (
 	"laptop.org/upgrade/clidoc"
 	"laptop.org/upgrade/dbusapi"
 	"laptop.org/upgrade/layout"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 	"laptop.org/upgrade/security"
 	"laptop.org/upgrade/security/bus"
 )
@@ -73,7 +73,7 @@ func run(ctx context.Context, f flags) error {
 	} else if !filepath.IsAbs(*keys) {
 		*keys, _ = filepath.Abs(*keys)
 	}
-	trusted, kr, err := repo.LoadTrust(lr.TrustedRootFile(), *keys)
+	trusted, kr, err := sigkey.LoadTrust(lr.TrustedRootFile(), *keys)
 	if err != nil {
 		return err
 	}

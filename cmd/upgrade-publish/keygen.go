@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"laptop.org/upgrade/clidoc"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // defaultKeyDir keeps secret keys out of whatever directory the release
@@ -45,7 +45,7 @@ readable by its owner only, signs; NAME.pub goes into every client's trusted key
 }
 
 func keygen(dir, name string) error {
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		return err
 	}
@@ -61,10 +61,10 @@ func keygen(dir, name string) error {
 			return fmt.Errorf("%s exists; keygen never overwrites a key (choose another --name or --out)", p)
 		}
 	}
-	if err := create(priv, repo.MarshalPrivate(k), 0o600); err != nil {
+	if err := create(priv, sigkey.MarshalPrivate(k), 0o600); err != nil {
 		return err
 	}
-	if err := create(pub, repo.MarshalPublic(k.Public()), 0o644); err != nil {
+	if err := create(pub, sigkey.MarshalPublic(k.Public()), 0o644); err != nil {
 		return err
 	}
 	fmt.Printf("key %s: secret %s, public %s\n", k.ID, priv, pub)

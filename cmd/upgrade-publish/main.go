@@ -21,6 +21,7 @@ import (
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/publish/export"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 func main() {
@@ -67,13 +68,13 @@ func (s *signing) flags(c *cobra.Command) {
 }
 
 func (s *signing) options() (publish.Options, error) {
-	k, err := repo.LoadPrivate(s.keyFile)
+	k, err := sigkey.LoadPrivate(s.keyFile)
 	if err != nil {
 		return publish.Options{}, err
 	}
 	o := publish.Options{Repo: s.repoDir, Key: k, Channel: s.channel, TTL: s.ttl, Logf: log.Printf}
 	for _, f := range s.extraKeys {
-		k, err := repo.LoadPrivate(f)
+		k, err := sigkey.LoadPrivate(f)
 		if err != nil {
 			return publish.Options{}, err
 		}
@@ -183,7 +184,7 @@ func newProvisionCommand() *cobra.Command {
 		Short: "make a first root: slot a holding a version from a repository",
 		Args:  clidoc.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			kr, err := repo.LoadKeyring(keys)
+			kr, err := sigkey.LoadKeyring(keys)
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"laptop.org/upgrade/clidoc"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // newRootCommand is the root ceremony: draft a root, sign it where each
@@ -83,7 +84,7 @@ func newRootSignCommand() *cobra.Command {
 		Short: "add one key's signature to a root draft (on the machine that holds the key)",
 		Args:  clidoc.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			k, err := repo.LoadPrivate(key)
+			k, err := sigkey.LoadPrivate(key)
 			if err != nil {
 				return err
 			}
@@ -135,7 +136,7 @@ func roleKeys(args []string) (map[string][]repo.PublicKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		k, err := repo.ParsePublic(b)
+		k, err := sigkey.ParsePublic(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}

@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -25,11 +24,11 @@ import (
 	"laptop.org/upgrade/daemon/bus"
 	"laptop.org/upgrade/daemon/worker"
 	"laptop.org/upgrade/dbusapi"
-	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
-	"laptop.org/upgrade/repo"
-	"laptop.org/upgrade/security"
+	"laptop.org/upgrade/repo/sigkey"
+	"laptop.org/upgrade/report"
 )
 
 type flags struct {
@@ -40,6 +39,7 @@ type flags struct {
 	tries                       int
 	networkWait                 time.Duration
 	confine                     string
+	worker                      string
 }
 
 func main() {
@@ -68,11 +68,12 @@ Its settings are in ROOT/etc/upgrade/upgraded.conf (see upgraded.conf(5)); the f
 below override them. SIGHUP (systemctl reload upgraded) re-reads the file: a changed
 mirror list or channel applies to the next check or job.
 
-Each upgrade and each check runs in a worker process of its own (upgraded started
-again in worker mode), at background priority: the daemon itself only answers D-Bus.
+Each upgrade and each check runs in a worker process of its own (upgrade-worker),
+at background priority: the daemon itself only answers D-Bus, and links neither
+the engine nor the network code.
 
 With --once it runs one upgrade in the foreground without D-Bus (image builders,
-recovery, benchmarks) and exits.`,
+recovery, benchmarks), in a worker too, and exits.`,
 		Args: clidoc.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return run(cmd.Context(), f)
@@ -90,19 +91,8 @@ recovery, benchmarks) and exits.`,
 	fl.Uint64Var(&f.version, "target-version", 0, "with --once: version to install (0 = newest)")
 	fl.IntVar(&f.tries, "tries", 0, "boot tries for a new slot (0 = config)")
 	fl.DurationVar(&f.networkWait, "network-wait", 2*time.Minute, "how long to wait for a route to a mirror (before a job, and after a lost link)")
+	fl.StringVar(&f.worker, "worker", "", "the job worker's executable (default: upgrade-worker beside upgraded, else ../libexec/upgrade/upgrade-worker from it)")
 	fl.StringVar(&f.confine, "confine", string(confine.Auto), "Landlock self-confinement: required, auto (when the kernel has it) or off")
-	cmd.AddCommand(&cobra.Command{
-		Use:    workerCommand,
-		Short:  "run one job for the daemon (started by the daemon, not by hand)",
-		Hidden: true,
-		Args:   clidoc.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if code := worker.Main(cmd.Context()); code != 0 {
-				return fmt.Errorf("worker failed (exit %d)", code)
-			}
-			return nil
-		},
-	})
 	clidoc.Prepare(cmd, clidoc.Docs{Section: "8", Extra: func() map[string]string {
 		return map[string]string{"upgraded.conf.5": daemon.ConfigManual()}
 	}})
@@ -137,7 +127,7 @@ func settings(f flags) (worker.Settings, daemon.FileConfig, error) {
 	if keys == "" {
 		keys = filepath.Join(lr.Dir, fc.Keys)
 	}
-	trusted, kr, err := repo.LoadTrust(lr.TrustedRootFile(), keys)
+	trusted, kr, err := sigkey.LoadTrust(lr.TrustedRootFile(), keys)
 	if err != nil {
 		return worker.Settings{}, fc, err
 	}
@@ -148,15 +138,12 @@ func settings(f flags) (worker.Settings, daemon.FileConfig, error) {
 		Proxy:  fc.Proxy,
 	}
 	if fc.Proxy != "" {
-		if _, err := worker.ProxyFunc(fc.Proxy); err != nil {
+		if _, err := worker.CheckProxy(fc.Proxy); err != nil {
 			return s, fc, err
 		}
 	}
 	return s, fc, nil
 }
-
-// workerCommand is the hidden subcommand a worker runs.
-const workerCommand = "worker"
 
 func run(ctx context.Context, f flags) error {
 	s, fc, err := settings(f)
@@ -169,7 +156,7 @@ func run(ctx context.Context, f flags) error {
 	}
 	// Serials were kept for one channel before they were kept per
 	// channel: they are the configured channel's.
-	if err := engine.MigrateSeen(lr, s.Channel); err != nil {
+	if err := lr.MigrateSeen(s.Channel); err != nil {
 		return err
 	}
 	// Before any worker starts: a Landlock domain is inherited across
@@ -179,13 +166,13 @@ func run(ctx context.Context, f flags) error {
 	}
 	svc := newService(f.networkWait)
 	defer svc.Close()
+	run, err := runner(f.worker)
+	if err != nil {
+		return err
+	}
 	if f.once {
 		s.Mirrors = daemon.ExpandMirrors(s.Mirrors, s.Channel)
-		cfg, err := s.Engine(log.Printf)
-		if err != nil {
-			return err
-		}
-		return once(ctx, cfg, fc, f, svc)
+		return once(ctx, run, s, fc, f, svc)
 	}
 	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
@@ -195,7 +182,7 @@ func run(ctx context.Context, f flags) error {
 	srv := bus.NewUpgradeServer(conn)
 	d, err := daemon.New(daemon.Config{
 		Settings:  s,
-		Worker:    &worker.Runner{Path: "/proc/self/exe", Args: []string{workerCommand}},
+		Worker:    run,
 		Security:  dbusapi.NewSecurityClient(conn),
 		Tries:     fc.Tries,
 		ErrorName: dbusapi.ErrorName,
@@ -227,32 +214,32 @@ func run(ctx context.Context, f flags) error {
 	return nil
 }
 
-// once runs one upgrade in the foreground: the same engine the daemon drives.
-func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags, svc *service) error {
-	var sec *security.Service
-	if f.activate {
-		sec = &security.Service{Root: cfg.Root, TrustedRoot: cfg.TrustedRoot, Keys: cfg.Keys, Policy: cfg.Policy, Tries: fc.Tries, Logf: log.Printf}
-		cfg.BeforeWrite = sec.Invalidate
-	}
-	var (
-		mu   sync.Mutex // progress comes from any goroutine
-		last time.Time
-	)
-	opts := engine.Options{Version: layout.Version(f.version), Progress: func(p engine.Progress) {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Since(last) > time.Second || p.Phase == engine.PhaseDone {
+// once runs one upgrade in the foreground, in a worker as the daemon's jobs
+// run; with --activate the worker also verifies the new slot and makes it
+// the next boot, through an in-process security service.
+func once(ctx context.Context, run *worker.Runner, s worker.Settings, fc daemon.FileConfig, f flags, svc *service) error {
+	req := worker.Request{Mode: worker.ModeUpgrade, Settings: s, Version: layout.Version(f.version)}
+	var last time.Time // Handler calls come from Run's goroutine alone
+	h := worker.Handler{Progress: func(p report.Progress) {
+		if time.Since(last) > time.Second || p.Phase == report.PhaseDone {
 			last = time.Now()
 			log.Printf("%-11s %3.0f%% %d/%d bytes", p.Phase, p.Percent(), p.BytesDone, p.BytesTotal)
 		}
 	}}
-	var res *engine.Result
+	if f.activate {
+		req.Activate, req.Tries = true, fc.Tries
+	}
+	var (
+		res  *report.Result
+		next *worker.Activated
+	)
 	attempt := func(ctx context.Context) error {
-		r, err := engine.Upgrade(ctx, cfg, opts)
-		if r != nil && res != nil {
-			r.Fetched += res.Fetched
-		}
-		if r != nil {
+		out, err := run.Run(ctx, req, h)
+		next = out.Next
+		if r := out.Result; r != nil {
+			if res != nil {
+				r.Fetched += res.Fetched
+			}
 			res = r
 		}
 		return err
@@ -260,7 +247,7 @@ func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags
 	var err error
 	if svc.mon != nil {
 		// Wait for a route, and pause over a lost link instead of failing.
-		err = svc.mon.Persist(ctx, cfg.Mirrors, f.networkWait, attempt)
+		err = svc.mon.Persist(ctx, s.Mirrors, f.networkWait, attempt)
 	} else {
 		err = attempt(ctx)
 	}
@@ -268,13 +255,9 @@ func once(ctx context.Context, cfg *engine.Config, fc daemon.FileConfig, f flags
 		return err
 	}
 	fmt.Printf("slot %s holds version %d (from %d): keep %d, link %d, copy %d, delta %d, object %d; fetched %d bytes\n",
-		res.Slot, res.Version, res.From, res.Counts[engine.Keep], res.Counts[engine.Link], res.Counts[engine.Copy], res.Counts[engine.Delta], res.Counts[engine.Object], res.Fetched)
-	if sec != nil {
-		got, err := sec.Activate(ctx, res.Slot, 0)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("next boot: slot %s, version %d (on trial)\n", got.Slot, got.Version)
+		res.Slot, res.Version, res.From, res.Counts[report.Keep], res.Counts[report.Link], res.Counts[report.Copy], res.Counts[report.Delta], res.Counts[report.Object], res.Fetched)
+	if next != nil {
+		fmt.Printf("next boot: slot %s, version %d (on trial)\n", next.Slot, next.Version)
 	}
 	return nil
 }
@@ -341,4 +324,30 @@ func confineSelf(r layout.Root, f flags) error {
 		log.Printf("%s (writes: %s; names only: %s)", res, strings.Join(rules.Write, " "), strings.Join(rules.Names, " "))
 	}
 	return nil
+}
+
+// workerName is the job worker's executable (cmd/upgrade-worker).
+const workerName = "upgrade-worker"
+
+// runner starts job workers from path, or else from where make install
+// puts upgrade-worker: beside upgraded (a build tree's bin/), or in
+// PREFIX/libexec/upgrade when upgraded is PREFIX/bin/upgraded. The file is
+// pinned at start (worker.Pin): the daemon and its workers are always one
+// build.
+func runner(path string) (*worker.Runner, error) {
+	if path != "" {
+		return worker.Pin(path)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", workerName, err)
+	}
+	dir := filepath.Dir(exe)
+	tried := []string{filepath.Join(dir, workerName), filepath.Join(dir, "..", "libexec", "upgrade", workerName)}
+	for _, p := range tried {
+		if r, err := worker.Pin(filepath.Clean(p)); err == nil {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("no job worker: none of %s is an executable (--worker names it): %w", strings.Join(tried, ", "), errdefs.ErrNotFound)
 }

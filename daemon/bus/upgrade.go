@@ -13,9 +13,9 @@ import (
 
 	"laptop.org/upgrade/daemon"
 	"laptop.org/upgrade/dbusapi"
-	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
 )
 
 // UpgradeServer exports a daemon.Daemon as org.laptop.Upgrade1.
@@ -130,7 +130,7 @@ func (s *UpgradeServer) set(iface, name string, v dbus.Variant) *dbus.Error {
 	return dbus.NewError("org.freedesktop.DBus.Error.PropertyReadOnly", []any{fmt.Sprintf("property %s is read-only", errdefs.Quote(name, 64))})
 }
 
-func resultMap(res *engine.Result, upToDate bool, current string) map[string]dbus.Variant {
+func resultMap(res *report.Result, upToDate bool, current string) map[string]dbus.Variant {
 	m := map[string]dbus.Variant{
 		"up_to_date":      dbus.MakeVariant(upToDate),
 		"current_version": dbus.MakeVariant(current),

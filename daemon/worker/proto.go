@@ -1,28 +1,29 @@
-// Package worker runs one job (an upgrade or a check) of the upgrade daemon
-// in a process of its own, as systemd-sysupdated does: the daemon stays
-// small and answers D-Bus at once, and the job's priority, memory and
-// crashes are the worker's alone. The worker is the daemon's own binary in
-// worker mode (Serve); the daemon starts it with Runner.
+// Package worker is the daemon's side of running one job (an upgrade or a
+// check) in a process of its own, as systemd-sysupdated does: the daemon
+// stays small and answers D-Bus at once, and the job's priority, memory and
+// crashes are the worker's alone. The worker is a binary of its own,
+// upgrade-worker (package serve below, which links the engine); the daemon
+// starts it with Runner and links neither the engine nor the network.
 //
 // The protocol is JSON, one value per line. The daemon writes the Request
 // to the worker's stdin, then the answers to its questions. The worker
 // writes events to file descriptor 3: progress, a question (may slot X be
 // written now? the daemon asks the security service), and last the
-// outcome. A worker that ends without an outcome has crashed
+// outcome (Final). A worker that ends without one has crashed
 // (errdefs.ErrWorkerCrashed). A worker whose stdin closes (the daemon died)
 // cancels its job, which stays resumable.
 //
-// It must never talk to D-Bus or the service manager: everything outside
-// the engine goes through the daemon.
+// The worker never talks to D-Bus or the service manager: everything
+// outside the engine goes through the daemon.
 package worker
 
 import (
 	"context"
 	"errors"
 
-	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
 )
 
 // Mode is what a worker does.
@@ -60,24 +61,38 @@ type Request struct {
 	// AskBeforeWrite has the worker ask the daemon before it writes a slot
 	// (engine.Config.BeforeWrite).
 	AskBeforeWrite bool `json:"ask_before_write,omitempty"`
+	// Activate has the worker itself verify the new slot and make it the
+	// next boot with Tries tries, through an in-process security service:
+	// `upgraded --once --activate`, which has no D-Bus. The daemon's jobs
+	// never set it; securityd decides what boots.
+	Activate bool `json:"activate,omitempty"`
+	Tries    int  `json:"tries,omitempty"`
 }
 
-// event is one line on descriptor 3; exactly one field is set.
-type event struct {
-	Progress    *engine.Progress `json:"progress,omitempty"`
+// Event is one line on descriptor 3; exactly one field is set.
+type Event struct {
+	Progress    *report.Progress `json:"progress,omitempty"`
 	BeforeWrite layout.Slot      `json:"before_write,omitempty"`
-	Done        *outcome         `json:"done,omitempty"`
+	Done        *Final           `json:"done,omitempty"`
 }
 
-// outcome is the worker's last event.
-type outcome struct {
-	Result   *engine.Result `json:"result,omitempty"`
+// Final is the worker's last event: the outcome.
+type Final struct {
+	Result   *report.Result `json:"result,omitempty"`
 	UpToDate bool           `json:"up_to_date,omitempty"`
-	Error    *Error         `json:"error,omitempty"`
+	// Next is the next boot the job made (Request.Activate).
+	Next  *Activated `json:"next,omitempty"`
+	Error *Error     `json:"error,omitempty"`
 }
 
-// answer is the daemon's reply to a before_write event.
-type answer struct {
+// Activated is the slot a Request.Activate job made the next boot.
+type Activated struct {
+	Slot    layout.Slot    `json:"slot"`
+	Version layout.Version `json:"version"`
+}
+
+// Answer is the daemon's reply to a before_write event.
+type Answer struct {
 	Error *Error `json:"error,omitempty"`
 }
 
@@ -97,8 +112,8 @@ var classes = []error{
 	errdefs.ErrWorkerCrashed, context.Canceled, context.DeadlineExceeded,
 }
 
-// encodeError is err for the pipe (nil for nil).
-func encodeError(err error) *Error {
+// EncodeError is err for the pipe (nil for nil).
+func EncodeError(err error) *Error {
 	if err == nil {
 		return nil
 	}
@@ -111,8 +126,8 @@ func encodeError(err error) *Error {
 	return e
 }
 
-// decode is the error again, wrapping the same classes (nil for nil).
-func (e *Error) decode() error {
+// Decode is the error again, wrapping the same classes (nil for nil).
+func (e *Error) Decode() error {
 	if e == nil {
 		return nil
 	}

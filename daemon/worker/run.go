@@ -15,15 +15,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
 )
 
-// Runner starts workers: the daemon's own binary in worker mode.
+// Runner starts workers.
 type Runner struct {
-	Path string   // the executable (os.Executable)
-	Args []string // the arguments that select worker mode
+	Path string   // the worker's executable
+	Name string   // its argv[0] (default Path)
+	Args []string // arguments after argv[0]
 	// Env is the worker's environment (nil: the daemon's, less
 	// NOTIFY_SOCKET: only the daemon talks to the service manager).
 	Env []string
@@ -34,7 +35,7 @@ type Runner struct {
 
 // Handler receives a worker's events, on the goroutine that called Run.
 type Handler struct {
-	Progress func(engine.Progress)
+	Progress func(report.Progress)
 	// BeforeWrite answers the worker's question before it writes slot
 	// (Request.AskBeforeWrite).
 	BeforeWrite func(layout.Slot) error
@@ -42,8 +43,9 @@ type Handler struct {
 
 // Outcome is what a worker reported at its end, and what it cost.
 type Outcome struct {
-	Result   *engine.Result
+	Result   *report.Result
 	UpToDate bool
+	Next     *Activated // Request.Activate
 	Pid      int
 	PeakRSS  int64 // bytes (getrusage's ru_maxrss)
 }
@@ -76,8 +78,8 @@ func (r *Runner) Run(ctx context.Context, req Request, h Handler) (Outcome, erro
 	}
 	switch {
 	case o != nil:
-		out.Result, out.UpToDate = o.Result, o.UpToDate
-		return out, o.Error.decode()
+		out.Result, out.UpToDate, out.Next = o.Result, o.UpToDate, o.Next
+		return out, o.Error.Decode()
 	case ctx.Err() != nil:
 		return out, fmt.Errorf("worker pid %d stopped (%s): %w", out.Pid, exitText(waitErr), errdefs.ErrCancelled)
 	}
@@ -116,6 +118,9 @@ func (r *Runner) stopOnCancel(ctx context.Context, p *os.Process, reaped <-chan 
 // cmd is the worker's command, not started.
 func (r *Runner) cmd() *exec.Cmd {
 	cmd := exec.Command(r.Path, r.Args...)
+	if r.Name != "" {
+		cmd.Args[0] = r.Name
+	}
 	cmd.Env = r.Env
 	if cmd.Env == nil {
 		for _, kv := range os.Environ() {
@@ -155,11 +160,11 @@ func (r *Runner) start(req Request) (*exec.Cmd, io.WriteCloser, *os.File, error)
 }
 
 // read passes events to h until the outcome or the end of the stream.
-func read(events io.Reader, answers io.Writer, h Handler) (*outcome, error) {
+func read(events io.Reader, answers io.Writer, h Handler) (*Final, error) {
 	dec := json.NewDecoder(events)
 	enc := json.NewEncoder(answers)
 	for {
-		var e event
+		var e Event
 		if err := dec.Decode(&e); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil, nil
@@ -178,7 +183,7 @@ func read(events io.Reader, answers io.Writer, h Handler) (*outcome, error) {
 			if h.BeforeWrite != nil {
 				err = h.BeforeWrite(e.BeforeWrite)
 			}
-			_ = enc.Encode(answer{Error: encodeError(err)}) // a dead worker is seen on events
+			_ = enc.Encode(Answer{Error: EncodeError(err)}) // a dead worker is seen on events
 		}
 	}
 }
@@ -197,3 +202,32 @@ func exitText(err error) string {
 	}
 	return ee.Error()
 }
+
+// Pin returns a Runner that starts the executable at path as it is now,
+// whatever later replaces the file: it holds the file open and starts
+// /proc/self/fd/N, so a package upgrade that installs a new upgrade-worker
+// beside a running daemon cannot pair the daemon with a worker of another
+// version (the protocol is not versioned). The file stays open for the
+// life of the process.
+func Pin(path string) (*Runner, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode()&0111 == 0 {
+		f.Close()
+		return nil, fmt.Errorf("%s: not an executable file: %w", path, errdefs.ErrNotFound)
+	}
+	// exec runs an ELF file through a close-on-exec descriptor: the
+	// kernel opens it before it closes the descriptors.
+	pinned = append(pinned, f)
+	return &Runner{Path: fmt.Sprintf("/proc/self/fd/%d", f.Fd()), Name: path}, nil
+}
+
+// pinned keeps Pin's files open (and out of the collector's reach).
+var pinned []*os.File

@@ -7,18 +7,16 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
-	"sync"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
-	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
 )
 
 // modeEnv makes the test binary a worker that behaves as its value says.
@@ -38,7 +36,7 @@ func TestMain(m *testing.M) {
 		// Reports progress, then neither finishes nor heeds SIGTERM.
 		signal.Ignore(syscall.SIGTERM)
 		readRequest()
-		json.NewEncoder(os.NewFile(3, "events")).Encode(event{Progress: &engine.Progress{Phase: engine.PhaseDownloading, BytesDone: 1, BytesTotal: 2}})
+		json.NewEncoder(os.NewFile(3, "events")).Encode(Event{Progress: &report.Progress{Phase: report.PhaseDownloading, BytesDone: 1, BytesTotal: 2}})
 		select {}
 	case "error":
 		// Answers with the error its before_write question got back.
@@ -46,12 +44,10 @@ func TestMain(m *testing.M) {
 		dec := json.NewDecoder(os.Stdin)
 		var req Request
 		dec.Decode(&req)
-		json.NewEncoder(events).Encode(event{BeforeWrite: "b"})
-		var a answer
+		json.NewEncoder(events).Encode(Event{BeforeWrite: "b"})
+		var a Answer
 		dec.Decode(&a)
-		json.NewEncoder(events).Encode(event{Done: &outcome{Error: a.Error}})
-	case "priority":
-		printPriorities(Priority(os.Getenv("WORKER_TEST_PRIORITY")))
+		json.NewEncoder(events).Encode(Event{Done: &Final{Error: a.Error}})
 	}
 	os.Exit(0)
 }
@@ -59,36 +55,6 @@ func TestMain(m *testing.M) {
 func readRequest() {
 	var req Request
 	json.NewDecoder(os.Stdin).Decode(&req)
-}
-
-type prio struct{ Nice, IOClass int }
-
-// printPriorities lowers the process to p, starts threads, and prints the
-// priority of every thread it then has.
-func printPriorities(p Priority) {
-	if err := SetPriority(p); err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	var wg sync.WaitGroup
-	release := make(chan struct{})
-	for range 4 { // locked goroutines make the runtime start threads
-		wg.Go(func() {
-			runtime.LockOSThread()
-			<-release
-		})
-	}
-	time.Sleep(10 * time.Millisecond) // not a check: only lets the threads start
-	var out []prio
-	tids, _ := threads()
-	for _, tid := range tids {
-		n, io, err := ThreadPriority(tid)
-		if err == nil {
-			out = append(out, prio{n, io})
-		}
-	}
-	close(release)
-	json.NewEncoder(os.Stdout).Encode(out)
 }
 
 func runner(mode string) *Runner {
@@ -113,15 +79,15 @@ func TestCrash(t *testing.T) {
 // the grace, and the job ends as cancelled, not as a crash.
 func TestCancelKills(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var got []engine.Progress
-	_, err := runner("progress-then-hang").Run(ctx, Request{Mode: ModeUpgrade}, Handler{Progress: func(p engine.Progress) {
+	var got []report.Progress
+	_, err := runner("progress-then-hang").Run(ctx, Request{Mode: ModeUpgrade}, Handler{Progress: func(p report.Progress) {
 		got = append(got, p)
 		cancel()
 	}})
 	if !errors.Is(err, errdefs.ErrCancelled) || errors.Is(err, errdefs.ErrWorkerCrashed) {
 		t.Fatalf("Run = %v, want cancelled", err)
 	}
-	if diff := cmp.Diff([]engine.Progress{{Phase: engine.PhaseDownloading, BytesDone: 1, BytesTotal: 2}}, got); diff != "" {
+	if diff := cmp.Diff([]report.Progress{{Phase: report.PhaseDownloading, BytesDone: 1, BytesTotal: 2}}, got); diff != "" {
 		t.Errorf("progress (-want +got):\n%s", diff)
 	}
 }
@@ -144,42 +110,35 @@ func TestErrorClasses(t *testing.T) {
 	}
 }
 
-// TestSetPriority: the whole worker process is lowered, threads started
-// later included, while the caller's own priority stays.
-func TestSetPriority(t *testing.T) {
-	self, selfIO, err := ThreadPriority(unix.Gettid())
+// TestPin: a pinned worker runs the file as it was when pinned, even after
+// a package upgrade replaced it (here: by a script that cannot answer).
+func TestPin(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "upgrade-worker")
+	b, err := os.ReadFile(os.Args[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		p    Priority
-		want prio
-	}{
-		{Background, prio{max(BackgroundNice, self), 2}},
-		{Idle, prio{max(IdleNice, self), 3}},
-	} {
-		t.Run(string(tc.p), func(t *testing.T) {
-			cmd := runner("priority").cmd()
-			cmd.Env = append(cmd.Env, "WORKER_TEST_PRIORITY="+string(tc.p))
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("%v: %s", err, out)
-			}
-			var got []prio
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("%v: %s", err, out)
-			}
-			if len(got) < 5 {
-				t.Fatalf("only %d threads seen: %v", len(got), got)
-			}
-			for i, p := range got {
-				if p != tc.want {
-					t.Errorf("thread %d of %d: %+v, want %+v", i, len(got), p, tc.want)
-				}
-			}
-		})
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if n, io, _ := ThreadPriority(unix.Gettid()); n != self || io != selfIO {
-		t.Errorf("the caller changed: nice %d io %d, was %d %d", n, io, self, selfIO)
+	r, err := Pin(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := exe + ".new"
+	if err := os.WriteFile(next, []byte("#!/bin/sh\nexit 7\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, exe); err != nil {
+		t.Fatal(err)
+	}
+	r.Env = append(os.Environ(), modeEnv+"=error")
+	sent := fmt.Errorf("from the pinned worker: %w", errdefs.ErrNoSpace)
+	_, err = r.Run(context.Background(), Request{Mode: ModeUpgrade}, Handler{BeforeWrite: func(layout.Slot) error { return sent }})
+	if err == nil || err.Error() != sent.Error() {
+		t.Fatalf("Run = %v, want the pinned worker's answer %v", err, sent)
+	}
+	if _, err := Pin(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("Pin of a missing file succeeded")
 	}
 }

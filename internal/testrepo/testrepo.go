@@ -20,6 +20,7 @@ import (
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // Channel is the channel test repositories publish to.
@@ -75,7 +76,7 @@ func published(t testing.TB, n int) *Repo {
 		cache.dir, cache.repos = d, map[int]*Repo{}
 	}
 	base := filepath.Join(cache.dir, fmt.Sprint(n))
-	k, err := repo.GenerateKey()
+	k, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // peer runs tuf-js over the repository at url with the trusted metadata
@@ -82,7 +83,7 @@ func TestTufJS(t *testing.T) {
 	if _, err := os.Stat("node_modules/tuf-js"); err != nil {
 		t.Fatal("needs tuf-js: run `make test-tufjs` (npm ci in interop/tufjs)")
 	}
-	k1, err := repo.GenerateKey()
+	k1, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestTufJS(t *testing.T) {
 	staleURL := testrepo.Serve(t, http.FileServer(http.Dir(stale)))
 
 	// Root 2 moves every role to k2; version 2 is published with it.
-	k2, err := repo.GenerateKey()
+	k2, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"laptop.org/upgrade/errdefs"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // Flags are the export subcommand's arguments as given.
@@ -25,7 +25,7 @@ func Run(ctx context.Context, f Flags, w io.Writer) error {
 	}
 	o := Options{Repo: f.Repo, To: f.To}
 	var err error
-	if o.Root, o.Keys, err = repo.LoadTrust(filepath.Join(f.Keys, "root.json"), f.Keys); err != nil {
+	if o.Root, o.Keys, err = sigkey.LoadTrust(filepath.Join(f.Keys, "root.json"), f.Keys); err != nil {
 		return err
 	}
 	if o.Versions, err = ParseVersions(f.Versions); err != nil {

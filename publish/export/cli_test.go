@@ -10,6 +10,7 @@ import (
 	"laptop.org/upgrade/internal/testbus"
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // bins returns the directory of the built upgrade-publish and upgraded
@@ -24,7 +25,7 @@ func bins(t *testing.T) string {
 		t.Fatal(err)
 	}
 	d := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", d+"/", "./cmd/upgrade-publish", "./cmd/upgraded")
+	cmd := exec.Command("go", "build", "-o", d+"/", "./cmd/upgrade-publish", "./cmd/upgraded", "./cmd/upgrade-worker")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -49,7 +50,7 @@ func TestExportCommand(t *testing.T) {
 	bin := bins(t)
 	r := testrepo.New(t, 2)
 	keys := t.TempDir()
-	if err := os.WriteFile(filepath.Join(keys, "release.pub"), repo.MarshalPublic(r.Key.Public()), 0644); err != nil {
+	if err := os.WriteFile(filepath.Join(keys, "release.pub"), sigkey.MarshalPublic(r.Key.Public()), 0644); err != nil {
 		t.Fatal(err)
 	}
 	stick := filepath.Join(t.TempDir(), "stick")

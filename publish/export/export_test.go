@@ -21,6 +21,7 @@ import (
 	"laptop.org/upgrade/publish"
 	"laptop.org/upgrade/publish/export"
 	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 func TestMain(m *testing.M) {
@@ -174,7 +175,7 @@ func TestExportProvision(t *testing.T) {
 
 func TestExportRefuses(t *testing.T) {
 	r := testrepo.New(t, 2)
-	other, err := repo.GenerateKey()
+	other, err := sigkey.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"laptop.org/upgrade/internal/testrepo"
 	"laptop.org/upgrade/internal/testtree"
 	"laptop.org/upgrade/layout"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 )
 
 // bigSize is the size of an incompressible file that only version 2 has:
@@ -93,7 +93,7 @@ func newFixture(t *testing.T, out string) *fixture {
 		t.Fatal(err)
 	}
 	pub := f.repo.Key.Public()
-	if err := os.WriteFile(filepath.Join(f.keys, pub.ID+".pub"), repo.MarshalPublic(pub), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(f.keys, pub.ID+".pub"), sigkey.MarshalPublic(pub), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

@@ -30,7 +30,7 @@ import (
 	"laptop.org/upgrade/bootptr"
 	"laptop.org/upgrade/layout"
 	"laptop.org/upgrade/manifest"
-	"laptop.org/upgrade/repo"
+	"laptop.org/upgrade/repo/sigkey"
 	"laptop.org/upgrade/security"
 )
 
@@ -88,7 +88,7 @@ func run(check bool, want uint64) error {
 	}
 	exe, _ := os.Readlink("/proc/self/exe")
 	say("booted slot=%s exe=%s check=%t", booted, exe, check)
-	keys, err := repo.LoadKeyring(keysDir)
+	keys, err := sigkey.LoadKeyring(keysDir)
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}

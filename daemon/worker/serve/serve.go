@@ -1,4 +1,4 @@
-package worker
+package serve
 
 import (
 	"context"
@@ -12,21 +12,24 @@ import (
 	"syscall"
 	"time"
 
+	"laptop.org/upgrade/daemon/worker"
 	"laptop.org/upgrade/engine"
 	"laptop.org/upgrade/errdefs"
 	"laptop.org/upgrade/layout"
+	"laptop.org/upgrade/report"
+	"laptop.org/upgrade/security"
 )
 
 // progressEvery bounds the progress lines a worker writes: the engine
 // reports every item, and each line costs the daemon a wake-up.
 const progressEvery = 50 * time.Millisecond
 
-// Serve is the worker's side: it reads the Request from in, runs it, and
-// writes events to out. The job's own failure is the outcome it reports,
-// not Serve's error; Serve fails only when the pipe does.
+// Serve is the worker's side: it reads the worker.Request from in, runs
+// it, and writes events to out. The job's own failure is the outcome it
+// reports, not Serve's error; Serve fails only when the pipe does.
 func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	dec := json.NewDecoder(in)
-	var req Request
+	var req worker.Request
 	if err := dec.Decode(&req); err != nil {
 		return fmt.Errorf("worker request: %w", err)
 	}
@@ -35,14 +38,14 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := &writer{enc: json.NewEncoder(out), answers: make(chan answer, 1)}
+	w := &writer{enc: json.NewEncoder(out), answers: make(chan worker.Answer, 1)}
 	go func() {
 		// Answers come on stdin; its end means the daemon is gone, and a
 		// job nobody waits for stops (resumable, like a kill -9).
 		defer cancel()
 		defer close(w.answers)
 		for {
-			var a answer
+			var a worker.Answer
 			if err := dec.Decode(&a); err != nil {
 				return
 			}
@@ -51,30 +54,42 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	}()
 	o := run(ctx, req, w)
 	w.flush()
-	return w.send(event{Done: &o})
+	return w.send(worker.Event{Done: &o})
 }
 
 // run runs the request's job and returns its outcome.
-func run(ctx context.Context, req Request, w *writer) outcome {
-	cfg, err := req.Settings.Engine(nil)
+func run(ctx context.Context, req worker.Request, w *writer) worker.Final {
+	cfg, err := EngineConfig(req.Settings, nil)
 	if err != nil {
-		return outcome{Error: encodeError(err)}
+		return worker.Final{Error: worker.EncodeError(err)}
 	}
-	if req.Mode == ModeCheck {
+	if req.Mode == worker.ModeCheck {
 		res, upToDate, err := engine.Check(ctx, cfg, req.Version)
-		return outcome{Result: res, UpToDate: upToDate, Error: encodeError(err)}
+		return worker.Final{Result: res, UpToDate: upToDate, Error: worker.EncodeError(err)}
 	}
 	version := req.Version
 	if req.ApplyOnly {
 		if version, err = staged(ctx, cfg, version); err != nil {
-			return outcome{Error: encodeError(err)}
+			return worker.Final{Error: worker.EncodeError(err)}
 		}
 	}
 	if req.AskBeforeWrite {
 		cfg.BeforeWrite = w.ask
 	}
+	var sec *security.Service
+	if req.Activate {
+		sec = &security.Service{Root: cfg.Root, TrustedRoot: cfg.TrustedRoot, Keys: cfg.Keys, Policy: cfg.Policy, Tries: req.Tries, Logf: cfg.Logf}
+		cfg.BeforeWrite = sec.Invalidate
+	}
 	res, err := engine.Upgrade(ctx, cfg, engine.Options{Version: version, NewestOnly: req.NewestOnly, Job: req.Job, Progress: w.progress})
-	return outcome{Result: res, Error: encodeError(err)}
+	if err != nil || sec == nil {
+		return worker.Final{Result: res, Error: worker.EncodeError(err)}
+	}
+	got, err := sec.Activate(ctx, res.Slot, 0)
+	if err != nil {
+		return worker.Final{Result: res, Error: worker.EncodeError(err)}
+	}
+	return worker.Final{Result: res, Next: &worker.Activated{Slot: got.Slot, Version: got.Version}}
 }
 
 // staged checks that version (0: whatever the inactive slot holds) is built
@@ -85,7 +100,7 @@ func staged(ctx context.Context, cfg *engine.Config, version layout.Version) (la
 		if err != nil {
 			return 0, err
 		}
-		v, err := engine.InstalledVersion(cfg.Root, booted.Other())
+		v, err := cfg.Root.InstalledVersion(booted.Other())
 		if err != nil {
 			return 0, fmt.Errorf("nothing is staged in slot %s (upgrade --download-only stages a version): %w", booted.Other(), errdefs.ErrFailedPrecondition)
 		}
@@ -110,20 +125,20 @@ type writer struct {
 	enc     *json.Encoder
 	err     error
 	last    time.Time
-	phase   engine.Phase
-	pending *engine.Progress // the newest progress not yet written
+	phase   report.Phase
+	pending *report.Progress // the newest progress not yet written
 	timer   *time.Timer      // writes pending when its turn comes
 	done    bool             // flushed: nothing more is written
-	answers chan answer
+	answers chan worker.Answer
 }
 
-func (w *writer) send(e event) error {
+func (w *writer) send(e worker.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.sendLocked(e)
 }
 
-func (w *writer) sendLocked(e event) error {
+func (w *writer) sendLocked(e worker.Event) error {
 	if w.err == nil {
 		w.err = w.enc.Encode(e)
 	}
@@ -134,7 +149,7 @@ func (w *writer) sendLocked(e event) error {
 // every progressEvery. What the throttle holds back is written when its
 // turn comes even if no later progress follows: a download that stalls
 // must show the bytes it had reached, not those of 50 ms before.
-func (w *writer) progress(p engine.Progress) {
+func (w *writer) progress(p report.Progress) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
@@ -148,7 +163,7 @@ func (w *writer) progress(p engine.Progress) {
 		return
 	}
 	w.phase, w.last, w.pending = p.Phase, time.Now(), nil
-	_ = w.sendLocked(event{Progress: &p})
+	_ = w.sendLocked(worker.Event{Progress: &p})
 }
 
 // writePending writes the progress held back by the throttle.
@@ -158,7 +173,7 @@ func (w *writer) writePending() {
 	w.timer = nil
 	if w.pending != nil && !w.done {
 		w.last = time.Now()
-		_ = w.sendLocked(event{Progress: w.pending})
+		_ = w.sendLocked(worker.Event{Progress: w.pending})
 		w.pending = nil
 	}
 }
@@ -173,7 +188,7 @@ func (w *writer) flush() {
 		w.timer = nil
 	}
 	if w.pending != nil && !w.done {
-		_ = w.sendLocked(event{Progress: w.pending})
+		_ = w.sendLocked(worker.Event{Progress: w.pending})
 		w.pending = nil
 	}
 	w.done = true
@@ -181,14 +196,14 @@ func (w *writer) flush() {
 
 // ask has the daemon decide whether slot may be written now.
 func (w *writer) ask(slot layout.Slot) error {
-	if err := w.send(event{BeforeWrite: slot}); err != nil {
+	if err := w.send(worker.Event{BeforeWrite: slot}); err != nil {
 		return err
 	}
 	a, ok := <-w.answers
 	if !ok {
 		return fmt.Errorf("before writing slot %s: the daemon went away: %w", slot, errdefs.ErrCancelled)
 	}
-	return a.Error.decode()
+	return a.Error.Decode()
 }
 
 // Main is a worker process's life: the request on stdin, events on

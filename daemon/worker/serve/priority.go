@@ -1,4 +1,4 @@
-package worker
+package serve
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"laptop.org/upgrade/daemon/worker"
 )
 
 // Nice values and I/O priorities (ioprio_set(2), linux/ioprio.h; x/sys does
@@ -29,15 +31,15 @@ const (
 // thread the runtime starts later inherits it. It never raises a priority:
 // a worker started at a higher nice value keeps it. Priority is a courtesy,
 // so the caller logs a failure and runs on.
-func SetPriority(p Priority) error {
+func SetPriority(p worker.Priority) error {
 	var nice int32
 	var io uintptr
 	switch p {
-	case Foreground:
+	case worker.Foreground:
 		return nil
-	case Background:
+	case worker.Background:
 		nice, io = BackgroundNice, ioprioBELowest
-	case Idle:
+	case worker.Idle:
 		nice, io = IdleNice, ioprioIdle
 	default:
 		return fmt.Errorf("unknown priority %q", p)

@@ -1,4 +1,4 @@
-package worker
+package serve
 
 import (
 	"bytes"
@@ -10,7 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"laptop.org/upgrade/engine"
+	"laptop.org/upgrade/daemon/worker"
+	"laptop.org/upgrade/report"
 )
 
 // lockedBuffer is the event pipe: the writer's timer writes from its own
@@ -33,7 +34,7 @@ func (l *lockedBuffer) done(t *testing.T) []int64 {
 	defer l.mu.Unlock()
 	var out []int64
 	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		var e event
+		var e worker.Event
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatal(err)
 		}
@@ -51,9 +52,9 @@ func (l *lockedBuffer) done(t *testing.T) []int64 {
 func TestProgressHeldBackIsWritten(t *testing.T) {
 	var buf lockedBuffer
 	w := &writer{enc: json.NewEncoder(&buf)}
-	w.progress(engine.Progress{Phase: engine.PhaseDownloading, BytesDone: 1})
-	w.progress(engine.Progress{Phase: engine.PhaseDownloading, BytesDone: 2})
-	w.progress(engine.Progress{Phase: engine.PhaseDownloading, BytesDone: 3}) // then nothing more
+	w.progress(report.Progress{Phase: report.PhaseDownloading, BytesDone: 1})
+	w.progress(report.Progress{Phase: report.PhaseDownloading, BytesDone: 2})
+	w.progress(report.Progress{Phase: report.PhaseDownloading, BytesDone: 3}) // then nothing more
 	// On a busy machine the second may go out at once too; the last one
 	// must go out in any case.
 	last := func() int64 { d := buf.done(t); return d[len(d)-1] }
@@ -66,7 +67,7 @@ func TestProgressHeldBackIsWritten(t *testing.T) {
 		t.Fatalf("progress written: %v, want 1 first and 3 last", got)
 	}
 	w.flush()
-	w.progress(engine.Progress{Phase: engine.PhaseDownloading, BytesDone: 4})
+	w.progress(report.Progress{Phase: report.PhaseDownloading, BytesDone: 4})
 	w.writePending()
 	if d := cmp.Diff(got, buf.done(t)); d != "" {
 		t.Fatalf("progress after flush (-want +got):\n%s", d)
