@@ -270,7 +270,12 @@ func lastPhase(out string) string {
 	if m == nil {
 		return "starting"
 	}
-	return m[len(m)-1][1]
+	if p := m[len(m)-1][1]; p != "done" {
+		return p
+	}
+	// The worker verifies and activates after its engine reports done;
+	// upgraded prints what the slot holds only once that has ended.
+	return "activating"
 }
 
 // fsck checks the image after a clean power-off (the journal was replayed
