@@ -51,15 +51,19 @@ func TestBinaryDeps(t *testing.T) {
 			need: []string{"laptop.org/upgrade/dbusapi", "github.com/godbus/dbus/v5"},
 		},
 		{
-			// The daemon stays resident and only answers D-Bus: the engine
-			// and the downloader run in upgrade-worker (docs/architecture.md).
-			// It keeps netlink (netmon) to wait for a route to a mirror.
+			// The daemon stays resident and only answers D-Bus: the engine,
+			// the downloader, TUF's metadata and the in-process security
+			// service (--once --activate) run in upgrade-worker
+			// (docs/architecture.md). It keeps netlink (netmon) to wait for
+			// a route to a mirror, and reads the keys with repo/sigkey.
 			cmd: "upgraded",
 			forbid: []string{"net/http", "vendor/golang.org/x/net/http", "github.com/hashicorp/go-retryablehttp",
 				"laptop.org/upgrade/fetch", "laptop.org/upgrade/engine", "laptop.org/upgrade/delta",
-				"laptop.org/upgrade/publish", "laptop.org/upgrade/daemon/worker/serve"},
+				"laptop.org/upgrade/publish", "laptop.org/upgrade/daemon/worker/serve",
+				"laptop.org/upgrade/security",
+				"github.com/theupdateframework/go-tuf", "google.golang.org/protobuf"},
 			need: []string{"laptop.org/upgrade/daemon", "laptop.org/upgrade/daemon/bus", "laptop.org/upgrade/daemon/worker",
-				"laptop.org/upgrade/netmon", "github.com/vishvananda/netlink"},
+				"laptop.org/upgrade/repo/sigkey", "laptop.org/upgrade/netmon", "github.com/vishvananda/netlink"},
 		},
 		{
 			// The worker downloads and builds a slot, and speaks to no
