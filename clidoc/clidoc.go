@@ -2,6 +2,11 @@
 // run a cobra command tree (exit codes, usage errors, --version) and one
 // way to turn the same definitions into man pages and shell completion, so
 // that help, man pages and completion can never disagree.
+//
+// The page writer (cobra/doc, md2man and their markdown and YAML parsers)
+// is only in binaries built with the tag clidoc, which `make install` builds
+// to write the pages: the binaries it installs run without that code and
+// its package initialisation.
 package clidoc
 
 import (
@@ -15,6 +20,18 @@ import (
 
 	"laptop.org/upgrade/version"
 )
+
+// Docs says where a binary's pages go.
+type Docs struct {
+	Section string // man section of the binary: "1" for tools, "8" for daemons
+	// Extra pages from other definitions (upgraded.conf(5) from the config
+	// parser's key table): file name ("upgraded.conf.5") -> markdown.
+	Extra func() map[string]string
+}
+
+// docsCommand makes the hidden __docs command; docs.go sets it in a build
+// with the tag clidoc.
+var docsCommand func(root *cobra.Command, d Docs) *cobra.Command
 
 // Exit codes shared by every binary: 2 is a bad command line.
 const (
@@ -63,7 +80,9 @@ func Prepare(root *cobra.Command, docs Docs) {
 	// `completion` works but stays out of help and man pages: make install
 	// installs the bash completion itself.
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(docsCommand(root, docs))
+	if docsCommand != nil {
+		root.AddCommand(docsCommand(root, docs))
+	}
 	walk(root, func(c *cobra.Command) {
 		if c.RunE == nil {
 			return

@@ -1,3 +1,5 @@
+//go:build clidoc
+
 package clidoc
 
 import (
@@ -14,18 +16,12 @@ import (
 	"laptop.org/upgrade/version"
 )
 
-// Docs says where a binary's pages go.
-type Docs struct {
-	Section string // man section of the binary: "1" for tools, "8" for daemons
-	// Extra pages from other definitions (upgraded.conf(5) from the config
-	// parser's key table): file name ("upgraded.conf.5") -> markdown.
-	Extra func() map[string]string
-}
+func init() { docsCommand = newDocsCommand }
 
-// docsCommand is hidden: `make install` runs `BINARY __docs --man DIR
-// --completion DIR`, so the pages and completion come from the binary's own
-// command tree.
-func docsCommand(root *cobra.Command, d Docs) *cobra.Command {
+// newDocsCommand is hidden: `make install` runs `BINARY __docs --man DIR
+// --completion DIR` on a build with the tag clidoc, so the pages and
+// completion come from the binary's own command tree.
+func newDocsCommand(root *cobra.Command, d Docs) *cobra.Command {
 	var man, completion string
 	c := &cobra.Command{
 		Use:    "__docs",

@@ -92,6 +92,29 @@ func TestBinaryDeps(t *testing.T) {
 	}
 }
 
+// pageWriter is what writes man pages (clidoc's docs.go): only builds with
+// the tag clidoc, which make install-docs runs, link it. Its markdown and
+// YAML parsers allocate at init, so every start of a binary paid for them.
+var pageWriter = []string{"github.com/spf13/cobra/doc", "github.com/cpuguy83/go-md2man",
+	"github.com/russross/blackfriday", "go.yaml.in/yaml", "gopkg.in/yaml.v3"}
+
+// TestNoPageWriter: the installed binaries run without the page writer.
+func TestNoPageWriter(t *testing.T) {
+	for _, c := range []string{"upgraded", "upgrade-worker", "securityd", "upgradectl", "upgrade-publish"} {
+		imports := listDeps(t, "laptop.org/upgrade/cmd/"+c)
+		if _, ok := imports["github.com/spf13/cobra"]; !ok && c != "upgrade-worker" {
+			t.Errorf("cmd/%s does not link cobra: the test is looking at the wrong graph", c)
+		}
+		for _, p := range slices.Sorted(maps.Keys(imports)) {
+			for _, f := range pageWriter {
+				if p == f || strings.HasPrefix(p, f+"/") {
+					t.Errorf("cmd/%s links %s: %s", c, p, strings.Join(importChain(imports, "laptop.org/upgrade/cmd/"+c, p), " -> "))
+				}
+			}
+		}
+	}
+}
+
 // listDeps runs `go list -deps` on pkg as make build builds it (no cgo)
 // and returns every package it links with the packages each one imports.
 func listDeps(t *testing.T, pkg string) map[string][]string {
