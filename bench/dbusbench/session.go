@@ -21,9 +21,6 @@ type result struct {
 	idleP50, idleP99, p50, p99, peak, worker, after, seconds float64
 }
 
-// floorRSS is the idle RSS of idlebase, once measured (MiB).
-var floorRSS float64
-
 // sess is one session's processes and work directory.
 type sess struct {
 	o     opts
@@ -97,6 +94,7 @@ func (s *sess) startAll(first bool) {
 		fmt.Printf("BENCH idle_rss_mib %.2f MiB\n", idle)
 		// The parts: the Go heap and runtime, and the binary's pages (text and
 		// tables the kernel maps in, with fault-around, as code runs).
+		s.saveSmaps("upgraded-idle.smaps")
 		fmt.Printf("BENCH idle_rss_anon_mib %.2f MiB\n", anon)
 		fmt.Printf("BENCH idle_rss_file_mib %.2f MiB\n", file)
 	} else {
@@ -160,26 +158,16 @@ func (s *sess) run(tag string, env []string, ready, exe string, args ...string) 
 	return pid
 }
 
-// measureFloor prints the idle RSS of idlebase, a bare godbus service.
-func (s *sess) measureFloor() {
-	// The same build flags as `make build`.
-	exe := filepath.Join(s.w, "idlebase")
-	b := exec.Command("go", "build", "-trimpath", "-o", exe, "./bench/dbusbench/idlebase")
-	b.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := b.CombinedOutput(); err != nil {
-		s.fail("build idlebase: %v %s", err, out)
+// saveSmaps copies the daemon's smaps into the -logs directory as name:
+// where its memory is, mapping by mapping.
+func (s *sess) saveSmaps(name string) {
+	if s.o.logs == "" {
+		return
 	}
-	stop, fpid := start(s.w, "idlebase", s.env, exe)
-	if !waitLog(filepath.Join(s.w, "idlebase.log"), "ready") {
-		stop()
-		s.fail("idlebase did not start: %s", readFile(filepath.Join(s.w, "idlebase.log")))
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", s.pid)); err == nil {
+		_ = os.MkdirAll(s.o.logs, 0o755)
+		_ = os.WriteFile(filepath.Join(s.o.logs, name), b, 0o644)
 	}
-	idle, anon, file := idleRSS(fpid, s.o.samples)
-	stop()
-	fmt.Printf("BENCH idle_rss_floor_mib %.2f MiB\n", idle)
-	floorRSS = idle
-	fmt.Printf("BENCH idle_rss_floor_anon_mib %.2f MiB\n", anon)
-	fmt.Printf("BENCH idle_rss_floor_file_mib %.2f MiB\n", file)
 }
 
 // measure times GetAll on the idle daemon (the control), then during one
@@ -228,13 +216,7 @@ func (s *sess) measure() result {
 	var anon, file float64
 	res.after, anon, file = idleRSS(s.pid, 3)
 	log.Printf("after the job: RSS %.2f MiB (anon %.2f, file %.2f)", res.after, anon, file)
-	if s.o.logs != "" {
-		// Where the daemon's memory is, mapping by mapping.
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", s.pid)); err == nil {
-			_ = os.MkdirAll(s.o.logs, 0o755)
-			_ = os.WriteFile(filepath.Join(s.o.logs, "upgraded-after-job.smaps"), b, 0o644)
-		}
-	}
+	s.saveSmaps("upgraded-after-job.smaps")
 	res.worker = workerPeak(readFile(filepath.Join(s.w, "upgraded.log")))
 	// The job's worker process is niced, never the daemon that answers
 	// D-Bus: none of its threads may be.
