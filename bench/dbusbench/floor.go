@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -101,6 +102,8 @@ func (s *sess) spinners() func() {
 	var cmds []*exec.Cmd
 	for range runtime.NumCPU() {
 		c := exec.Command("chrt", "--idle", "0", self, "-spin")
+		// A bench that exits on a failure must not leave them spinning.
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := c.Start(); err != nil {
 			s.fail("spinner: %v", err)
 		}

@@ -95,6 +95,10 @@ func main() {
 	fmt.Printf("BENCH daemon_peak_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.peak }))
 	fmt.Printf("BENCH worker_peak_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.worker }))
 	fmt.Printf("BENCH idle_after_job_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.after }))
+	fmt.Printf("BENCH idle_after_calls_rss_mib %.2f MiB\n", med(func(r result) float64 { return r.calls }))
+	// What a job leaves in the daemon: its RSS after the job against its
+	// RSS after the control's calls alone, in the same session.
+	fmt.Printf("BENCH job_left_in_daemon_mib %.2f MiB\n", med(func(r result) float64 { return r.after - r.calls }))
 	fmt.Printf("BENCH upgrade_over_dbus_seconds %.2f s\n", med(func(r result) float64 { return r.seconds }))
 	// The targets of issue 15: answers during a job as fast as idle ones
 	// of the same session, and no memory kept after a job.

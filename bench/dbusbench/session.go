@@ -19,6 +19,7 @@ import (
 // result is one job's figures, in ms, MiB and s.
 type result struct {
 	idleP50, idleP99, p50, p99, peak, worker, after, seconds float64
+	calls                                                    float64 // idle RSS after the control's calls, before the job
 }
 
 // sess is one session's processes and work directory.
@@ -204,6 +205,9 @@ func (s *sess) measure() result {
 		time.Sleep(10 * time.Millisecond)
 	}
 	res.idleP50, res.idleP99 = pct(ctl, 50), pct(ctl, 99)
+	// The daemon idle again after those calls and before any job: what a
+	// job leaves is the difference with its RSS after the job.
+	res.calls, _, _ = idleRSS(s.pid, 3)
 	var job uint32
 	if err := obj.Call(name+".Upgrade", 0, "", map[string]dbus.Variant{}).Store(&job); err != nil {
 		s.fail("Upgrade: %v", err)
