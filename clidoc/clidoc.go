@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"laptop.org/upgrade/clidoc/plain"
 	"laptop.org/upgrade/version"
 )
 
@@ -35,9 +36,9 @@ var docsCommand func(root *cobra.Command, d Docs) *cobra.Command
 
 // Exit codes shared by every binary: 2 is a bad command line.
 const (
-	ExitOK    = 0
-	ExitFail  = 1
-	ExitUsage = 2
+	ExitOK    = plain.ExitOK
+	ExitFail  = plain.ExitFail
+	ExitUsage = plain.ExitUsage
 )
 
 // ExitError carries a specific exit code out of a command.
@@ -167,4 +168,16 @@ func NoArgs(c *cobra.Command, args []string) error {
 		return Usage("%s takes no arguments (got %q)", c.CommandPath(), args[0])
 	}
 	return nil
+}
+
+// FromPlain is c as a cobra command, prepared: what the docs build (tag
+// clidoc) of a binary whose command line is a plain.Command runs, so that its
+// man page and completion come from the same flag set as its --help.
+func FromPlain(c *plain.Command, docs Docs) *cobra.Command {
+	root := &cobra.Command{Use: c.Name, Short: c.Short, Long: c.Long, Args: NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.Run(cmd.Context()) }}
+	root.Flags().SortFlags = false
+	root.Flags().AddFlagSet(c.Flags)
+	Prepare(root, docs)
+	return root
 }

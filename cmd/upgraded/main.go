@@ -17,9 +17,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
-	"github.com/spf13/cobra"
 
-	"laptop.org/upgrade/clidoc"
+	"laptop.org/upgrade/clidoc/plain"
 	"laptop.org/upgrade/confine"
 	"laptop.org/upgrade/daemon"
 	"laptop.org/upgrade/daemon/bus"
@@ -58,19 +57,26 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("upgraded: ")
 	setupLogging()
-	code := clidoc.Execute(ctx, newRoot(), os.Args[1:], os.Stderr, nil)
+	c := newCommand()
+	var code int
+	if docsMain != nil && len(os.Args) > 1 && os.Args[1] == "__docs" {
+		code = docsMain(ctx, c)
+	} else {
+		code = c.Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }
 
-// newRoot is the daemon's command line (its man page, upgraded(8), and
-// upgraded.conf(5) come from the same definitions).
-func newRoot() *cobra.Command {
+// docsMain runs the docs build's __docs command (docs.go, tag clidoc); nil in
+// the installed binary.
+var docsMain func(context.Context, *plain.Command) int
+
+// newCommand is the daemon's command line (its man page, upgraded(8), and
+// upgraded.conf(5) come from the same definitions in the docs build).
+func newCommand() *plain.Command {
 	var f flags
-	cmd := &cobra.Command{
-		Use:   "upgraded",
-		Short: "the dual-slot upgrade daemon (D-Bus org.laptop.Upgrade1)",
-		Long: `upgraded owns org.laptop.Upgrade1 on the system bus and runs one upgrade at a time
+	c := plain.New("upgraded", "the dual-slot upgrade daemon (D-Bus org.laptop.Upgrade1)", `upgraded owns org.laptop.Upgrade1 on the system bus and runs one upgrade at a time
 into the inactive slot: it checks the signed index of its channel on the mirrors,
 clones the running slot, downloads only what changed, builds and verifies the new tree
 and hands it to the security service (securityd), which alone makes it the next boot.
@@ -85,13 +91,8 @@ the engine nor the network code.
 
 With --once it runs one upgrade in the foreground without D-Bus (image builders,
 recovery, benchmarks), in a worker too, and exits.`,
-		Args: clidoc.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return run(cmd.Context(), f)
-		},
-	}
-	fl := cmd.Flags()
-	fl.SortFlags = false
+		func(ctx context.Context) error { return run(ctx, f) })
+	fl := c.Flags
 	fl.StringVar(&f.root, "root", "/", "root prefix holding the slots")
 	fl.StringVar(&f.config, "config", "", "config file (default ROOT/etc/upgrade/upgraded.conf)")
 	fl.StringVar(&f.keys, "keys", "", "directory of trusted *.pub keys (overrides the config)")
@@ -104,10 +105,7 @@ recovery, benchmarks), in a worker too, and exits.`,
 	fl.DurationVar(&f.networkWait, "network-wait", 2*time.Minute, "how long to wait for a route to a mirror (before a job, and after a lost link)")
 	fl.StringVar(&f.worker, "worker", "", "the job worker's executable (default: upgrade-worker beside upgraded, else ../libexec/upgrade/upgrade-worker from it)")
 	fl.StringVar(&f.confine, "confine", string(confine.Auto), "Landlock self-confinement: required, auto (when the kernel has it) or off")
-	clidoc.Prepare(cmd, clidoc.Docs{Section: "8", Extra: func() map[string]string {
-		return map[string]string{"upgraded.conf.5": daemon.ConfigManual()}
-	}})
-	return cmd
+	return c
 }
 
 // settings merges the config file and the flags; the mirrors keep
