@@ -12,7 +12,6 @@ package plain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -42,7 +41,6 @@ type Command struct {
 func New(name, short, long string, run func(context.Context) error) *Command {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SortFlags = false
-	fs.SetOutput(io.Discard) // Execute reports errors itself, once
 	return &Command{Name: name, Short: short, Long: long, Flags: fs, Run: run}
 }
 
@@ -66,24 +64,27 @@ func (c *Command) flagsWithStandard() *pflag.FlagSet {
 	fs := pflag.NewFlagSet(c.Name, pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.AddFlagSet(c.Flags)
-	fs.BoolP("help", "h", false, "help for "+c.Name)
-	fs.BoolP("version", "v", false, "version for "+c.Name)
+	// As cobra does, the short forms only where the command left them free.
+	short := func(l string) string {
+		if fs.ShorthandLookup(l) != nil {
+			return ""
+		}
+		return l
+	}
+	fs.BoolP("help", short("h"), false, "help for "+c.Name)
+	fs.BoolP("version", short("v"), false, "version for "+c.Name)
 	return fs
 }
 
 // Execute parses args, runs the command and returns the exit code.
 func (c *Command) Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := c.flagsWithStandard()
-	fs.SetOutput(io.Discard)
+	fs.SetOutput(io.Discard) // errors are reported below, once
 	usage := func(err error) int {
 		fmt.Fprintf(stderr, "%s: %v\n\n%s", c.Name, err, c.Usage())
 		return ExitUsage
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprint(stdout, c.Help())
-			return ExitOK
-		}
 		return usage(err)
 	}
 	if h, _ := fs.GetBool("help"); h {

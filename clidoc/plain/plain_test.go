@@ -26,6 +26,7 @@ func TestExecute(t *testing.T) {
 		{[]string{"extra"}, 2, false, "", `tool: tool takes no arguments (got "extra")`},
 		{[]string{"--bogus"}, 2, false, "", "unknown flag: --bogus"},
 		{[]string{"--n", "x"}, 2, false, "", "invalid argument"},
+		{[]string{"-v"}, 0, true, "", ""}, // the command's own -v, not --version
 	} {
 		var ran bool
 		var fail bool
@@ -38,6 +39,7 @@ func TestExecute(t *testing.T) {
 		})
 		c.Flags.Int("n", 0, "a number")
 		c.Flags.BoolVar(&fail, "fail", false, "fail")
+		c.Flags.BoolP("verbose", "v", false, "more")
 		var out, errb bytes.Buffer
 		code := c.Execute(context.Background(), tc.args, &out, &errb)
 		if code != tc.code || ran != tc.ran || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errb.String(), tc.stderr) {
