@@ -19,7 +19,6 @@ type floor struct {
 	rss, afterCalls    float64 // idle RSS before and after serving calls (MiB)
 	idleP99, loadedP99 float64 // GetAll round trips (ms)
 	loadedVsIdle       float64
-	calls              int
 }
 
 // floorCalls is how many GetAll calls the floor serves in each half of its
