@@ -27,7 +27,7 @@ install-docs: build
 # the bash completion is there.
 .PHONY: docstest
 docstest: build
-	$(GO) vet -tags clidoc ./clidoc/ && $(GO) test -count=1 -tags clidoc ./clidoc/
+	$(GO) vet -tags clidoc ./clidoc/... ./cmd/... && $(GO) test -count=1 -tags clidoc ./clidoc/...
 	@d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
 	$(MAKE) --no-print-directory install DESTDIR=$$d PREFIX=/usr >/dev/null && \
 	for p in $$(sed -n 's/^Documentation=//p' systemd/units/* | tr ' ' '\n' | sed -n 's/^man:\(.*\)(\([0-9]\))$$/\1.\2/p' | sort -u) \
