@@ -46,6 +46,7 @@ func main() {
 	denv := flag.String("daemon-env", "", "extra environment for upgraded (e.g. GOMAXPROCS=3), for experiments")
 	floor := flag.Bool("floor", true, "also measure the idle RSS of bench/dbusbench/idlebase (a bare godbus service) as the floor")
 	logs := flag.String("logs", "", "copy the servers' logs into this directory at the end")
+	background := flag.Bool("background", false, "start the jobs as a timer does (option background): idle priority, one CPU left free")
 	runs := flag.Int("runs", 5, "upgrade jobs, each on a fresh root and fresh servers")
 	policy := flag.String("server-policy", "idle", "CPU policy of the repository's server process: idle (SCHED_IDLE, standing for another machine) or normal")
 	serveDir := flag.String("serve", "", "internal: be the repository server for this directory")
@@ -70,7 +71,7 @@ func main() {
 	}
 	abs := func(p string) string { a, err := filepath.Abs(p); check(err); return a }
 	*work, *bin = abs(*work), abs(*bin)
-	o := opts{work: *work, bin: *bin, samples: *samples, denv: *denv, floor: *floor, logs: *logs, serverPolicy: *policy}
+	o := opts{work: *work, bin: *bin, samples: *samples, denv: *denv, floor: *floor, background: *background, logs: *logs, serverPolicy: *policy}
 	// The job's figures vary from run to run far more than the idle ones
 	// (what else the two cores run, where the kernel's writeback falls):
 	// like every figure of make bench, they are medians of -runs jobs,
@@ -121,7 +122,7 @@ type opts struct {
 	work, bin, denv, logs string
 	serverPolicy          string
 	samples               int
-	floor                 bool
+	floor, background     bool
 }
 
 // workerPeak is the largest worker peak RSS the daemon logged ("worker pid

@@ -209,7 +209,11 @@ func (s *sess) measure() result {
 	// job leaves is the difference with its RSS after the job.
 	res.calls, _, _ = idleRSS(s.pid, 3)
 	var job uint32
-	if err := obj.Call(name+".Upgrade", 0, "", map[string]dbus.Variant{}).Store(&job); err != nil {
+	uopts := map[string]dbus.Variant{}
+	if s.o.background {
+		uopts["background"] = dbus.MakeVariant(true)
+	}
+	if err := obj.Call(name+".Upgrade", 0, "", uopts).Store(&job); err != nil {
 		s.fail("Upgrade: %v", err)
 	}
 	t0 := time.Now()

@@ -3,6 +3,7 @@ package serve
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -29,8 +30,9 @@ const (
 // SetPriority lowers the whole process to p: every thread it has now, with
 // SCHED_BATCH (no wake-up preemption of interactive threads), so that every
 // thread the runtime starts later inherits it. It never raises a priority:
-// a worker started at a higher nice value keeps it. Priority is a courtesy,
-// so the caller logs a failure and runs on.
+// a worker started at a higher nice value keeps it. Idle also leaves one of
+// the process's CPUs to the rest of the system (see spareCPU). Priority is a
+// courtesy, so the caller logs a failure and runs on.
 func SetPriority(p worker.Priority) error {
 	var nice int32
 	var io uintptr
@@ -43,6 +45,10 @@ func SetPriority(p worker.Priority) error {
 		nice, io = IdleNice, ioprioIdle
 	default:
 		return fmt.Errorf("unknown priority %q", p)
+	}
+	cpus, err := spareCPU(p)
+	if err != nil {
+		return err
 	}
 	// A thread started from one not yet lowered would escape: go over
 	// the list until a pass finds no new thread.
@@ -58,15 +64,43 @@ func SetPriority(p worker.Priority) error {
 				continue
 			}
 			done[tid], more = true, true
-			if err := lower(tid, nice, io); err != nil {
+			if err := lower(tid, nice, io, cpus); err != nil {
 				return err
 			}
 		}
 	}
+	if cpus != nil {
+		runtime.GOMAXPROCS(cpus.Count())
+	}
 	return nil
 }
 
-func lower(tid int, nice int32, io uintptr) error {
+// spareCPU is the CPU set of an idle worker: the process's own, less its
+// lowest CPU, when it has two or more. A timer's job, which nobody waits
+// for, then never has every core busy: the daemon's D-Bus answers and the
+// desktop always find a CPU that only has to wake up, where a busy core
+// (even one running niced, batch threads) delays each of the several
+// wake-ups of a D-Bus round trip. nil means no change.
+func spareCPU(p worker.Priority) (*unix.CPUSet, error) {
+	if p != worker.Idle {
+		return nil, nil
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("affinity: %w", err)
+	}
+	if set.Count() < 2 {
+		return nil, nil
+	}
+	for cpu := 0; ; cpu++ {
+		if set.IsSet(cpu) {
+			set.Clear(cpu)
+			return &set, nil
+		}
+	}
+}
+
+func lower(tid int, nice int32, io uintptr, cpus *unix.CPUSet) error {
 	old, err := unix.SchedGetAttr(tid, 0)
 	if err != nil {
 		return nil // the thread ended meanwhile
@@ -77,6 +111,11 @@ func lower(tid int, nice int32, io uintptr) error {
 	}
 	if _, _, e := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), io); e != 0 {
 		return fmt.Errorf("thread %d: ioprio: %w", tid, e)
+	}
+	if cpus != nil {
+		if err := unix.SchedSetaffinity(tid, cpus); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("thread %d: affinity: %w", tid, err)
+		}
 	}
 	return nil
 }

@@ -27,7 +27,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type prio struct{ Nice, IOClass int }
+// prio is a thread's priority and the number of CPUs it may run on;
+// Procs is the process's GOMAXPROCS.
+type prio struct{ Nice, IOClass, CPUs, Procs int }
 
 // printPriorities lowers the process to p, starts threads, and prints the
 // priority of every thread it then has.
@@ -49,8 +51,9 @@ func printPriorities(p worker.Priority) {
 	tids, _ := threads()
 	for _, tid := range tids {
 		n, io, err := ThreadPriority(tid)
-		if err == nil {
-			out = append(out, prio{n, io})
+		var set unix.CPUSet
+		if err == nil && unix.SchedGetaffinity(tid, &set) == nil {
+			out = append(out, prio{n, io, set.Count(), runtime.GOMAXPROCS(0)})
 		}
 	}
 	close(release)
@@ -58,18 +61,27 @@ func printPriorities(p worker.Priority) {
 }
 
 // TestSetPriority: the whole worker process is lowered, threads started
-// later included, while the caller's own priority stays.
+// later included, while the caller's own priority stays. An idle worker
+// leaves one CPU, and runs as many Ps as it has CPUs.
 func TestSetPriority(t *testing.T) {
 	self, selfIO, err := ThreadPriority(unix.Gettid())
 	if err != nil {
 		t.Fatal(err)
 	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	cpus := set.Count()
+	if cpus < 2 {
+		t.Logf("one CPU: the idle worker cannot leave one, and must not try")
+	}
 	for _, tc := range []struct {
 		p    worker.Priority
 		want prio
 	}{
-		{worker.Background, prio{max(BackgroundNice, self), 2}},
-		{worker.Idle, prio{max(IdleNice, self), 3}},
+		{worker.Background, prio{max(BackgroundNice, self), 2, cpus, runtime.GOMAXPROCS(0)}},
+		{worker.Idle, prio{max(IdleNice, self), 3, max(1, cpus-1), max(1, cpus-1)}},
 	} {
 		t.Run(string(tc.p), func(t *testing.T) {
 			cmd := exec.Command(os.Args[0])
