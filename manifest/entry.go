@@ -63,7 +63,9 @@ const (
 // TrackedXattrs are the attribute names a manifest may carry, sorted (an
 // entry lists its xattrs in this order). A manifest made before the ACLs
 // were tracked lists none and stays valid.
-var TrackedXattrs = []string{XattrCapability, XattrACLAccess, XattrACLDefault}
+var TrackedXattrs = trackedNames[:]
+
+var trackedNames = [...]string{XattrCapability, XattrACLAccess, XattrACLDefault}
 
 // Entry is one path of a tree.
 type Entry struct {

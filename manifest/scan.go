@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 
 	"golang.org/x/sync/errgroup"
@@ -175,8 +177,52 @@ func ReadXattrs(p string) ([]Xattr, error) {
 }
 
 // ReadXattrsFd reads the tracked attributes of an open file or directory.
+// One flistxattr tells which it has: most files have none.
 func ReadXattrsFd(fd int) ([]Xattr, error) {
-	return readXattrs(func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
+	buf := make([]byte, 4096)
+	has := TrackedOnFd(fd, buf)
+	return readXattrs(func(name string, buf []byte) (int, error) {
+		if has.Has(name) {
+			return unix.Fgetxattr(fd, name, buf)
+		}
+		return 0, unix.ENODATA
+	})
+}
+
+// XattrSet is a set of TrackedXattrs, bit i for TrackedXattrs[i].
+type XattrSet uint
+
+// AllTracked is the set of every tracked name: what to assume of a file
+// whose list could not be read.
+const AllTracked XattrSet = 1<<len(trackedNames) - 1
+
+// Has reports whether name is in the set; an untracked name never is.
+func (s XattrSet) Has(name string) bool {
+	i := slices.Index(TrackedXattrs, name)
+	return i >= 0 && s&(1<<i) != 0
+}
+
+// TrackedOnFd lists the attributes of the open file fd once, into buf, and
+// returns the tracked ones it may have. Asking each tracked name instead
+// costs a syscall that fails, for almost every file. A list that does not
+// fit buf, or fails, gives AllTracked: the caller then asks each name.
+func TrackedOnFd(fd int, buf []byte) XattrSet {
+	n, err := unix.Flistxattr(fd, buf)
+	switch {
+	case errors.Is(err, unix.ENOTSUP):
+		return 0
+	case err != nil:
+		return AllTracked
+	}
+	var set XattrSet
+	for list := buf[:n]; len(list) > 0; {
+		name, rest, _ := bytes.Cut(list, []byte{0})
+		if i := slices.Index(TrackedXattrs, string(name)); i >= 0 {
+			set |= 1 << i
+		}
+		list = rest
+	}
+	return set
 }
 
 func readXattrs(get func(string, []byte) (int, error)) ([]Xattr, error) {

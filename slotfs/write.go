@@ -57,8 +57,11 @@ func (r *Root) SetDirXattrs(rel string, xs []manifest.Xattr) error {
 	return SetXattrs(fd, xs)
 }
 
-// SetXattrs makes the tracked xattrs of fd exactly xs.
+// SetXattrs makes the tracked xattrs of fd exactly xs. Only those fd has
+// are removed: a new file usually has none.
 func SetXattrs(fd int, xs []manifest.Xattr) error {
+	var buf [256]byte
+	on := manifest.TrackedOnFd(fd, buf[:])
 	for _, name := range manifest.TrackedXattrs {
 		var val []byte
 		found := false
@@ -71,6 +74,8 @@ func SetXattrs(fd int, xs []manifest.Xattr) error {
 			if err := unix.Fsetxattr(fd, name, val, 0); err != nil {
 				return fmt.Errorf("setxattr %s: %w", name, err)
 			}
+		} else if !on.Has(name) {
+			continue
 		} else if err := unix.Fremovexattr(fd, name); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
 			return fmt.Errorf("removexattr %s: %w", name, err)
 		}

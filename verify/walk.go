@@ -195,8 +195,12 @@ func (v *verifier) content(fd int, k int32, buf []byte) {
 // reads): reading into it allocates nothing for the common file without
 // any.
 func (v *verifier) xattrs(fd int, e *manifest.Entry, buf []byte) bool {
+	on := manifest.TrackedOnFd(fd, buf[:4096])
 	for _, name := range manifest.TrackedXattrs {
-		n, err := unix.Fgetxattr(fd, name, buf[:4096])
+		n, err := 0, error(unix.ENODATA)
+		if on.Has(name) {
+			n, err = unix.Fgetxattr(fd, name, buf[:4096])
+		}
 		has := err == nil
 		if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
 			v.bad(e.Path, "read xattrs: xattr %s: %v", name, err)
