@@ -53,7 +53,7 @@ bench-quarter: bench-go bench-deb
 # Needs bench-go's repository and provisioned root.
 bench-dbus: build
 	@test -e $(BENCH_DIR)/work-go/state0 || $(MAKE) bench-go
-	@$(BENCH_TEE) $(GO) run ./bench/dbusbench -work $(BENCH_DIR)/work-go -bin $(BIN) | tee $(BENCH_LOG)/dbus.txt
+	@$(BENCH_TEE) $(GO) run ./bench/dbusbench -work $(BENCH_DIR)/work-go -bin $(BIN) -timer-runs 3 | tee $(BENCH_LOG)/dbus.txt
 
 bench-scale:
 	@$(BENCH_TEE) $(GO) run ./bench/scalebench -work $(BENCH_DIR)/scale -runs $(BENCH_RUNS) \

@@ -46,7 +46,7 @@ func main() {
 	denv := flag.String("daemon-env", "", "extra environment for upgraded (e.g. GOMAXPROCS=3), for experiments")
 	floor := flag.Bool("floor", true, "also measure the idle RSS of bench/dbusbench/idlebase (a bare godbus service) as the floor")
 	logs := flag.String("logs", "", "copy the servers' logs into this directory at the end")
-	background := flag.Bool("background", false, "start the jobs as a timer does (option background): idle priority, one CPU left free")
+	timerRuns := flag.Int("timer-runs", 0, "also this many jobs started as a timer does (option background: idle priority, one CPU left free), interleaved with the others")
 	runs := flag.Int("runs", 5, "upgrade jobs, each on a fresh root and fresh servers")
 	policy := flag.String("server-policy", "idle", "CPU policy of the repository's server process: idle (SCHED_IDLE, standing for another machine) or normal")
 	serveDir := flag.String("serve", "", "internal: be the repository server for this directory")
@@ -71,24 +71,31 @@ func main() {
 	}
 	abs := func(p string) string { a, err := filepath.Abs(p); check(err); return a }
 	*work, *bin = abs(*work), abs(*bin)
-	o := opts{work: *work, bin: *bin, samples: *samples, denv: *denv, floor: *floor, background: *background, logs: *logs, serverPolicy: *policy}
+	o := opts{work: *work, bin: *bin, samples: *samples, denv: *denv, floor: *floor, logs: *logs, serverPolicy: *policy}
 	// The job's figures vary from run to run far more than the idle ones
 	// (what else the two cores run, where the kernel's writeback falls):
 	// like every figure of make bench, they are medians of -runs jobs,
 	// each on a fresh copy of the root with fresh servers.
-	var rs []result
-	for i := range *runs {
-		r := session(o, i == 0)
-		log.Printf("run %d: GetAll p50 %.3f ms, p99 %.3f ms (idle p99 %.3f ms)", i+1, r.p50, r.p99, r.idleP99)
-		rs = append(rs, r)
-	}
-	med := func(f func(result) float64) float64 {
-		var xs []float64
-		for _, r := range rs {
-			xs = append(xs, f(r))
+	var rs, timer []result
+	for i := range max(*runs, *timerRuns) {
+		if i < *runs {
+			r := session(o, i == 0)
+			log.Printf("run %d: GetAll p50 %.3f ms, p99 %.3f ms (idle p99 %.3f ms)", i+1, r.p50, r.p99, r.idleP99)
+			rs = append(rs, r)
 		}
-		return median(xs)
+		if i < *timerRuns {
+			to := o
+			to.background = true
+			r := session(to, i == 0 && *runs == 0)
+			log.Printf("timer run %d: GetAll p50 %.3f ms, p99 %.3f ms (idle p99 %.3f ms)", i+1, r.p50, r.p99, r.idleP99)
+			timer = append(timer, r)
+		}
 	}
+	printTimer(timer)
+	if len(rs) == 0 {
+		return
+	}
+	med := func(f func(result) float64) float64 { return medianOf(rs, f) }
 	fmt.Printf("BENCH dbus_getall_idle_p50_ms %.3f ms\n", med(func(r result) float64 { return r.idleP50 }))
 	fmt.Printf("BENCH dbus_getall_idle_p99_ms %.3f ms\n", med(func(r result) float64 { return r.idleP99 }))
 	fmt.Printf("BENCH dbus_getall_p50_ms %.3f ms\n", med(func(r result) float64 { return r.p50 }))
@@ -116,6 +123,30 @@ func main() {
 		fmt.Printf("BENCH dbus_getall_p99_vs_idle_over_floor %.3f x\n", med(func(r result) float64 { return r.p99 / r.idleP99 })/f.loadedVsIdle)
 	}
 	fmt.Printf("BENCH dbus_runs %d jobs (figures are medians)\n", len(rs))
+}
+
+// printTimer prints the figures of the jobs started as a timer starts them
+// (none without -timer-runs): the daemon's answers while an idle-priority
+// worker leaves a CPU free, against the idle answers of the same sessions.
+func printTimer(rs []result) {
+	if len(rs) == 0 {
+		return
+	}
+	med := func(f func(result) float64) float64 { return medianOf(rs, f) }
+	fmt.Printf("BENCH dbus_timer_getall_p99_ms %.3f ms\n", med(func(r result) float64 { return r.p99 }))
+	fmt.Printf("BENCH dbus_timer_getall_idle_p99_ms %.3f ms\n", med(func(r result) float64 { return r.idleP99 }))
+	fmt.Printf("BENCH dbus_timer_getall_p99_vs_idle %.3f x\n", med(func(r result) float64 { return r.p99 / r.idleP99 }))
+	fmt.Printf("BENCH upgrade_over_dbus_timer_seconds %.2f s\n", med(func(r result) float64 { return r.seconds }))
+	fmt.Printf("BENCH dbus_timer_runs %d jobs (figures are medians)\n", len(rs))
+}
+
+// medianOf is the median of f over rs.
+func medianOf(rs []result, f func(result) float64) float64 {
+	var xs []float64
+	for _, r := range rs {
+		xs = append(xs, f(r))
+	}
+	return median(xs)
 }
 
 type opts struct {
