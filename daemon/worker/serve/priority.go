@@ -70,10 +70,15 @@ func SetPriority(p worker.Priority) error {
 		}
 	}
 	if cpus != nil {
-		runtime.GOMAXPROCS(cpus.Count())
+		runtime.GOMAXPROCS(idleProcs(runtime.GOMAXPROCS(0), cpus.Count()))
 	}
 	return nil
 }
+
+// idleProcs is an idle worker's GOMAXPROCS: no more than the CPUs it keeps,
+// and never more than it had (a GOMAXPROCS from the environment, or the
+// runtime's own from a cgroup's CPU limit).
+func idleProcs(cur, cpus int) int { return max(1, min(cur, cpus)) }
 
 // spareCPU is the CPU set of an idle worker: the process's own, less its
 // lowest CPU, when it has two or more. A timer's job, which nobody waits

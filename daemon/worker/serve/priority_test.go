@@ -81,7 +81,7 @@ func TestSetPriority(t *testing.T) {
 		want prio
 	}{
 		{worker.Background, prio{max(BackgroundNice, self), 2, cpus, runtime.GOMAXPROCS(0)}},
-		{worker.Idle, prio{max(IdleNice, self), 3, max(1, cpus-1), max(1, cpus-1)}},
+		{worker.Idle, prio{max(IdleNice, self), 3, max(1, cpus-1), idleProcs(runtime.GOMAXPROCS(0), max(1, cpus-1))}},
 	} {
 		t.Run(string(tc.p), func(t *testing.T) {
 			cmd := exec.Command(os.Args[0])
@@ -106,5 +106,20 @@ func TestSetPriority(t *testing.T) {
 	}
 	if n, io, _ := ThreadPriority(unix.Gettid()); n != self || io != selfIO {
 		t.Errorf("the caller changed: nice %d io %d, was %d %d", n, io, self, selfIO)
+	}
+}
+
+// TestIdleProcs: an idle worker's GOMAXPROCS follows the CPUs it keeps down,
+// never up past what it was given.
+func TestIdleProcs(t *testing.T) {
+	for _, tc := range []struct{ cur, cpus, want int }{
+		{8, 3, 3}, // the default, one per CPU: one fewer
+		{1, 3, 1}, // GOMAXPROCS=1 from the environment stays
+		{2, 7, 2}, // a cgroup's limit of two stays
+		{4, 0, 1}, // never zero
+	} {
+		if got := idleProcs(tc.cur, tc.cpus); got != tc.want {
+			t.Errorf("idleProcs(%d, %d) = %d, want %d", tc.cur, tc.cpus, got, tc.want)
+		}
 	}
 }
